@@ -1,0 +1,57 @@
+# pingpong: `make run` serves on 127.0.0.1:8080, `make test` runs everything.
+# Both set themselves up from nothing (a venv from constraints.txt; `make test`
+# also installs the system packages and validation tools the suite needs).
+
+PYTHON ?= python3
+VENV   := .venv
+TOOLS  := .tools-venv
+BIN    := $(VENV)/bin
+NPM_TOOLS := $(wildcard tools/*/package-lock.json)
+export PATH := $(CURDIR)/$(TOOLS)/bin:$(foreach d,$(dir $(NPM_TOOLS)),$(CURDIR)/$(d)node_modules/.bin:)$(PATH)
+
+.PHONY: run test lint unit tools system-deps bench lock clean
+
+run: $(VENV)/.installed
+	$(BIN)/pingpong serve
+
+test: system-deps $(VENV)/.installed tools lint
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest tests/unit
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+tools: $(if $(wildcard tools/requirements.txt),$(TOOLS)/.installed) \
+       $(NPM_TOOLS:package-lock.json=node_modules/.installed)
+
+$(TOOLS)/.installed: tools/requirements.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet -r tools/requirements.txt
+	touch $@
+
+tools/%/node_modules/.installed: tools/%/package-lock.json
+	npm ci --prefix tools/$* --no-audit --no-fund --loglevel=error
+	touch $@
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	(echo "# Every Python dependency (runtime and dev), pinned. Refresh: make lock"; \
+	 .lock-venv/bin/pip freeze --exclude-editable) > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) $(TOOLS) tools/*/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The framework-free throttling core: rates, algorithms, policies, storage."""

@@ -1,0 +1,1 @@
+"""The HTTP layer: one ASGI callable, no framework."""

@@ -1,0 +1,189 @@
+"""The HTTP contract, over a real socket to a real `pingpong serve`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pingpong.http.app import ROUTES
+from tests.conftest import wait_until
+
+
+def test_ping_pong_headers_and_429(pingpong) -> None:
+    server = pingpong("--limit", "3/10s")
+    responses = [httpx.get(server.url + "/ping") for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    ok = responses[0]
+    assert ok.text == "pong"
+    assert ok.headers["content-type"].startswith("text/plain")
+    assert ok.headers["ratelimit-policy"] == '"default";q=3;w=10'
+    assert [r.headers["ratelimit"] for r in responses[:3]] == [
+        '"default";r=2;t=4', '"default";r=1;t=7', '"default";r=0;t=10',
+    ]  # fmt: skip
+    limited = responses[3]
+    assert limited.headers["content-type"] == "application/problem+json"
+    retry = int(limited.headers["retry-after"])
+    assert retry == 4  # the next conforming time is 3.33 s away
+    body = limited.json()
+    assert body["status"] == 429 and body["policy"] == "default" and body["title"]
+    assert "retry in 4 s" in body["detail"]
+    assert limited.headers["ratelimit"].startswith('"default";r=0;')
+
+
+def test_head_ping_has_no_body(pingpong) -> None:
+    server = pingpong()
+    response = httpx.head(server.url + "/ping")
+    assert response.status_code == 200 and response.content == b""
+    assert response.headers["content-length"] == "4"
+
+
+def test_retry_after_is_honest_over_http(pingpong) -> None:
+    server = pingpong("--limit", "2/second", "--burst", "1")
+    assert httpx.get(server.url + "/ping").status_code == 200
+    limited = httpx.get(server.url + "/ping")
+    assert limited.status_code == 429
+    time.sleep(int(limited.headers["retry-after"]))
+    assert httpx.get(server.url + "/ping").status_code == 200
+
+
+def test_other_endpoints_are_never_throttled(pingpong) -> None:
+    server = pingpong(
+        "--limit", "1/hour", env={"PINGPONG_SLOT": "green", "PINGPONG_COMMIT": "abc123"}
+    )
+    httpx.get(server.url + "/ping")
+    for _ in range(5):
+        for path in ("/healthz", "/readyz", "/version", "/openapi.json", "/metrics"):
+            assert httpx.get(server.url + path).status_code == 200, path
+    version = httpx.get(server.url + "/version").json()
+    assert version["slot"] == "green" and version["commit"] == "abc123" and version["version"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/nope", 404),
+        ("GET", "/ping/extra", 404),
+        ("POST", "/ping", 405),
+        ("DELETE", "/healthz", 405),
+        ("PUT", "/version", 405),
+        ("OPTIONS", "/ping", 405),
+    ],
+)
+def test_unknown_paths_and_wrong_methods(
+    pingpong_shared, method: str, path: str, status: int
+) -> None:
+    response = httpx.request(method, pingpong_shared.url + path)
+    assert response.status_code == status
+    if status == 405:
+        assert response.headers["allow"] == "GET, HEAD"
+
+
+def test_openapi_describes_exactly_the_routes(pingpong_shared) -> None:
+    document = httpx.get(pingpong_shared.url + "/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) == set(ROUTES)
+    for path, operations in document["paths"].items():
+        assert set(operations) == {"get", "head"}
+        response = httpx.get(pingpong_shared.url + path)
+        assert str(response.status_code) in operations["get"]["responses"], path
+
+
+def test_spoofed_forwarded_for_from_untrusted_peer_changes_nothing(pingpong) -> None:
+    server = pingpong("--limit", "2/minute")
+    codes = [
+        httpx.get(server.url + "/ping", headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code
+        for i in range(4)
+    ]
+    assert codes == [200, 200, 429, 429]
+
+
+def test_trusted_proxy_forwarded_for_identifies_clients(pingpong) -> None:
+    server = pingpong("--limit", "1/minute", "--trusted-proxy", "127.0.0.0/8")
+    get = lambda xff: httpx.get(server.url + "/ping", headers={"X-Forwarded-For": xff}).status_code  # noqa: E731
+    assert get("198.51.100.1") == 200
+    assert get("198.51.100.2") == 200
+    assert get("198.51.100.1") == 429
+    assert get("6.6.6.6, 198.51.100.1") == 429  # prepending a spoof does not escape
+
+
+def test_api_key_tiers(pingpong, tmp_path: Path) -> None:
+    digest = hashlib.sha256(b"gold-key-1").hexdigest()
+    config = tmp_path / "pingpong.yaml"
+    config.write_text(
+        f"""
+policies:
+  - {{name: per-ip, rate: 1/minute}}
+api_keys:
+  header: X-API-Key
+  tiers:
+    - {{name: gold, rate: 3/minute, keys: ["sha256:{digest}"]}}
+"""
+    )
+    server = pingpong("--config", str(config))
+    gold = [httpx.get(server.url + "/ping", headers={"X-API-Key": "gold-key-1"}) for _ in range(4)]
+    assert [r.status_code for r in gold] == [200, 200, 200, 429]
+    assert gold[0].headers["ratelimit-policy"] == '"gold";q=3;w=60'
+    unknown = [httpx.get(server.url + "/ping", headers={"X-API-Key": "guess"}) for _ in range(2)]
+    assert [r.status_code for r in unknown] == [200, 429]  # falls back to per-ip
+    assert unknown[0].headers["ratelimit-policy"] == '"per-ip";q=1;w=60'
+    metrics = httpx.get(server.url + "/metrics").text
+    assert "gold-key-1" not in metrics and digest not in metrics
+    assert "gold-key-1" not in server.output()
+
+
+def test_several_policies_and_shadow(pingpong, tmp_path: Path) -> None:
+    config = tmp_path / "pingpong.yaml"
+    config.write_text(
+        """
+policies:
+  - {name: per-ip, rate: 5/minute}
+  - {name: everyone, key: global, rate: 100/minute}
+  - {name: trial, rate: 1/minute, shadow: true}
+"""
+    )
+    server = pingpong("--config", str(config))
+    responses = [httpx.get(server.url + "/ping") for _ in range(6)]
+    assert [r.status_code for r in responses] == [200] * 5 + [429]
+    assert responses[0].headers["ratelimit-policy"] == '"per-ip";q=5;w=60, "everyone";q=100;w=60'
+    assert responses[5].headers["ratelimit-policy"] == '"per-ip";q=5;w=60'
+    metrics = httpx.get(server.url + "/metrics").text
+    assert (
+        'pingpong_ratelimit_decisions_total{decision="shadow_limited",policy="trial"} 4.0'
+        in metrics
+    )
+    assert 'pingpong_ratelimit_decisions_total{decision="allowed",policy="everyone"} 5.0' in metrics
+    assert 'pingpong_ratelimit_decisions_total{decision="limited",policy="per-ip"} 1.0' in metrics
+
+
+def test_sighup_reloads_and_refuses_a_bad_config(pingpong, tmp_path: Path) -> None:
+    config = tmp_path / "pingpong.yaml"
+    config.write_text("policies: [{name: first, rate: 1/minute}]\n")
+    server = pingpong("--config", str(config))
+    assert httpx.get(server.url + "/ping").headers["ratelimit-policy"] == '"first";q=1;w=60'
+    config.write_text("policies: [{name: second, rate: 50/minute}]\n")
+    server.signal(signal.SIGHUP)
+    wait_until(lambda: "second" in httpx.get(server.url + "/ping").headers["ratelimit-policy"])
+    config.write_text("policies: [{name: third, rate: whenever}]\n")
+    server.signal(signal.SIGHUP)
+    wait_until(lambda: "config reload refused" in server.output())
+    assert "policies[0].rate: invalid rate 'whenever'" in server.output()
+    assert httpx.get(server.url + "/ping").headers["ratelimit-policy"] == '"second";q=50;w=60'
+
+
+def test_sigterm_drains_then_exits_cleanly(pingpong) -> None:
+    server = pingpong(env={"PINGPONG_DRAIN_SECONDS": "1.5"})
+    with httpx.Client() as client:
+        assert client.get(server.url + "/readyz").status_code == 200
+        server.signal(signal.SIGTERM)
+        wait_until(lambda: client.get(server.url + "/readyz").status_code == 503, 2)
+        draining = client.get(server.url + "/ping")
+        assert draining.status_code == 200  # still serving while the LB catches up
+        assert draining.headers["connection"] == "close"
+    assert server.process.wait(10) == 0
+    assert json.dumps(server.output()).count("Traceback") == 0

@@ -1,0 +1,69 @@
+"""Redis dies, comes back: no 500s, the configured mode decides, recovery is automatic."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import RedisServer, free_port, wait_until
+from tests.loadgen import hammer
+
+
+async def statuses(url: str, n: int) -> list[int]:
+    return await hammer([url], n)
+
+
+def metric(url: str, name: str) -> float:
+    total = 0.0
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line.startswith(name):
+            total += float(line.split()[-1])
+    return total
+
+
+@pytest.mark.parametrize(
+    ("mode", "during"),
+    [("local", {200, 429}), ("allow", {200}), ("deny", {503})],
+)
+def test_redis_killed_and_restarted(pingpong, mode: str, during: set[int]) -> None:
+    redis = RedisServer(free_port())
+    redis.start()
+    server = pingpong(
+        "--storage", redis.url, "--limit", "5/second", "--burst", "20",
+        "--on-storage-error", mode,
+        env={"PINGPONG_CIRCUIT_RESET": "0.5"},
+    )  # fmt: skip
+    try:
+        assert set(asyncio.run(statuses(server.url, 10))) == {200}
+        redis.stop()
+        started = time.monotonic()
+        codes = asyncio.run(statuses(server.url, 40))
+        assert set(codes) <= during and set(codes) & during, codes
+        assert time.monotonic() - started < 3  # decisions time out fast
+        if mode == "local":
+            assert 429 in codes  # still throttling in-process
+        wait_until(lambda: metric(server.url, "pingpong_storage_circuit_open{") == 1, 5)
+        redis.start()  # same port
+        recovering = time.monotonic()
+
+        def back_on_redis() -> bool:
+            codes = asyncio.run(statuses(server.url, 1))
+            assert set(codes) <= during | {200, 429}
+            return redis.cli("DBSIZE") != "0"
+
+        wait_until(back_on_redis, 10)  # decisions reach Redis again, by themselves
+        assert time.monotonic() - recovering < 3  # within a breaker reset or two
+        wait_until(lambda: metric(server.url, "pingpong_storage_circuit_open{") == 0, 5)
+        assert metric(server.url, f'pingpong_storage_fallbacks_total{{mode="{mode}"}}') > 0
+        assert "Traceback" not in server.output()
+    finally:
+        redis.stop()
+
+
+def test_starts_while_redis_is_down(pingpong) -> None:
+    server = pingpong("--storage", f"redis://127.0.0.1:{free_port()}/0", "--limit", "2/minute")
+    assert asyncio.run(statuses(server.url, 1)) == [200]
+    assert httpx.get(server.url + "/readyz").status_code == 200
