@@ -143,6 +143,9 @@ class Settings(BaseModel):
     ipv6_prefix: int = Field(64, ge=1, le=128)
     drain_seconds: float = Field(5.0, ge=0, le=600)
     metrics_port: int | None = Field(None, ge=0, le=65535)
+    # Drills only (docs/bluegreen.md): make /ping fail or slow down on purpose.
+    fault_error_rate: float = Field(0.0, ge=0, le=1)
+    fault_delay: float = Field(0.0, ge=0, le=30)
     policies: tuple[PolicyConfig, ...] = ()
     api_keys: ApiKeys = ApiKeys()
 

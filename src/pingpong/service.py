@@ -31,6 +31,7 @@ class Service:
         self.limiter = self._limiter(settings)
         self.resolver = self._resolver(settings)
         self.draining = False
+        self.faulty = self._faulty(settings)
         self.version = __version__
         self.commit = os.environ.get("PINGPONG_COMMIT", "unknown")
         self.slot = os.environ.get("PINGPONG_SLOT", "")
@@ -43,6 +44,16 @@ class Service:
             tiers=settings.tiers(),
             api_key_header=settings.api_keys.header,
         )
+
+    @staticmethod
+    def _faulty(settings: Settings) -> bool:
+        if settings.fault_error_rate or settings.fault_delay:
+            log.warning(
+                "FAULT INJECTION ON: error rate %s, delay %s s (drills only)",
+                settings.fault_error_rate, settings.fault_delay,
+            )  # fmt: skip
+            return True
+        return False
 
     @staticmethod
     def _resolver(settings: Settings) -> ClientResolver:
@@ -67,5 +78,6 @@ class Service:
         self.limiter = self._limiter(new)
         self.resolver = self._resolver(new)
         self.settings = new
+        self.faulty = self._faulty(new)
         log.info("config reloaded: %d policies", len(self.limiter.policies))
         return True

@@ -187,3 +187,14 @@ def test_sigterm_drains_then_exits_cleanly(pingpong) -> None:
         assert draining.headers["connection"] == "close"
     assert server.process.wait(10) == 0
     assert json.dumps(server.output()).count("Traceback") == 0
+
+
+def test_fault_injection_for_drills(pingpong) -> None:
+    server = pingpong(env={"PINGPONG_FAULT_ERROR_RATE": "1", "PINGPONG_FAULT_DELAY": "0.2"})
+    started = time.monotonic()
+    response = httpx.get(server.url + "/ping")
+    assert response.status_code == 500
+    assert response.json()["detail"] == "injected fault (drill)"
+    assert time.monotonic() - started >= 0.2
+    assert httpx.get(server.url + "/healthz").status_code == 200  # only /ping is affected
+    assert "FAULT INJECTION ON" in server.output()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -94,6 +95,10 @@ class App:
 
     async def ping(self, scope: Scope, send: Send) -> int:
         service = self.service
+        if service.faulty:
+            failed = await self._inject_fault(scope, send)
+            if failed:
+                return failed
         headers = scope["headers"]
         client = scope.get("client")
         identity = service.resolver.resolve(client[0] if client else None, headers)
@@ -120,6 +125,16 @@ class App:
         headers_out = [PROBLEM, (b"retry-after", str(wait).encode())]
         headers_out += ratelimit_headers(decision.results)
         return await self._send(send, 429, headers_out, body, scope["method"])
+
+    async def _inject_fault(self, scope: Scope, send: Send) -> int:
+        """Drill faults (PINGPONG_FAULT_DELAY, PINGPONG_FAULT_ERROR_RATE); 0 = none."""
+        settings = self.service.settings
+        if settings.fault_delay:
+            await asyncio.sleep(settings.fault_delay)
+        if random.random() < settings.fault_error_rate:
+            body = problem(500, "Internal Server Error", "injected fault (drill)")
+            return await self._send(send, 500, [PROBLEM], body, scope["method"])
+        return 0
 
     async def healthz(self, scope: Scope, send: Send) -> int:
         return await self._send(send, 200, [TEXT], b"ok\n", scope["method"])
