@@ -23,6 +23,7 @@ from typing import Any
 import uvicorn
 
 from pingpong.config import Settings
+from pingpong.metrics import WORKERS_DIR_ENV
 
 log = logging.getLogger("pingpong")
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -98,17 +99,15 @@ def serve_metrics_port(settings: Settings) -> None:
     """/metrics on its own port, from prometheus_client's server thread."""
     from prometheus_client import start_http_server
 
-    from pingpong.metrics import registry
-
     assert settings.metrics_port is not None
-    start_http_server(settings.metrics_port, addr=settings.host, registry=registry())
+    start_http_server(settings.metrics_port, addr=settings.host)
 
 
 def _supervise(settings: Settings, loader: Callable[[], Settings]) -> None:
     """Prefork: the parent binds once, spawns workers, forwards signals, and
-    replaces workers that die. Metrics are aggregated across workers through
-    prometheus_client's multiprocess mode."""
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="pingpong-metrics-"))
+    replaces workers that die. Workers publish their metrics to files in a
+    shared directory so that any worker's /metrics covers them all."""
+    os.environ[WORKERS_DIR_ENV] = tempfile.mkdtemp(prefix="pingpong-metrics-")
     sock = uvicorn_config(settings, None).bind_socket()
     context = multiprocessing.get_context("spawn")
     stopping = False
@@ -133,16 +132,12 @@ def _supervise(settings: Settings, loader: Callable[[], Settings]) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
-    from prometheus_client import multiprocess
-
     while any(w.is_alive() for w in workers) or not stopping:
         for index, worker in enumerate(workers):
             if not worker.is_alive() and not stopping:
                 log.error(
                     "worker %s exited with %s; starting a new one", worker.pid, worker.exitcode
                 )
-                if worker.pid is not None:
-                    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
                 workers[index] = start()
         time.sleep(0.2)
     sock.close()

@@ -35,7 +35,7 @@ class Service:
         self.version = __version__
         self.commit = os.environ.get("PINGPONG_COMMIT", "unknown")
         self.slot = os.environ.get("PINGPONG_SLOT", "")
-        metrics.build_info.labels(self.version, self.commit, self.slot).set(1)
+        metrics.STATS.build = (self.version, self.commit, self.slot)
 
     def _limiter(self, settings: Settings) -> Limiter:
         return Limiter(

@@ -1,11 +1,15 @@
-"""The limiter: runs every matching policy for a request against the storage."""
+"""The limiter: runs every matching policy for a request against the storage.
+
+This is the hot path, so the per-(path, method, tier) policy lists are computed
+once, checks are plain tuples, and the in-memory storage is called without a
+coroutine.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from pingpong import metrics
 from pingpong.core.algorithms import Outcome
 from pingpong.core.policy import (
     API_KEY,
@@ -17,8 +21,9 @@ from pingpong.core.policy import (
     header_value,
     key_digest,
 )
-from pingpong.core.storage import Check, Storage
+from pingpong.core.storage import Check, MemoryStorage, Storage
 from pingpong.core.storage.memory import monotonic_us
+from pingpong.metrics import STATS
 
 Headers = Sequence[tuple[bytes, bytes]]
 DENY_CACHE_SIZE = 100_000
@@ -34,7 +39,10 @@ class Decision(NamedTuple):
     @property
     def retry_us(self) -> int:
         """Waiting this long admits the request, if nothing else arrives."""
-        return max((outcome.retry_us for _, outcome in self.results), default=0)
+        results = self.results
+        if len(results) == 1:
+            return results[0][1].retry_us
+        return max((outcome.retry_us for _, outcome in results), default=0)
 
 
 ADMIT_ALL = Decision(True, ())
@@ -59,6 +67,7 @@ class Limiter:
         self.policies = tuple(policies)
         self.tiers = tuple(tiers)
         self._storage = storage
+        self._local = storage if isinstance(storage, MemoryStorage) else None
         self._tier_by_digest = {digest: tier for tier in tiers for digest in tier.digests}
         self._tier_policies = {
             tier.name: Policy(tier.name, tier.limit, key=API_KEY) for tier in tiers
@@ -66,17 +75,9 @@ class Limiter:
         self._api_key_header = api_key_header.lower().encode("latin-1")
         self._matching: dict[tuple[str, str, str], tuple[Policy, ...]] = {}
         self._deny: dict[str, int] | None = {} if storage.shared else None
-        self._counters = {
-            p.name: {
-                d: metrics.ratelimit_decisions.labels(p.name, d)
-                for d in ("allowed", "limited", "shadow_limited")
-            }
-            for p in (*self.policies, *self._tier_policies.values())
-        }
 
     def policies_for(self, path: str, method: str, tier: str = "") -> tuple[Policy, ...]:
-        cache_key = (path, method, tier)
-        found = self._matching.get(cache_key)
+        found = self._matching.get((path, method, tier))
         if found is None:
             found = tuple(p for p in self.policies if p.matches(path, method))
             if tier and any(p.key == CLIENT_IP for p in found):
@@ -84,7 +85,7 @@ class Limiter:
                 found = (self._tier_policies[tier], *rest)
             if len(self._matching) > 1024:  # paths are few; never let this grow
                 self._matching.clear()
-            self._matching[cache_key] = found
+            self._matching[(path, method, tier)] = found
         return found
 
     async def check(self, path: str, method: str, client: str, headers: Headers) -> Decision:
@@ -92,39 +93,40 @@ class Limiter:
         policies = self.policies_for(path, method, tier)
         if not policies:
             return ADMIT_ALL
-        checks = [
-            Check(p.name + ":" + self._value(p, client, headers, api_key), p.limit, p.shadow)
-            for p in policies
-        ]
+        checks = []
+        for p in policies:
+            value = client if p.key == CLIENT_IP else _value(p, headers, client, api_key)
+            checks.append(Check(p.name + ":" + value, p.limit, p.shadow))
+        if self._local is not None:
+            return self._decide(policies, checks, self._local.acquire_now(checks))
         if self._deny is not None:
             denied = self._denied(policies, checks)
             if denied is not None:
                 return denied
-        outcomes = await self._storage.acquire(checks)
-        return self._decide(policies, checks, outcomes)
+        return self._decide(policies, checks, await self._storage.acquire(checks))
 
     def _decide(
         self, policies: Sequence[Policy], checks: Sequence[Check], outcomes: Sequence[Outcome]
     ) -> Decision:
-        rejected = [
-            (p, o) for p, o in zip(policies, outcomes, strict=True) if not (o.admitted or p.shadow)
-        ]
-        if rejected:
-            if self._deny is not None:
-                now = monotonic_us()
-                for policy, outcome in rejected:
-                    self._remember_denial(policies, checks, policy, now + outcome.retry_us)
-            for policy, _ in rejected:
-                self._counters[policy.name]["limited"].inc()
-            return Decision(False, rejected)
+        decisions = STATS.decisions
         results = []
+        rejected = []
         for policy, outcome in zip(policies, outcomes, strict=True):
             if policy.shadow:
-                verdict = "allowed" if outcome.admitted else "shadow_limited"
-                self._counters[policy.name][verdict].inc()
-            else:
-                self._counters[policy.name]["allowed"].inc()
+                continue
+            if outcome.admitted:
                 results.append((policy, outcome))
+            else:
+                rejected.append((policy, outcome))
+        if rejected:
+            for policy, outcome in rejected:
+                decisions[(policy.name, "limited")] += 1
+                if self._deny is not None:
+                    self._remember_denial(checks[policies.index(policy)].key, outcome)
+            return Decision(False, rejected)
+        for policy, outcome in zip(policies, outcomes, strict=True):
+            verdict = "allowed" if outcome.admitted else "shadow_limited"
+            decisions[(policy.name, verdict)] += 1
         return Decision(True, results)
 
     def _denied(self, policies: Sequence[Policy], checks: Sequence[Check]) -> Decision | None:
@@ -137,21 +139,18 @@ class Limiter:
                 continue
             now = now or monotonic_us()
             if until > now:
-                self._counters[policy.name]["limited"].inc()
+                STATS.decisions[(policy.name, "limited")] += 1
                 wait = until - now
                 return Decision(False, [(policy, Outcome(False, 0, wait, wait))])
             del deny[check.key]
         return None
 
-    def _remember_denial(
-        self, policies: Sequence[Policy], checks: Sequence[Check], policy: Policy, until: int
-    ) -> None:
+    def _remember_denial(self, key: str, outcome: Outcome) -> None:
         deny = self._deny
         assert deny is not None
-        key = checks[policies.index(policy)].key
         if len(deny) >= DENY_CACHE_SIZE:
             del deny[next(iter(deny))]
-        deny[key] = until
+        deny[key] = monotonic_us() + outcome.retry_us
 
     def _tier_of(self, headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str]:
         """The tier of the request's API key, compared by SHA-256 digest: the
@@ -163,13 +162,11 @@ class Limiter:
         tier = self._tier_by_digest.get(digest)
         return (tier.name, digest[:12].hex()) if tier else ("", "")
 
-    @staticmethod
-    def _value(policy: Policy, client: str, headers: Headers, api_key: str) -> str:
-        if policy.key == CLIENT_IP:
-            return client
-        if policy.key == GLOBAL:
-            return "*"
-        if policy.key == API_KEY:
-            return api_key
-        value = header_value(headers, policy.header)
-        return hashed(value) if value is not None else "ip=" + client
+
+def _value(policy: Policy, headers: Headers, client: str, api_key: str) -> str:
+    if policy.key == GLOBAL:
+        return "*"
+    if policy.key == API_KEY:
+        return api_key
+    value = header_value(headers, policy.header)
+    return hashed(value) if value is not None else "ip=" + client

@@ -5,18 +5,25 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
-from pingpong import metrics
 from pingpong.core.storage import StorageError, StorageUnavailable
 from pingpong.http.openapi import openapi_document
-from pingpong.http.responses import PROBLEM_TYPE, problem, ratelimit_headers, retry_after
+from pingpong.http.responses import (
+    PROBLEM_TYPE,
+    problem,
+    ratelimit_headers,
+    retry_after,
+    too_many_requests,
+)
+from pingpong.metrics import STATS, WORKERS_DIR_ENV, write_worker_file
 from pingpong.service import Service
 
 log = logging.getLogger("pingpong.http")
@@ -39,13 +46,12 @@ PONG = b"pong"
 class App:
     def __init__(self, service: Service, registry: CollectorRegistry | None = None) -> None:
         self.service = service
-        self._registry = registry or metrics.registry()
+        self._registry = registry or REGISTRY
         self._version = json.dumps(
             {"version": service.version, "commit": service.commit, "slot": service.slot}
         ).encode()
         self._openapi = json.dumps(openapi_document(service.version)).encode()
-        self._requests: dict[tuple[str, str, int], Any] = {}
-        self._durations: dict[tuple[str, str], Any] = {}
+        self._publisher: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -55,11 +61,12 @@ class App:
 
     async def _http(self, scope: Scope, send: Send) -> None:
         started = time.perf_counter()
-        metrics.http_in_flight.inc()
+        STATS.in_flight += 1
         path, method = scope["path"], scope["method"]
         route = ROUTES.get(path)
         try:
             if route is None:
+                path = "unmatched"
                 status = await self._send(send, 404, [TEXT], b"not found\n", method)
             elif method not in GET_HEAD:
                 allow = (b"allow", b"GET, HEAD")
@@ -67,21 +74,11 @@ class App:
             else:
                 status = await route(self, scope, send)
         finally:
-            metrics.http_in_flight.dec()
-        self._observe(method, path if route else "unmatched", status, started)
-
-    def _observe(self, method: str, route: str, status: int, started: float) -> None:
-        method = method if method in KNOWN_METHODS else "OTHER"
-        counter = self._requests.get((method, route, status))
-        if counter is None:
-            counter = metrics.http_requests.labels(method, route, str(status))
-            self._requests[(method, route, status)] = counter
-        counter.inc()
-        histogram = self._durations.get((method, route))
-        if histogram is None:
-            histogram = metrics.http_duration.labels(method, route)
-            self._durations[(method, route)] = histogram
-        histogram.observe(time.perf_counter() - started)
+            STATS.in_flight -= 1
+        if method not in KNOWN_METHODS:
+            method = "OTHER"
+        STATS.requests[(method, path, status)] += 1
+        STATS.durations[(method, path)].observe(time.perf_counter() - started)
 
     async def _send(
         self, send: Send, status: int, headers: Headers, body: bytes, method: str
@@ -114,16 +111,9 @@ class App:
                 send, 200, [TEXT, *ratelimit_headers(decision.results)], PONG, scope["method"]
             )
         wait = retry_after(decision.retry_us)
-        policy = decision.results[0][0].name
-        body = problem(
-            429,
-            "Too Many Requests",
-            f"rate limit of policy '{policy}' exceeded; retry in {wait} s",
-            policy=policy,
-            retry_after=wait,
-        )
-        headers_out = [PROBLEM, (b"retry-after", str(wait).encode())]
+        headers_out = [PROBLEM, (b"retry-after", b"%d" % wait)]
         headers_out += ratelimit_headers(decision.results)
+        body = too_many_requests(decision.results[0][0].name, wait)
         return await self._send(send, 429, headers_out, body, scope["method"])
 
     async def _inject_fault(self, scope: Scope, send: Send) -> int:
@@ -160,6 +150,8 @@ class App:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 _install_reload_signal(self.service)
+                if os.environ.get(WORKERS_DIR_ENV):
+                    self._publisher = asyncio.create_task(_publish_metrics())
                 try:
                     await self.service.storage.ping()
                 except StorageError as exc:  # serve anyway: the failure mode decides
@@ -167,8 +159,16 @@ class App:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.service.storage.aclose()
+                write_worker_file()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _publish_metrics() -> None:
+    """Workers (--workers N) share their counts once a second."""
+    while True:
+        write_worker_file()
+        await asyncio.sleep(1.0)
 
 
 def _install_reload_signal(service: Service) -> None:

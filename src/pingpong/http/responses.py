@@ -5,27 +5,43 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from pingpong.core.algorithms import Outcome
+from pingpong.core.algorithms import MICROS, Outcome
 from pingpong.core.policy import Policy
 
 PROBLEM_TYPE = "application/problem+json"
+Header = tuple[bytes, bytes]
+
+# Per policy object: its RateLimit-Policy item and its RateLimit item prefix.
+_items: dict[int, tuple[Policy, bytes, bytes]] = {}
+# Per policy name (names are [A-Za-z0-9_.-], nothing to escape): the 429 body.
+_too_many: dict[str, bytes] = {}
 
 
 def _seconds(us: int) -> int:
-    return -(-us // 1_000_000)
+    return -(-us // MICROS)
 
 
-def policy_item(policy: Policy) -> str:
-    """``"name";q=<quota>;w=<window seconds>``."""
-    rate = policy.limit.rate
-    return f'"{policy.name}";q={rate.count};w={rate.period}'
+def _policy_items(policy: Policy) -> tuple[bytes, bytes]:
+    """``"name";q=<quota>;w=<window seconds>`` and ``"name";``, built once."""
+    cached = _items.get(id(policy))
+    if cached is None or cached[0] is not policy:
+        if len(_items) > 4096:  # reloads create new policies; drop the old ones
+            _items.clear()
+        rate = policy.limit.rate
+        item = f'"{policy.name}";q={rate.count};w={rate.period}'.encode()
+        cached = (policy, item, f'"{policy.name}";'.encode())
+        _items[id(policy)] = cached
+    return cached[1], cached[2]
 
 
-def ratelimit_headers(results: Sequence[tuple[Policy, Outcome]]) -> list[tuple[bytes, bytes]]:
+def ratelimit_headers(results: Sequence[tuple[Policy, Outcome]]) -> list[Header]:
     """``RateLimit-Policy`` and ``RateLimit`` for the policies that decided."""
-    policies = ", ".join(policy_item(p) for p, _ in results)
-    limits = ", ".join(f'"{p.name}";r={o.remaining};t={_seconds(o.reset_us)}' for p, o in results)
-    return [(b"ratelimit-policy", policies.encode()), (b"ratelimit", limits.encode())]
+    policies, limits = [], []
+    for policy, outcome in results:
+        item, prefix = _policy_items(policy)
+        policies.append(item)
+        limits.append(b"%sr=%d;t=%d" % (prefix, outcome.remaining, _seconds(outcome.reset_us)))
+    return [(b"ratelimit-policy", b", ".join(policies)), (b"ratelimit", b", ".join(limits))]
 
 
 def retry_after(retry_us: int) -> int:
@@ -37,3 +53,20 @@ def problem(status: int, title: str, detail: str, **extra: object) -> bytes:
     """An RFC 9457 problem document."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def too_many_requests(policy: str, wait: int) -> bytes:
+    """The 429 problem document, from a template made once per policy."""
+    template = _too_many.get(policy)
+    if template is None:
+        if len(_too_many) > 4096:
+            _too_many.clear()
+        template = problem(
+            429,
+            "Too Many Requests",
+            f"rate limit of policy '{policy}' exceeded; retry in %d s",
+            policy=policy,
+            retry_after=-1,
+        ).replace(b'"retry_after":-1', b'"retry_after":%d')
+        _too_many[policy] = template
+    return template % (wait, wait)

@@ -7,10 +7,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from pingpong import metrics
 from pingpong.core.algorithms import Outcome
 from pingpong.core.storage.base import Check, Storage, StorageError
 from pingpong.core.storage.memory import MemoryStorage
+from pingpong.metrics import STATS
 
 log = logging.getLogger("pingpong.storage")
 
@@ -88,9 +88,8 @@ class ResilientStorage:
         self._mode = mode
         self._local = local or MemoryStorage()
         self._breaker = CircuitBreaker(breaker_threshold, breaker_reset, self._circuit_changed)
-        self._duration = metrics.storage_duration.labels(primary.name)
-        self._fallback = metrics.storage_fallbacks.labels(mode.value)
-        metrics.storage_circuit_open.labels(primary.name).set(0)
+        self._duration = STATS.storage_durations[primary.name]
+        STATS.circuit_open[primary.name] = 0
         self._last_logged = float("-inf")
         self._suppressed = 0
 
@@ -105,13 +104,13 @@ class ResilientStorage:
                 outcomes = await self._primary.acquire(checks)
             except StorageError as exc:
                 self._breaker.record_failure()
-                metrics.storage_errors.labels(self.name, getattr(exc, "kind", "other")).inc()
+                STATS.storage_errors[(self.name, getattr(exc, "kind", "other"))] += 1
                 self._log_error(exc)
             else:
                 self._duration.observe(time.perf_counter() - started)
                 self._breaker.record_success()
                 return outcomes
-        self._fallback.inc()
+        STATS.fallbacks[self._mode.value] += 1
         if self._mode is FailureMode.LOCAL:
             return self._local.acquire_now(checks)
         if self._mode is FailureMode.ALLOW:
@@ -131,7 +130,7 @@ class ResilientStorage:
         self._last_logged, self._suppressed = now, 0
 
     def _circuit_changed(self, is_open: bool) -> None:
-        metrics.storage_circuit_open.labels(self.name).set(int(is_open))
+        STATS.circuit_open[self.name] = int(is_open)
         log.warning("storage circuit breaker %s", "opened" if is_open else "closed")
 
     async def ping(self) -> None:
