@@ -17,7 +17,7 @@ missing=()
 for entry in "${packages[@]}"; do
   command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")
 done
-for tool in node npm kubectl terraform; do
+for tool in node npm kubectl terraform java; do
   command -v "$tool" >/dev/null 2>&1 || echo "warning: $tool not found; the deploy checks need it" >&2
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

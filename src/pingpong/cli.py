@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -12,6 +11,7 @@ from pingpong import __version__
 from pingpong.config import ConfigError, Settings, load_settings
 from pingpong.core.algorithms import Algorithm
 from pingpong.core.storage import FailureMode
+from pingpong.logs import configure as configure_logging
 
 EXIT_CONFIG = 2
 
@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--on-storage-error", choices=[m.value for m in FailureMode])
     serve.add_argument("--metrics-port", type=int, metavar="P", help="also serve /metrics on P")
     serve.add_argument("--drain-seconds", type=float, metavar="S", help="not-ready time on SIGTERM")
+    serve.add_argument("--log-format", choices=["json", "text"], help="default: json")
+    serve.add_argument(
+        "--access-log", type=float, metavar="SHARE", help="log this share of requests (0-1)"
+    )
 
     check = commands.add_parser("check-config", help="validate a config file and show policies")
     check.add_argument("file")
@@ -52,9 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging("text")  # until the settings say otherwise
     try:
         if args.command == "check-config":
             settings = load_settings(args.file, env={}, flags={})
@@ -63,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
         loader = functools.partial(load_settings, args.config, None, flags)
         settings = loader()
+        configure_logging(settings.log_format)
     except ConfigError as exc:
         print(f"pingpong: configuration error\n{exc}", file=sys.stderr)
         return EXIT_CONFIG

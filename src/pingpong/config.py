@@ -143,6 +143,8 @@ class Settings(BaseModel):
     ipv6_prefix: int = Field(64, ge=1, le=128)
     drain_seconds: float = Field(5.0, ge=0, le=600)
     metrics_port: int | None = Field(None, ge=0, le=65535)
+    log_format: Literal["json", "text"] = "json"
+    access_log: float = Field(0.0, ge=0, le=1)  # share of requests logged; 5xx always are
     # Drills only (docs/bluegreen.md): make /ping fail or slow down on purpose.
     fault_error_rate: float = Field(0.0, ge=0, le=1)
     fault_delay: float = Field(0.0, ge=0, le=30)

@@ -81,8 +81,10 @@ def _run_worker(
     settings: Settings, loader: Callable[[], Settings], sock: socket.socket | None
 ) -> None:
     from pingpong.http.app import App
+    from pingpong.logs import configure as configure_logging
     from pingpong.service import Service
 
+    configure_logging(settings.log_format)
     service = Service(settings, loader)
 
     def drain() -> float:

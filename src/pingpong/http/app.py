@@ -1,4 +1,9 @@
-"""The ASGI application: a dict of routes and one callable, no middleware stack."""
+"""The ASGI application: a dict of routes and one callable, no middleware stack.
+
+Handlers return ``(status, headers, body)``; ``_http`` alone sends, counts,
+logs, and adds what every response carries (length, request id, and
+``Connection: close`` while draining).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from itertools import count
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -27,12 +33,14 @@ from pingpong.metrics import STATS, WORKERS_DIR_ENV, write_worker_file
 from pingpong.service import Service
 
 log = logging.getLogger("pingpong.http")
+access_log = logging.getLogger("pingpong.access")
 
 Scope = dict[str, Any]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Headers = list[tuple[bytes, bytes]]
-Handler = Callable[["App", Scope, Send], Awaitable[int]]
+Response = tuple[int, Headers, bytes]
+Handler = Callable[["App", Scope], Awaitable[Response]]
 
 TEXT = (b"content-type", b"text/plain; charset=utf-8")
 JSON = (b"content-type", b"application/json")
@@ -40,7 +48,10 @@ PROBLEM = (b"content-type", PROBLEM_TYPE.encode())
 CLOSE = (b"connection", b"close")
 GET_HEAD = frozenset({"GET", "HEAD"})
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-PONG = b"pong"
+REQUEST_ID = b"x-request-id"
+MAX_REQUEST_ID = 128
+NOT_FOUND: Response = (404, [TEXT], b"not found\n")
+NOT_ALLOWED: Response = (405, [TEXT, (b"allow", b"GET, HEAD")], b"method not allowed\n")
 
 
 class App:
@@ -52,6 +63,9 @@ class App:
         ).encode()
         self._openapi = json.dumps(openapi_document(service.version)).encode()
         self._publisher: asyncio.Task[None] | None = None
+        # Request ids: a random per-process prefix and a counter, cheap and unique.
+        self._id_prefix = os.urandom(6).hex() + "-"
+        self._ids = count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -67,35 +81,64 @@ class App:
         try:
             if route is None:
                 path = "unmatched"
-                status = await self._send(send, 404, [TEXT], b"not found\n", method)
+                status, headers, body = NOT_FOUND
             elif method not in GET_HEAD:
-                allow = (b"allow", b"GET, HEAD")
-                status = await self._send(send, 405, [TEXT, allow], b"method not allowed\n", method)
+                status, headers, body = NOT_ALLOWED
             else:
-                status = await route(self, scope, send)
+                status, headers, body = await route(self, scope)
+            request_id = self._request_id(scope["headers"])
+            headers = [
+                *headers,
+                (b"content-length", b"%d" % len(body)),
+                (REQUEST_ID, request_id),
+            ]
+            if self.service.draining:
+                headers.append(CLOSE)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
         finally:
             STATS.in_flight -= 1
+        elapsed = time.perf_counter() - started
         if method not in KNOWN_METHODS:
             method = "OTHER"
         STATS.requests[(method, path, status)] += 1
-        STATS.durations[(method, path)].observe(time.perf_counter() - started)
+        STATS.durations[(method, path)].observe(elapsed)
+        if status >= 500 or random.random() < self.service.settings.access_log:
+            self._log(scope, method, path, status, elapsed, request_id)
 
-    async def _send(
-        self, send: Send, status: int, headers: Headers, body: bytes, method: str
-    ) -> int:
-        headers = [*headers, (b"content-length", str(len(body)).encode())]
-        if self.service.draining:
-            headers.append(CLOSE)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
-        return status
+    def _request_id(self, headers: Headers) -> bytes:
+        """The caller's X-Request-ID if sane, else a new one."""
+        for name, value in headers:
+            if name == REQUEST_ID and 0 < len(value) <= MAX_REQUEST_ID:
+                return value
+        return b"%s%x" % (self._id_prefix.encode(), next(self._ids))
 
-    async def ping(self, scope: Scope, send: Send) -> int:
+    def _log(
+        self, scope: Scope, method: str, route: str, status: int, elapsed: float, rid: bytes
+    ) -> None:
+        client = scope.get("client")
+        access_log.log(
+            logging.ERROR if status >= 500 else logging.INFO,
+            "%s %s %d",
+            method,
+            route,
+            status,
+            extra={
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+                "peer": client[0] if client else None,
+                "request_id": rid.decode("latin-1"),
+            },
+        )
+
+    async def ping(self, scope: Scope) -> Response:
         service = self.service
         if service.faulty:
-            failed = await self._inject_fault(scope, send)
-            if failed:
-                return failed
+            fault = await self._inject_fault()
+            if fault is not None:
+                return fault
         headers = scope["headers"]
         client = scope.get("client")
         identity = service.resolver.resolve(client[0] if client else None, headers)
@@ -103,47 +146,40 @@ class App:
             decision = await service.limiter.check("/ping", scope["method"], identity, headers)
         except StorageUnavailable:
             body = problem(503, "Service Unavailable", "rate-limit storage unavailable")
-            return await self._send(
-                send, 503, [PROBLEM, (b"retry-after", b"1")], body, scope["method"]
-            )
+            return 503, [PROBLEM, (b"retry-after", b"1")], body
         if decision.admitted:
-            return await self._send(
-                send, 200, [TEXT, *ratelimit_headers(decision.results)], PONG, scope["method"]
-            )
+            return 200, [TEXT, *ratelimit_headers(decision.results)], b"pong"
         wait = retry_after(decision.retry_us)
         headers_out = [PROBLEM, (b"retry-after", b"%d" % wait)]
         headers_out += ratelimit_headers(decision.results)
-        body = too_many_requests(decision.results[0][0].name, wait)
-        return await self._send(send, 429, headers_out, body, scope["method"])
+        return 429, headers_out, too_many_requests(decision.results[0][0].name, wait)
 
-    async def _inject_fault(self, scope: Scope, send: Send) -> int:
-        """Drill faults (PINGPONG_FAULT_DELAY, PINGPONG_FAULT_ERROR_RATE); 0 = none."""
+    async def _inject_fault(self) -> Response | None:
+        """Drill faults (PINGPONG_FAULT_DELAY, PINGPONG_FAULT_ERROR_RATE)."""
         settings = self.service.settings
         if settings.fault_delay:
             await asyncio.sleep(settings.fault_delay)
         if random.random() < settings.fault_error_rate:
-            body = problem(500, "Internal Server Error", "injected fault (drill)")
-            return await self._send(send, 500, [PROBLEM], body, scope["method"])
-        return 0
+            return 500, [PROBLEM], problem(500, "Internal Server Error", "injected fault (drill)")
+        return None
 
-    async def healthz(self, scope: Scope, send: Send) -> int:
-        return await self._send(send, 200, [TEXT], b"ok\n", scope["method"])
+    async def healthz(self, scope: Scope) -> Response:
+        return 200, [TEXT], b"ok\n"
 
-    async def readyz(self, scope: Scope, send: Send) -> int:
+    async def readyz(self, scope: Scope) -> Response:
         if self.service.draining:
-            return await self._send(send, 503, [TEXT], b"draining\n", scope["method"])
-        return await self._send(send, 200, [TEXT], b"ready\n", scope["method"])
+            return 503, [TEXT], b"draining\n"
+        return 200, [TEXT], b"ready\n"
 
-    async def version(self, scope: Scope, send: Send) -> int:
-        return await self._send(send, 200, [JSON], self._version, scope["method"])
+    async def version(self, scope: Scope) -> Response:
+        return 200, [JSON], self._version
 
-    async def openapi(self, scope: Scope, send: Send) -> int:
-        return await self._send(send, 200, [JSON], self._openapi, scope["method"])
+    async def openapi(self, scope: Scope) -> Response:
+        return 200, [JSON], self._openapi
 
-    async def metrics(self, scope: Scope, send: Send) -> int:
+    async def metrics(self, scope: Scope) -> Response:
         body = generate_latest(self._registry)
-        content_type = (b"content-type", CONTENT_TYPE_LATEST.encode())
-        return await self._send(send, 200, [content_type], body, scope["method"])
+        return 200, [(b"content-type", CONTENT_TYPE_LATEST.encode())], body
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

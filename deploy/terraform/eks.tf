@@ -1,0 +1,78 @@
+module "eks" {
+  source  = "terraform-aws-modules/eks/aws"
+  version = "~> 21.0"
+  #checkov:skip=CKV_TF_1:registry module pinned to one major version by its version constraint; commit pins apply to git sources only
+
+  name               = var.name
+  kubernetes_version = var.kubernetes_version
+
+  vpc_id                   = module.vpc.vpc_id
+  subnet_ids               = module.vpc.private_subnets
+  control_plane_subnet_ids = module.vpc.private_subnets
+
+  endpoint_public_access       = true
+  endpoint_public_access_cidrs = var.cluster_endpoint_public_access_cidrs
+  endpoint_private_access      = true
+
+  authentication_mode                      = "API"
+  enable_cluster_creator_admin_permissions = true
+  enabled_log_types                        = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+  addons = {
+    vpc-cni = {
+      before_compute = true
+      # Enforce Kubernetes NetworkPolicies (deploy/k8s/base/networkpolicy.yaml).
+      configuration_values = jsonencode({
+        enableNetworkPolicy = "true"
+      })
+    }
+    coredns                = {}
+    kube-proxy             = {}
+    eks-pod-identity-agent = { before_compute = true }
+    # Resource metrics for the HorizontalPodAutoscaler.
+    metrics-server = {}
+  }
+
+  eks_managed_node_groups = {
+    default = {
+      ami_type       = "AL2023_x86_64_STANDARD"
+      instance_types = var.node_instance_types
+
+      min_size     = var.node_min_size
+      max_size     = var.node_max_size
+      desired_size = var.node_min_size
+
+      # Nodes pull the pingpong image (and nothing else) from ECR.
+      iam_role_additional_policies = {
+        ecr_pull = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly"
+      }
+    }
+  }
+
+  # The CI role may edit objects in the pingpong namespace only: EKS maps it
+  # to the group bound by deploy/k8s/base/rbac.yaml.
+  access_entries = {
+    ci = {
+      principal_arn     = aws_iam_role.ci.arn
+      kubernetes_groups = ["pingpong-deployers"]
+    }
+  }
+}
+
+# AWS Load Balancer Controller: its IAM role through EKS Pod Identity.
+module "aws_lb_controller_pod_identity" {
+  source  = "terraform-aws-modules/eks-pod-identity/aws"
+  version = "~> 2.0"
+  #checkov:skip=CKV_TF_1:registry module pinned to one major version by its version constraint; commit pins apply to git sources only
+
+  name                            = "${var.name}-aws-lb-controller"
+  attach_aws_lb_controller_policy = true
+
+  associations = {
+    this = {
+      cluster_name    = module.eks.cluster_name
+      namespace       = "kube-system"
+      service_account = "aws-load-balancer-controller"
+    }
+  }
+}

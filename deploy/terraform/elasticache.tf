@@ -1,0 +1,68 @@
+# The shared rate-limit store: Redis OSS with TLS in transit (rediss://), an
+# auth token, encryption at rest, one replica in another AZ with automatic
+# failover. pingpong reaches it as PINGPONG_STORAGE from the Secret
+# "pingpong-storage" (docs/deploy.md shows how to create it from the outputs).
+
+resource "random_password" "redis_auth" {
+  length  = 64
+  special = false
+}
+
+resource "aws_kms_key" "redis" {
+  description             = "${var.name}: ElastiCache encryption at rest"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.kms_account_admin.json
+}
+
+resource "aws_elasticache_subnet_group" "redis" {
+  name       = "${var.name}-redis"
+  subnet_ids = module.vpc.database_subnets
+}
+
+resource "aws_security_group" "redis" {
+  name        = "${var.name}-redis"
+  description = "ElastiCache Redis for ${var.name}: reachable from the EKS nodes and pods only"
+  vpc_id      = module.vpc.vpc_id
+}
+
+# With the VPC CNI, pods use VPC addresses from the node subnets and the node
+# security group: allowing the node security group covers them.
+resource "aws_vpc_security_group_ingress_rule" "redis_from_nodes" {
+  security_group_id            = aws_security_group.redis.id
+  description                  = "Redis TLS from EKS nodes and pods"
+  referenced_security_group_id = module.eks.node_security_group_id
+  ip_protocol                  = "tcp"
+  from_port                    = 6379
+  to_port                      = 6379
+}
+
+resource "aws_elasticache_replication_group" "redis" {
+  replication_group_id = "${var.name}-ratelimit"
+  description          = "${var.name} shared rate-limit state"
+
+  engine               = "redis"
+  engine_version       = var.redis_engine_version
+  node_type            = var.redis_node_type
+  port                 = 6379
+  parameter_group_name = "default.redis7"
+
+  num_cache_clusters         = 2
+  automatic_failover_enabled = true
+  multi_az_enabled           = true
+
+  subnet_group_name  = aws_elasticache_subnet_group.redis.name
+  security_group_ids = [aws_security_group.redis.id]
+
+  transit_encryption_enabled = true
+  transit_encryption_mode    = "required"
+  auth_token                 = random_password.redis_auth.result
+  auth_token_update_strategy = "ROTATE"
+
+  at_rest_encryption_enabled = true
+  kms_key_id                 = aws_kms_key.redis.arn
+
+  snapshot_retention_limit   = 1
+  auto_minor_version_upgrade = true
+  apply_immediately          = false
+}

@@ -1,0 +1,21 @@
+output "sns_topic_arn" {
+  description = "ARN of the alarm SNS topic (KMS-encrypted); other alarms can notify it too."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "kms_key_arn" {
+  description = "ARN of the KMS key that encrypts the alarm topic."
+  value       = aws_kms_key.alarms.arn
+}
+
+output "alarm_arns" {
+  description = "ARNs of the alarms, by name."
+  value = merge(
+    {
+      alb_5xx_ratio     = aws_cloudwatch_metric_alarm.alb_5xx_ratio.arn
+      alb_p99_latency   = aws_cloudwatch_metric_alarm.alb_p99_latency.arn
+      alb_healthy_hosts = aws_cloudwatch_metric_alarm.alb_healthy_hosts.arn
+    },
+    { for asg, alarm in aws_cloudwatch_metric_alarm.node_status_check : "node_status_check_${asg}" => alarm.arn },
+  )
+}

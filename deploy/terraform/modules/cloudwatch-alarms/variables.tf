@@ -1,0 +1,58 @@
+# Inputs passed by the root module (deploy/terraform): name, alb_arn_suffix,
+# target_group_arn_suffix, alarm_emails, node_asg_names. Every other input has
+# a default.
+
+variable "name" {
+  description = "Name prefix of every resource (for example \"pingpong-prod\")."
+  type        = string
+}
+
+variable "alb_arn_suffix" {
+  description = "ARN suffix of the application load balancer (aws_lb.arn_suffix), the CloudWatch LoadBalancer dimension."
+  type        = string
+}
+
+variable "target_group_arn_suffix" {
+  description = "ARN suffix of the pingpong target group (aws_lb_target_group.arn_suffix), the CloudWatch TargetGroup dimension."
+  type        = string
+}
+
+variable "alarm_emails" {
+  description = "E-mail addresses subscribed to the alarm topic (each must confirm its subscription)."
+  type        = list(string)
+}
+
+variable "node_asg_names" {
+  description = "Auto Scaling groups of the nodes that run pingpong; each gets a node-failure alarm and a replacement-capacity action."
+  type        = list(string)
+}
+
+variable "error_ratio_threshold_percent" {
+  description = "5xx share of ALB requests, in percent, above which the 5xx alarm fires. 1.44 % is the 14.4x burn rate of a 99.9 % SLO."
+  type        = number
+  default     = 1.44
+}
+
+variable "p99_latency_threshold_seconds" {
+  description = "p99 of TargetResponseTime, in seconds, above which the latency alarm fires (the latency SLO threshold is 0.1 s)."
+  type        = number
+  default     = 0.1
+}
+
+variable "min_healthy_hosts" {
+  description = "The HealthyHostCount alarm fires below this number of healthy targets."
+  type        = number
+  default     = 2
+}
+
+variable "node_surge_enabled" {
+  description = "Add one node to an Auto Scaling group when one of its nodes fails its status checks (see nodes.tf)."
+  type        = bool
+  default     = true
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

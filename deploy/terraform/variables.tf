@@ -1,0 +1,104 @@
+variable "region" {
+  description = "AWS region for every resource of this stack."
+  type        = string
+  default     = "eu-central-1"
+}
+
+variable "name" {
+  description = "Name of the stack: prefix of the cluster, the ECR repository, the Redis group and the IAM roles."
+  type        = string
+  default     = "pingpong"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,27}$", var.name))
+    error_message = "name must be 3-28 lower-case letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "vpc_cidr" {
+  description = "CIDR of the VPC. deploy/k8s/base (NetworkPolicy, trusted_proxies) assumes 10.0.0.0/16: change both together."
+  type        = string
+  default     = "10.0.0.0/16"
+}
+
+variable "kubernetes_version" {
+  description = "EKS Kubernetes minor version. Upgrade one minor version at a time."
+  type        = string
+  default     = "1.33"
+}
+
+variable "cluster_endpoint_public_access_cidrs" {
+  description = "CIDRs allowed to reach the public EKS API endpoint (operators, CI runners). Nodes use the private endpoint."
+  type        = list(string)
+}
+
+variable "node_instance_types" {
+  description = "Instance types of the managed node group (one node per AZ at minimum)."
+  type        = list(string)
+  default     = ["m7i.large", "m6i.large"]
+}
+
+variable "node_min_size" {
+  description = "Minimum number of nodes; at least 3 so the pods can spread over three zones."
+  type        = number
+  default     = 3
+}
+
+variable "node_max_size" {
+  description = "Maximum number of nodes."
+  type        = number
+  default     = 6
+}
+
+variable "redis_node_type" {
+  description = "ElastiCache node type of the shared rate-limit store."
+  type        = string
+  default     = "cache.t4g.small"
+}
+
+variable "redis_engine_version" {
+  description = "ElastiCache Redis OSS engine version."
+  type        = string
+  default     = "7.1"
+}
+
+variable "github_repo" {
+  description = "GitHub repository (owner/name) whose workflows may assume the CI role through OIDC."
+  type        = string
+}
+
+variable "github_deploy_environment" {
+  description = "GitHub environment the deploy job runs in; only it and pushes to main may assume the CI role."
+  type        = string
+  default     = "production"
+}
+
+variable "create_github_oidc_provider" {
+  description = "Create the account's GitHub OIDC identity provider. Set false when the account already has one."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_emails" {
+  description = "E-mail addresses subscribed to the CloudWatch alarms (each must confirm the subscription)."
+  type        = list(string)
+  default     = []
+}
+
+variable "alb_arn_suffix" {
+  description = "ARN suffix (app/NAME/ID) of the ALB the AWS Load Balancer Controller created for the Ingress; empty until the first deploy."
+  type        = string
+  default     = ""
+}
+
+variable "target_group_arn_suffix" {
+  description = "ARN suffix (targetgroup/NAME/ID) of the stable target group behind the ALB; empty until the first deploy."
+  type        = string
+  default     = ""
+}
+
+variable "tags" {
+  description = "Extra tags for every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,120 @@
+"""Helpers of the deploy/ checks: real tools, found on PATH.
+
+Install the tools once (the Makefile does the same):
+
+    python3 -m venv .tools-venv && .tools-venv/bin/pip install -r tools/requirements.txt
+    npm ci --prefix tools/k8s
+    export PATH="$PWD/.tools-venv/bin:$PWD/tools/k8s/node_modules/.bin:$PATH"
+    python3 -m pytest tests/deploy
+
+Also needed on PATH: kubectl (kustomize is built in), terraform, node >= 20,
+java >= 17 (npm-groovy-lint). A missing tool fails the test that needs it;
+nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
+OVERLAYS = ("dev", "prod", "prod-bluegreen")
+INSTALL_HINT = (
+    "python3 -m venv .tools-venv && .tools-venv/bin/pip install -r tools/requirements.txt; "
+    "npm ci --prefix tools/k8s; then put .tools-venv/bin and tools/k8s/node_modules/.bin on PATH"
+)
+
+
+def require(tool: str) -> str:
+    """Path of a tool on PATH; fail (never skip) when it is missing."""
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(f"{tool!r} is not on PATH ({INSTALL_HINT})", pytrace=False)
+    return path
+
+
+def run(
+    args: list[str],
+    *,
+    cwd: Path = REPO,
+    check: bool = True,
+    timeout: float = 300,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a tool; on an unexpected exit status fail with its output."""
+    require(args[0])
+    proc = subprocess.run(
+        args,
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-6000:]}\n"
+            f"--- stderr\n{proc.stderr[-6000:]}",
+            pytrace=False,
+        )
+    return proc
+
+
+def find(docs: list[dict], kind: str, name: str | None = None) -> dict:
+    matches = [
+        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+    assert len(matches) == 1, f"expected one {kind} {name or ''}, found {len(matches)}"
+    return matches[0]
+
+
+def find_all(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def workload(docs: list[dict]) -> dict:
+    """The pingpong Deployment (dev) or Rollout (prod overlays)."""
+    found = [
+        d
+        for d in docs
+        if d["kind"] in ("Deployment", "Rollout") and d["metadata"]["name"] == "pingpong"
+    ]
+    assert len(found) == 1, "expected exactly one pingpong Deployment or Rollout"
+    return found[0]
+
+
+def app_container(docs: list[dict]) -> dict:
+    containers = workload(docs)["spec"]["template"]["spec"]["containers"]
+    return next(c for c in containers if c["name"] == "pingpong")
+
+
+def checkov(target: Path, framework: str) -> dict:
+    """One checkov run over a directory; the JSON report of that framework."""
+    proc = run(
+        [
+            "checkov",
+            "-d",
+            str(target),
+            "--framework",
+            framework,
+            "--output",
+            "json",
+            "--compact",
+            "--skip-download",
+            "--soft-fail",
+        ],
+        env={"BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
+        timeout=600,
+    )
+    report = json.loads(proc.stdout)
+    if isinstance(report, list):
+        report = next(r for r in report if r.get("check_type") == framework)
+    return report

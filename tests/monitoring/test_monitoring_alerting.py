@@ -1,0 +1,174 @@
+"""Alert metadata, runbook links, and the Alertmanager configuration."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import urllib.request
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from . import helpers as mh
+
+ALERTS = mh.alert_rules()
+
+
+def test_there_are_alerts():
+    names = {r["alert"] for r in ALERTS}
+    assert len(names) == len(ALERTS), "duplicate alert names"
+    assert {
+        "PingpongErrorBudgetBurnFast",
+        "PingpongErrorBudgetBurnMedium",
+        "PingpongErrorBudgetBurnSlow",
+        "PingpongLatencyBudgetBurnFast",
+        "PingpongTargetsDown",
+        "PingpongReplicasLow",
+        "PingpongStorageErrorRate",
+        "PingpongStorageCircuitOpen",
+        "PingpongThrottlingUnusual",
+    } <= names
+
+
+@pytest.mark.parametrize("rule", ALERTS, ids=[r["alert"] for r in ALERTS])
+def test_alert_has_severity_summary_description_and_runbook(rule):
+    assert rule.get("labels", {}).get("severity") in {"page", "ticket"}
+    annotations = rule.get("annotations", {})
+    for key in ("summary", "description", "runbook_url"):
+        assert annotations.get(key, "").strip(), f"{rule['alert']} has no {key}"
+    url = urlparse(annotations["runbook_url"])
+    assert url.scheme == "https"
+    assert url.path.endswith("/docs/runbooks.md"), url.path
+    assert url.fragment in mh.runbook_anchors(), (
+        f"{rule['alert']}: no section #{url.fragment} in docs/runbooks.md"
+    )
+
+
+def test_every_alert_has_its_own_runbook_section():
+    fragments = [urlparse(r["annotations"]["runbook_url"]).fragment for r in ALERTS]
+    assert len(set(fragments)) == len(fragments)
+    for rule in ALERTS:
+        assert urlparse(rule["annotations"]["runbook_url"]).fragment == rule["alert"].lower()
+
+
+def test_cloudwatch_alarm_runbook_links_exist():
+    text = "\n".join(p.read_text() for p in mh.CLOUDWATCH_MODULE.glob("*.tf"))
+    anchors = re.findall(r"docs/runbooks\.md#([\w-]+)", text)
+    assert len(anchors) >= 4
+    missing = set(anchors) - mh.runbook_anchors()
+    assert not missing, f"CloudWatch alarm runbook links without a section: {missing}"
+
+
+def test_runbook_sections_have_meaning_impact_diagnosis_mitigation():
+    sections = re.split(r"^## ", mh.RUNBOOKS.read_text(), flags=re.MULTILINE)[1:]
+    assert sections
+    for section in sections:
+        title = section.splitlines()[0]
+        for part in ("**Meaning.**", "**Impact.**", "**Diagnosis.**", "**Mitigation.**"):
+            assert part in section, f"runbook section {title!r} lacks {part}"
+
+
+# --- Alertmanager -----------------------------------------------------------
+
+
+def test_amtool_check_config():
+    result = mh.run([mh.tool(mh.AMTOOL), "check-config", str(mh.ALERTMANAGER_CONFIG)])
+    mh.assert_ok(result)
+    assert "SUCCESS" in result.stdout
+
+
+def test_amtool_rejects_a_broken_config(tmp_path):
+    broken = tmp_path / "alertmanager.yml"
+    broken.write_text("route:\n  receiver: nowhere\nreceivers:\n  - name: somewhere\n")
+    assert mh.run([mh.tool(mh.AMTOOL), "check-config", str(broken)]).returncode != 0
+
+
+@pytest.mark.parametrize("rule", ALERTS, ids=[r["alert"] for r in ALERTS])
+def test_alert_routes_to_the_receiver_of_its_severity(rule):
+    labels = {"alertname": rule["alert"], "job": "pingpong", **rule["labels"]}
+    result = mh.run(
+        [
+            mh.tool(mh.AMTOOL),
+            "config",
+            "routes",
+            "test",
+            f"--config.file={mh.ALERTMANAGER_CONFIG}",
+            *(f"{k}={v}" for k, v in labels.items()),
+        ]
+    )
+    mh.assert_ok(result)
+    expected = {"page": "pingpong-page", "ticket": "pingpong-ticket"}[labels["severity"]]
+    assert result.stdout.strip() == expected
+
+
+def test_pages_go_to_sns_and_tickets_to_a_webhook():
+    config = yaml.safe_load(mh.ALERTMANAGER_CONFIG.read_text())
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert receivers["pingpong-page"]["sns_configs"][0]["topic_arn"].startswith("arn:aws:sns:")
+    assert receivers["pingpong-ticket"]["webhook_configs"]
+    assert receivers["sns-forwarder-example"]["webhook_configs"]
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory):
+    """A real Alertmanager with our config on a free loopback port. Its
+    notifications fail (no SNS, no ticket bridge here); routing and inhibition
+    do not depend on them."""
+    binary = mh.tool(mh.ALERTMANAGER)
+    port = mh.free_port()
+    storage = tmp_path_factory.mktemp("alertmanager")
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={mh.ALERTMANAGER_CONFIG}",
+            f"--storage.path={storage}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        mh.wait_http(f"{base}/-/ready", proc)
+        yield base
+    finally:
+        mh.stop(proc)
+
+
+def _api(base, path, payload=None):
+    data = None if payload is None else json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(base + path, data=data, headers=headers)  # noqa: S310 (loopback)
+    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 (loopback URL built here)
+        body = resp.read()
+    return json.loads(body) if body else None
+
+
+def test_inhibition_in_a_running_alertmanager(alertmanager):
+    """A page inhibits the ticket of the same SLO, and nothing else."""
+    alerts = [
+        ("PingpongErrorBudgetBurnFast", "page", {"slo": "availability"}),
+        ("PingpongErrorBudgetBurnSlow", "ticket", {"slo": "availability"}),
+        ("PingpongLatencyBudgetBurnSlow", "ticket", {"slo": "latency"}),
+        ("PingpongStorageCircuitOpen", "page", {"storage": "redis"}),
+        ("PingpongStorageErrorRate", "ticket", {"storage": "redis"}),
+        ("PingpongReplicasLow", "ticket", {}),
+    ]
+    _api(
+        alertmanager,
+        "/api/v2/alerts",
+        [
+            {"labels": {"alertname": name, "job": "pingpong", "severity": sev, **extra}}
+            for name, sev, extra in alerts
+        ],
+    )
+    state = {a["labels"]["alertname"]: a for a in _api(alertmanager, "/api/v2/alerts")}
+    inhibited = {name for name, a in state.items() if a["status"]["inhibitedBy"]}
+    assert inhibited == {"PingpongErrorBudgetBurnSlow", "PingpongStorageErrorRate"}
+    for name, severity, _ in alerts:
+        receivers = {r["name"] for r in state[name]["receivers"]}
+        assert receivers == {f"pingpong-{severity}"}, (name, receivers)
