@@ -7,7 +7,10 @@ VENV   := .venv
 TOOLS  := .tools-venv
 BIN    := $(VENV)/bin
 NPM_TOOLS := $(wildcard tools/*/package-lock.json)
-export PATH := $(CURDIR)/$(TOOLS)/bin:$(foreach d,$(dir $(NPM_TOOLS)),$(CURDIR)/$(d)node_modules/.bin:)$(PATH)
+NPM_BINS  := $(patsubst %/package-lock.json,$(CURDIR)/%/node_modules/.bin,$(NPM_TOOLS))
+empty :=
+space := $(empty) $(empty)
+export PATH := $(CURDIR)/$(TOOLS)/bin:$(subst $(space),:,$(strip $(NPM_BINS))):$(PATH)
 
 .PHONY: run test lint unit tools system-deps bench lock clean
 

@@ -9,7 +9,7 @@ packages=(
   haproxy:haproxy nginx:nginx-light wrk:wrk
   prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager
   amtool:prometheus-alertmanager prometheus-blackbox-exporter:prometheus-blackbox-exporter
-  dockerd:docker.io debootstrap:debootstrap
+  dockerd:docker.io debootstrap:debootstrap docker-compose:docker-compose
 )
 PATH="$PATH:/usr/sbin:/sbin"
 

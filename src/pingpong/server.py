@@ -23,6 +23,7 @@ from typing import Any
 import uvicorn
 
 from pingpong.config import Settings
+from pingpong.http.protocol import GuardedHttpToolsProtocol
 from pingpong.metrics import WORKERS_DIR_ENV
 
 log = logging.getLogger("pingpong")
@@ -35,7 +36,7 @@ def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=GuardedHttpToolsProtocol,
         lifespan="on",
         access_log=False,
         server_header=False,

@@ -7,6 +7,7 @@ import time
 
 import httpx
 
+from tests.conftest import wait_until
 from tests.loadgen import hammer
 
 
@@ -47,9 +48,13 @@ def test_workers_share_limits_and_metrics(pingpong, redis_server) -> None:
     )  # fmt: skip
     codes = asyncio.run(hammer([server.url], 200))
     assert codes.count(200) >= 50 and codes.count(200) <= 52
-    metrics = httpx.get(server.url + "/metrics").text
-    line = next(
-        x for x in metrics.splitlines()
-        if x.startswith('pingpong_http_requests_total{method="GET",route="/ping",status="429"}')
-    )  # fmt: skip
-    assert float(line.split()[-1]) == codes.count(429)  # aggregated over both workers
+
+    def counted_429() -> float:
+        metrics = httpx.get(server.url + "/metrics").text
+        prefix = 'pingpong_http_requests_total{method="GET",route="/ping",status="429"}'
+        line = next(x for x in metrics.splitlines() if x.startswith(prefix))
+        return float(line.split()[-1])
+
+    # Workers publish their counts once a second: any worker's /metrics has
+    # them all within that second.
+    wait_until(lambda: counted_429() == codes.count(429), 5)

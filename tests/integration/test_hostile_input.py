@@ -1,0 +1,66 @@
+"""Hostile or broken HTTP never reaches a 500 or a crash."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+
+
+def raw(url: str, request: bytes, timeout: float = 5.0) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+                if b"\r\n\r\n" in b"".join(chunks):
+                    break
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431),
+        (b"GET /ping HTTP/1.1\r\nHost: x\r\n" + b"X-Many: y\r\n" * 5000 + b"\r\n", 431),
+        (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"BREW /ping HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (b"DELETE /ping HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (b"GET /ping HTTP/9.9\r\nHost: x\r\n\r\n", 400),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64, 400),  # TLS to plain HTTP
+        (b"GET /ping HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+        (b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: \xff\xfe, ::::\r\n\r\n", 200),
+        (b"GET /ping?%zz=%%%&a[]=1 HTTP/1.1\r\nHost: x\r\n\r\n", 200),
+        (b"GET /ping?a=\x7f HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+    ],
+)
+def test_bad_requests_get_4xx(pingpong_shared, request_bytes: bytes, status: int) -> None:
+    assert status_of(raw(pingpong_shared.url, request_bytes)) == status
+    assert httpx.get(pingpong_shared.url + "/healthz").status_code == 200  # still alive
+
+
+def test_slow_headers_are_timed_out(pingpong) -> None:
+    server = pingpong()
+    response = raw(server.url, b"GET /ping HTTP/1.1\r\nHo", timeout=15)
+    assert status_of(response) == 408
+
+
+def test_rejections_are_counted_not_logged(pingpong) -> None:
+    server = pingpong()
+    for _ in range(20):
+        raw(server.url, b"BREW / HTTP/1.1\r\n\r\n")
+    metrics = httpx.get(server.url + "/metrics").text
+    assert (
+        'pingpong_http_requests_total{method="OTHER",route="unparsed",status="405"} 20.0' in metrics
+    )
+    assert "BREW" not in server.output()
