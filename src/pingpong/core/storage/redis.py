@@ -14,7 +14,8 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from redis.asyncio import Redis
+import hiredis
+from redis.asyncio import Connection, Redis, SSLConnection
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
@@ -24,7 +25,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from pingpong.core.algorithms import Algorithm, Outcome
+from pingpong.core.algorithms import Algorithm, Limit, Outcome
 from pingpong.core.storage.base import Check, StorageError
 
 SCRIPT = files("pingpong.core.storage").joinpath("lua/decide.lua").read_text()
@@ -45,6 +46,26 @@ class RedisStorageError(StorageError):
         self.kind = kind  # timeout | connection | other
 
 
+class _HiredisPacking:
+    """redis-py's asyncio connections pack commands in Python (about 2.5 µs
+    an argument on the benchmark machine); hiredis packs the same bytes in C,
+    ten times faster. Multi-word commands ("SCRIPT LOAD") are split as
+    redis-py does."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str) and " " in args[0]:
+            args = (*args[0].split(), *args[1:])
+        return [hiredis.pack_command(args)]
+
+
+class PackedConnection(_HiredisPacking, Connection):
+    pass
+
+
+class PackedSSLConnection(_HiredisPacking, SSLConnection):
+    pass
+
+
 def connect(url: str, timeout: float) -> tuple[Any, bool]:
     """A client for a storage URL, and whether it is a Redis Cluster."""
     options: dict[str, Any] = {
@@ -53,7 +74,8 @@ def connect(url: str, timeout: float) -> tuple[Any, bool]:
     }
     scheme, _, rest = url.partition("://")
     if scheme in ("redis", "rediss"):
-        return Redis.from_url(url, **options), False
+        packed = PackedSSLConnection if scheme == "rediss" else PackedConnection
+        return Redis.from_url(url, connection_class=packed, **options), False
     if scheme == "redis+cluster":
         return RedisCluster.from_url(f"redis://{rest}", socket_connect_timeout=1.0), True
     if scheme == "redis+sentinel":
@@ -85,6 +107,7 @@ class RedisStorage:
         self._script = client.register_script(SCRIPT)
         self._pending: list[Pending] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._specs: dict[tuple[int, bool], tuple[Limit, str]] = {}
 
     @classmethod
     def from_url(cls, url: str, timeout: float) -> RedisStorage:
@@ -123,12 +146,13 @@ class RedisStorage:
 
     async def _call(self, mode: str, requests: Sequence[Sequence[Check]]) -> list[Outcome]:
         keys: list[str] = []
-        args: list[Any] = [mode, len(requests)]
+        specs: list[str] = []
         for checks in requests:
-            args.append(len(checks))
             for key, limit, shadow in checks:
                 keys.append(redis_key(key))
-                args += (_CODES[limit.algorithm], limit.interval_us, limit.capacity, int(shadow))
+                specs.append(self._spec(limit, shadow))
+            specs.append("|")
+        args = (mode, "".join(specs))
         try:
             async with asyncio.timeout(self._timeout):
                 raw = await self._script(keys=keys, args=args)
@@ -141,6 +165,17 @@ class RedisStorage:
         return [
             Outcome(raw[i] == 1, raw[i + 1], raw[i + 2], raw[i + 3]) for i in range(0, len(raw), 4)
         ]
+
+    def _spec(self, limit: Limit, shadow: bool) -> str:
+        """``algorithm,interval,capacity,shadow;``, built once per limit."""
+        cached = self._specs.get((id(limit), shadow))
+        if cached is None or cached[0] is not limit:
+            if len(self._specs) > 4096:  # reloads create new limits; drop the old ones
+                self._specs.clear()
+            spec = f"{_CODES[limit.algorithm]},{limit.interval_us},{limit.capacity},{int(shadow)};"
+            cached = (limit, spec)
+            self._specs[(id(limit), shadow)] = cached
+        return cached[1]
 
     async def _acquire_by_slot(self, checks: Sequence[Check]) -> list[Outcome]:
         """Redis Cluster: one call per slot, then refund the slots that admitted

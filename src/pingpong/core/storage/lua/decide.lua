@@ -2,9 +2,11 @@
 -- Mirrors pingpong/core/algorithms.py (integer microseconds, Redis clock).
 --
 -- ARGV[1] = "acquire" | "refund"
--- ARGV[2] = number of requests R; then for each request: its number of checks
--- n, then 4 values per check: algorithm (1 gcra, 2 sliding, 3 fixed),
--- interval_us, capacity, shadow (0/1). KEYS holds the checks' keys in order.
+-- ARGV[2] = the batch's checks, one string (packing many small arguments costs
+--           the client more than parsing one costs Redis): requests separated
+--           by "|", each a list of "algorithm,interval_us,capacity,shadow;"
+--           with algorithm 1 gcra, 2 sliding window, 3 fixed window.
+-- KEYS holds the checks' keys in the same order.
 -- Returns 4 integers per check: admitted (0/1), remaining, reset_us, retry_us.
 
 local t = redis.call('TIME')
@@ -104,17 +106,13 @@ local function refund(key, alg, interval)
 end
 
 local out = {}
-local argi, keyi = 3, 1
-for _ = 1, tonumber(ARGV[2]) do
-  local n = tonumber(ARGV[argi])
-  argi = argi + 1
+local keyi = 1
+for request in string.gmatch(ARGV[2], '[^|]+') do
   local commits, blocked = {}, false
-  for _ = 1, n do
-    local alg = tonumber(ARGV[argi])
-    local interval, capacity = tonumber(ARGV[argi + 1]), tonumber(ARGV[argi + 2])
-    local shadow = ARGV[argi + 3] == '1'
+  for alg, interval, capacity, shadow in string.gmatch(request, '(%d),(%d+),(%d+),(%d);') do
+    alg, interval, capacity = tonumber(alg), tonumber(interval), tonumber(capacity)
     local key = KEYS[keyi]
-    argi, keyi = argi + 4, keyi + 1
+    keyi = keyi + 1
     if ARGV[1] == 'refund' then
       refund(key, alg, interval)
       out[#out + 1] = 1; out[#out + 1] = 0; out[#out + 1] = 0; out[#out + 1] = 0
@@ -126,7 +124,7 @@ for _ = 1, tonumber(ARGV[2]) do
       out[#out + 1] = retry
       if commit then
         commits[#commits + 1] = commit
-      elseif not shadow then
+      elseif shadow == '0' then
         blocked = true
       end
     end
