@@ -1,0 +1,144 @@
+"""HAProxy, driven through its runtime API (the stats socket).
+
+Weights and server states change on the running process: no reload, so no
+connection is dropped and no request is lost while traffic moves. The socket
+is a unix path or ``host:port`` (a TCP ``stats socket ipv4@...``); one command
+per connection, as the non-interactive mode of the API expects.
+"""
+
+from __future__ import annotations
+
+import csv
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+TEMPLATE = Path(__file__).with_name("haproxy.cfg")
+ERROR_SHAPES = ("no such", "unknown", "permission denied", "require", "expects", "invalid",
+                "not found", "cannot", "can't", "not ready")  # fmt: skip
+
+
+class HAProxyError(RuntimeError):
+    """HAProxy refused a command or could not be reached."""
+
+
+def render_config(
+    *, bind: str, blue_addr: str, green_addr: str, socket_path: str, template: Path = TEMPLATE
+) -> str:
+    """haproxy.cfg with its placeholders filled (unknown ones are an error)."""
+    return Template(template.read_text()).substitute(
+        bind=bind, blue_addr=blue_addr, green_addr=green_addr, socket=socket_path
+    )
+
+
+@dataclass(frozen=True)
+class ServerStat:
+    """One server line of ``show stat``, the fields a rollout decides on."""
+
+    name: str
+    status: str  # UP, DOWN, MAINT, DRAIN, "UP 1/2", "no check", ...
+    weight: int
+    current_sessions: int
+
+    @property
+    def up(self) -> bool:
+        """Serving per the health checks (DRAIN still serves its open sessions)."""
+        return self.status.startswith(("UP", "DRAIN", "no check"))
+
+
+class RuntimeAPI:
+    """A thin client: ``command()`` plus the handful of commands a rollout uses."""
+
+    def __init__(self, address: str, backend: str, timeout: float = 5.0) -> None:
+        self.address = address
+        self.backend = backend
+        self.timeout = timeout
+
+    def _connect(self) -> socket.socket:
+        if ":" in self.address and not self.address.startswith("/"):
+            host, port = self.address.rsplit(":", 1)
+            return socket.create_connection((host, int(port)), timeout=self.timeout)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.address)
+        return sock
+
+    def command(self, line: str, check: bool = True) -> str:
+        """Send one command, return HAProxy's whole answer.
+
+        The API reports errors as text, not as a status, so with ``check`` an
+        answer of a known error shape raises (``show`` output is not checked).
+        """
+        try:
+            with self._connect() as sock:
+                sock.sendall(line.encode() + b"\n")
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+        except OSError as exc:
+            raise HAProxyError(f"runtime API {self.address}: {exc}") from exc
+        answer = b"".join(chunks).decode(errors="replace").strip()
+        if check and any(shape in answer.lower() for shape in ERROR_SHAPES):
+            raise HAProxyError(f"{line!r}: {answer}")
+        return answer
+
+    def set_weight(self, server: str, weight: int) -> None:
+        self.command(f"set weight {self.backend}/{server} {weight}")
+
+    def set_weights(self, weights: dict[str, int]) -> None:
+        """Several servers, the one losing weight last, so the total never hits 0."""
+        for server, weight in sorted(weights.items(), key=lambda item: -item[1]):
+            self.set_weight(server, weight)
+
+    def get_weight(self, server: str) -> int:
+        # Answer: "<current> (initial <initial>)"
+        return int(self.command(f"get weight {self.backend}/{server}").split()[0])
+
+    def set_state(self, server: str, state: str) -> None:
+        """ready | drain | maint (drain: no new traffic, health checks go on)."""
+        self.command(f"set server {self.backend}/{server} state {state}")
+
+    def set_addr(self, server: str, host: str, port: int) -> None:
+        """Point a server slot at a new address (green gets a port at run time)."""
+        self.command(f"set server {self.backend}/{server} addr {host} port {port}")
+
+    def stats(self) -> dict[str, ServerStat]:
+        """The backend's servers as ``show stat`` sees them now."""
+        text = self.command("show stat", check=False).lstrip("# ")
+        stats = {}
+        for row in csv.DictReader(text.splitlines()):
+            if row.get("pxname") != self.backend or row["svname"] in ("FRONTEND", "BACKEND"):
+                continue
+            stats[row["svname"]] = ServerStat(
+                name=row["svname"],
+                status=row["status"],
+                weight=int(row["weight"] or 0),
+                current_sessions=int(row["scur"] or 0),
+            )
+        return stats
+
+    def server(self, name: str) -> ServerStat:
+        stats = self.stats()
+        if name not in stats:
+            raise HAProxyError(f"no server {name!r} in backend {self.backend!r}: {list(stats)}")
+        return stats[name]
+
+    def wait_status(self, server: str, up: bool, timeout: float) -> bool:
+        """Wait until HAProxy's own health checks agree (True) or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.server(server).up == up:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def wait_idle(self, server: str, timeout: float) -> bool:
+        """Wait until no session is open on ``server`` (its in-flight requests are done)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.server(server).current_sessions == 0:
+                return True
+            time.sleep(0.1)
+        return False
