@@ -64,7 +64,7 @@ class App:
         self._openapi = json.dumps(openapi_document(service.version)).encode()
         self._publisher: asyncio.Task[None] | None = None
         # Request ids: a random per-process prefix and a counter, cheap and unique.
-        self._id_prefix = os.urandom(6).hex() + "-"
+        self._id_prefix = os.urandom(6).hex().encode() + b"-"
         self._ids = count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -111,7 +111,7 @@ class App:
         for name, value in headers:
             if name == REQUEST_ID and 0 < len(value) <= MAX_REQUEST_ID:
                 return value
-        return b"%s%x" % (self._id_prefix.encode(), next(self._ids))
+        return b"%s%x" % (self._id_prefix, next(self._ids))
 
     def _log(
         self, scope: Scope, method: str, route: str, status: int, elapsed: float, rid: bytes
