@@ -49,6 +49,9 @@ tools/%/node_modules/.installed: tools/%/package-lock.json
 system-deps:
 	@scripts/install-system-deps.sh
 
+bench: system-deps $(VENV)/.installed   # full run, < 10 min; `make bench ARGS=--quick` for 2 min
+	$(BIN)/python -m bench $(ARGS)
+
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet -e '.[dev]'
