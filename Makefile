@@ -54,7 +54,7 @@ bench: system-deps $(VENV)/.installed   # full run, < 10 min; `make bench ARGS=-
 
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	.lock-venv/bin/pip install --quiet -e '.[dev]' async-timeout  # redis needs it on Python < 3.11.3
 	(echo "# Every Python dependency (runtime and dev), pinned. Refresh: make lock"; \
 	 .lock-venv/bin/pip freeze --exclude-editable) > constraints.txt
 	rm -rf .lock-venv

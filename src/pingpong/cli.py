@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from pingpong import __version__
-from pingpong.config import ConfigError, Settings, load_settings
+from pingpong.config import ConfigError, Settings, load_settings, redacted
 from pingpong.core.algorithms import Algorithm
 from pingpong.core.storage import FailureMode
 from pingpong.logs import configure as configure_logging
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def describe(settings: Settings, source: str) -> str:
     lines = [
         f"{source}: OK",
-        f"storage: {settings.storage} (on error: {settings.on_storage_error.value}, "
+        f"storage: {redacted(settings.storage)} (on error: {settings.on_storage_error.value}, "
         f"timeout {settings.storage_timeout}s)",
         "policies:",
     ]

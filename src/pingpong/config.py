@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -134,7 +135,7 @@ class Settings(BaseModel):
     on_storage_error: FailureMode = FailureMode.LOCAL
     circuit_failures: int = Field(5, ge=1)
     circuit_reset: float = Field(2.0, gt=0)
-    memory_max_keys: int = Field(2_000_000, ge=1000)
+    memory_max_keys: int = Field(1_000_000, ge=1000)
     limit: RateField = Rate(100, 60)
     burst: int | None = Field(None, ge=1)
     algorithm: Algorithm = Algorithm.GCRA
@@ -255,6 +256,8 @@ def read_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: the YAML is nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -265,6 +268,15 @@ def read_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of settings")
     return data
+
+
+def redacted(url: str) -> str:
+    """A storage URL fit to print: any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _describe(exc: ValidationError, sources: Mapping[str, str], config_file: str | None) -> str:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import tracemalloc
 
-from pingpong.core.algorithms import MICROS, Algorithm, Limit
+from pingpong.core.algorithms import Algorithm, Limit
 from pingpong.core.rates import Rate
 from pingpong.core.storage import Check, MemoryStorage
 
@@ -41,21 +41,30 @@ def test_shadow_rejection_does_not_block() -> None:
     assert not shadow.admitted and real.admitted
 
 
-def test_idle_keys_are_swept_and_the_table_is_capped() -> None:
+def test_the_table_is_capped_and_active_keys_survive_a_flood() -> None:
     clock = Clock()
     store = MemoryStorage(max_keys=1000, clock=clock)
-    limit = Limit(Algorithm.GCRA, Rate(10, 1), 10)  # a key is idle 0.1 s after use
-    for i in range(1000):
+    tight = Limit(Algorithm.GCRA, Rate(2, 3600), 2)
+    client = [Check("p:real-client", tight, False)]
+    flood = Limit(Algorithm.GCRA, Rate(10, 1), 10)
+    admitted = 0
+    for i in range(20_000):
+        store.acquire_now([Check(f"p:flood-{i}", flood, False)])
+        if i % 50 == 0:  # the real client keeps trying, and keeps being rejected
+            admitted += store.acquire_now(client)[0].admitted
+        assert len(store) <= 1000
+    assert store.rotations >= 30
+    assert admitted == 2  # its state was never the one dropped
+
+
+def test_idle_keys_are_forgotten_after_a_generation() -> None:
+    store = MemoryStorage(max_keys=1000, clock=Clock())
+    limit = Limit(Algorithm.GCRA, Rate(1, 3600), 1)
+    store.acquire_now([Check("p:idle", limit, False)])
+    assert not store.acquire_now([Check("p:idle", limit, False)])[0].admitted
+    for i in range(1000):  # two generations of other keys
         store.acquire_now([Check(f"p:{i}", limit, False)])
-    assert len(store) == 1000
-    clock.now += MICROS
-    for i in range(1000, 1500):
-        store.acquire_now([Check(f"p:{i}", limit, False)])
-    assert len(store) <= 1000 and store.evictions == 0  # expired keys made room
-    busy = Limit(Algorithm.GCRA, Rate(1, 3600), 1)
-    for i in range(3000):
-        store.acquire_now([Check(f"busy:{i}", busy, False)])
-    assert len(store) <= 1000 and store.evictions > 0  # capped even when nothing expires
+    assert store.acquire_now([Check("p:idle", limit, False)])[0].admitted  # forgotten
 
 
 def test_memory_per_key_stays_small() -> None:

@@ -73,11 +73,6 @@ class Limit:
         return _DECIDERS[self.algorithm](self, state, now)
 
 
-def expires_at(state: State) -> int:
-    """When a stored state becomes equivalent to no state at all."""
-    return state if isinstance(state, int) else state[0]
-
-
 def gcra(limit: Limit, state: State | None, now: int) -> tuple[Outcome, State | None]:
     """Generic cell rate algorithm: admits when TAT - burst*T <= now."""
     interval = limit.interval_us

@@ -31,6 +31,7 @@ from pingpong.core.storage.base import Check, StorageError
 SCRIPT = files("pingpong.core.storage").joinpath("lua/decide.lua").read_text()
 _CODES = {Algorithm.GCRA: 1, Algorithm.SLIDING_WINDOW: 2, Algorithm.FIXED_WINDOW: 3}
 MAX_BATCH = 256
+WARM_CONNECTIONS = 4
 
 Pending = tuple[Sequence[Check], "asyncio.Future[list[Outcome]]"]
 
@@ -198,10 +199,11 @@ class RedisStorage:
         return outcomes
 
     async def ping(self) -> None:
-        """Connect and load the script, so the first decisions need no extra trips."""
+        """Open a few connections and load the script, so that the first burst
+        of decisions pays for no connection setup or extra round trip."""
         try:
             async with asyncio.timeout(max(self._timeout, 1.0)):
-                await self._client.ping()
+                await asyncio.gather(*(self._client.ping() for _ in range(WARM_CONNECTIONS)))
                 await self._client.script_load(SCRIPT)
         except (TimeoutError, RedisError, OSError) as exc:
             raise RedisStorageError("connection", str(exc)) from exc

@@ -1,0 +1,201 @@
+"""Secrets stay secret: API keys (compared by digest, never logged, never a
+metric label), the Redis password, and Redis over TLS with AUTH."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import redis
+
+from pingpong.core.algorithms import Algorithm, Limit
+from pingpong.core.limiter import Limiter
+from pingpong.core.policy import Policy, Tier
+from pingpong.core.rates import Rate
+from pingpong.core.storage import MemoryStorage
+from tests.conftest import RedisServer, free_port, require, wait_until
+
+API_KEY = "pp-live-3f9a8c1d2e7b4a60"
+WRONG_KEY = "pp-live-guessed-0000000"
+REDIS_PASSWORD = "redis-pw-7c2d9e41"  # noqa: S105 - a throwaway test password
+# Every label of pingpong's metrics: each takes a bounded set of values.
+BOUNDED_LABELS = {
+    "method", "route", "status", "policy", "decision", "storage", "error", "mode", "le",
+    "version", "commit", "slot",
+}  # fmt: skip
+
+
+def test_tier_lookup_is_by_sha256_digest() -> None:
+    limit = Limit(Algorithm.GCRA, Rate(3, 60), 3)
+    by_digest = Tier("gold", limit, frozenset({hashlib.sha256(API_KEY.encode()).digest()}))
+    by_plain = Tier("plain", limit, frozenset({API_KEY.encode()}))  # a key stored as such
+    policies = [Policy("per-client", Limit(Algorithm.GCRA, Rate(1, 60), 1))]
+
+    async def tiers_of(tier: Tier, key: str) -> list[str]:
+        limiter = Limiter(policies, MemoryStorage(), tiers=[tier])
+        decision = await limiter.check("/ping", "GET", "192.0.2.1", [(b"x-api-key", key.encode())])
+        return [policy.name for policy, _ in decision.results]
+
+    assert asyncio.run(tiers_of(by_digest, API_KEY)) == ["gold"]
+    assert asyncio.run(tiers_of(by_digest, WRONG_KEY)) == ["per-client"]
+    # The presented key is hashed before the lookup: a table holding the key
+    # itself never matches it.
+    assert asyncio.run(tiers_of(by_plain, API_KEY)) == ["per-client"]
+
+
+def test_api_keys_never_in_logs_metrics_or_redis(pingpong, redis_server, tmp_path: Path) -> None:
+    digest = hashlib.sha256(API_KEY.encode()).hexdigest()
+    config = tmp_path / "pingpong.yaml"
+    config.write_text(
+        f"""
+policies: [{{name: per-client, rate: 2/minute}}]
+api_keys:
+  header: X-API-Key
+  tiers: [{{name: gold, rate: 5/minute, keys: ["sha256:{digest}"]}}]
+"""
+    )
+    server = pingpong(
+        "--config", str(config), "--storage", redis_server.url, "--access-log", "1",
+        "--trusted-proxy", "127.0.0.1/32",
+    )  # fmt: skip
+    statuses = []
+    with httpx.Client() as client:
+        for key in [API_KEY] * 7 + [WRONG_KEY] * 3:
+            for address in ("198.51.100.7", "2001:db8::7"):
+                headers = {"X-API-Key": key, "X-Forwarded-For": address}
+                statuses.append(client.get(server.url + "/ping", headers=headers).status_code)
+        metrics = client.get(server.url + "/metrics").text
+    assert statuses.count(200) == 5 + 2 * 2 and statuses.count(429) == 11
+    wait_until(lambda: server.output().count('"pingpong.access"') >= 20)
+    check = subprocess.run(
+        [sys.executable, "-m", "pingpong.cli", "check-config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    redis_keys = " ".join(redis_server.cli("--scan").split())
+    for place, text in [
+        ("logs", server.output()),
+        ("metrics", metrics),
+        ("redis keys", redis_keys),
+        ("check-config", check.stdout + check.stderr),
+    ]:
+        for secret in (API_KEY, WRONG_KEY, digest):
+            assert secret not in text, f"{secret} in {place}"
+    assert "pp:{gold:" in redis_keys  # counted per key, under a truncated digest
+    # No per-client label in /metrics: no address, no key, a bounded label set.
+    for line in metrics.splitlines():
+        assert "198.51.100.7" not in line and "2001:db8" not in line, line
+    names = {
+        pair.split("=", 1)[0]
+        for line in metrics.splitlines()
+        if line.startswith("pingpong_") and "{" in line
+        for pair in line.split("{", 1)[1].rsplit("}", 1)[0].split('",')
+    }
+    assert names <= BOUNDED_LABELS, names - BOUNDED_LABELS
+
+
+def test_redis_password_never_printed(pingpong, tmp_path: Path) -> None:
+    """The storage URL may carry the Redis password (PINGPONG_STORAGE is a
+    secret): neither check-config nor the server's logs may show it."""
+    port = free_port()  # nothing listens: the server logs its storage errors
+    url = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
+    config = tmp_path / "pingpong.yaml"
+    config.write_text(f"storage: {url}\n")
+    check = subprocess.run(
+        [sys.executable, "-m", "pingpong.cli", "check-config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
+    server = pingpong("--storage", url, "--access-log", "1")
+    httpx.get(server.url + "/ping")
+    wait_until(lambda: "storage error" in server.output())
+    assert REDIS_PASSWORD not in server.output()
+    assert REDIS_PASSWORD not in check.stdout + check.stderr, check.stdout
+
+
+def make_certificates(directory: Path) -> dict[str, Path]:
+    """A throwaway CA and a certificate for 127.0.0.1 signed by it."""
+    openssl = require("openssl")
+    files = {name: directory / f"{name}.pem" for name in ("ca", "ca-key", "cert", "key")}
+    run = lambda *args: subprocess.run([openssl, *args], check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
+        "-keyout", str(files["ca-key"]), "-out", str(files["ca"]))  # fmt: skip
+    csr = directory / "cert.csr"
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", str(files["key"]), "-out", str(csr))  # fmt: skip
+    ext = directory / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", str(csr), "-CA", str(files["ca"]),
+        "-CAkey", str(files["ca-key"]), "-CAcreateserial", "-days", "1",
+        "-extfile", str(ext), "-out", str(files["cert"]))  # fmt: skip
+    return files
+
+
+def test_redis_over_tls_with_auth(pingpong, tmp_path: Path) -> None:
+    """rediss://user:password@host/db?ssl_ca_certs=CA against Debian's
+    redis-server with TLS on and no plain port: shared limits work, the
+    certificate is verified, a wrong password or an unknown CA never reaches
+    Redis (and never a 500)."""
+    certs = make_certificates(tmp_path)
+    tls = RedisServer(
+        free_port(),
+        args=[
+            "--tls-port", "0",  # replaced below
+            "--tls-cert-file", str(certs["cert"]), "--tls-key-file", str(certs["key"]),
+            "--tls-ca-cert-file", str(certs["ca"]), "--tls-auth-clients", "no",
+            "--user", "default", "off",
+            "--user", "pingpong", "on", f">{REDIS_PASSWORD}", "~pp:*", "+@all",
+        ],
+    )  # fmt: skip
+    tls_port = tls.port
+    tls.args[1] = str(tls_port)
+    tls.port = 0  # no plain-text port at all
+    binary = require("redis-server")
+    tls.process = subprocess.Popen(
+        [binary, "--port", "0", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         *tls.args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    admin = redis.Redis(
+        host="127.0.0.1", port=tls_port, ssl=True, ssl_ca_certs=str(certs["ca"]),
+        username="pingpong", password=REDIS_PASSWORD,
+    )  # fmt: skip
+    try:
+        wait_until(admin.ping, 10)
+        good = (
+            f"rediss://pingpong:{REDIS_PASSWORD}@127.0.0.1:{tls_port}/0?ssl_ca_certs={certs['ca']}"
+        )
+        slow_ok = {"PINGPONG_STORAGE_TIMEOUT": "1", "PINGPONG_ON_STORAGE_ERROR": "deny"}
+        a = pingpong("--storage", good, "--limit", "3/minute", env=slow_ok)
+        b = pingpong("--storage", good, "--limit", "3/minute", env=slow_ok)
+        codes = [httpx.get(r.url + "/ping").status_code for r in (a, b, a, b)]
+        assert codes == [200, 200, 200, 429]  # one shared limit, over TLS
+        assert admin.dbsize() == 1
+        assert "storage error" not in a.output() + b.output()
+
+        # A wrong password, a plain-text client, an unknown CA: nothing decided
+        # by Redis, deny mode answers 503 (never 500), the password never shown.
+        bad_urls = [
+            good.replace(REDIS_PASSWORD, "wrong-password"),
+            good.replace("rediss://", "redis://").split("?")[0],
+            good.split("?")[0] + f"?ssl_ca_certs={certs['cert']}",  # not the CA
+        ]
+        for url in bad_urls:
+            bad = pingpong("--storage", url, "--limit", "3/minute", env=slow_ok)
+            assert httpx.get(bad.url + "/ping").status_code == 503
+            wait_until(lambda bad=bad: "storage error" in bad.output())
+            assert REDIS_PASSWORD not in bad.output()
+            assert "Traceback" not in bad.output()
+            bad.stop()
+        assert admin.dbsize() == 1
+    finally:
+        admin.close()
+        tls.stop()
