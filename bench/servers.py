@@ -1,0 +1,268 @@
+"""The servers under test and the Redis they share, each a pinned subprocess on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from bench.env import PEERS_DIR, REPO, peers_bin
+
+ADMIT_RATE = "100000000/second"  # far above anything one worker can serve
+REJECT_RATE = "1/hour"  # the first request is admitted, every later one gets 429
+# One CPU for the server under test, the other for wrk, Redis and the bench itself.
+SERVER_CPU = "0"
+LOAD_CPU = "1" if (os.cpu_count() or 1) > 1 else "0"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 5.0
+# Same uvicorn settings as pingpong's own server (src/pingpong/server.py).
+UVICORN_FLAGS = (
+    *("--loop", "uvloop", "--http", "httptools", "--lifespan", "on", "--log-level", "warning"),
+    *("--no-access-log", "--no-server-header", "--no-proxy-headers"),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One server configuration of the table."""
+
+    name: str
+    family: str  # raw | starlette | fastapi | pingpong | slowapi | flask-limiter
+    storage: str = ""  # "" (no limiter) | memory | redis
+    mode: str = ""  # "" (no limiter) | admitted | rejected
+
+    @property
+    def rate(self) -> str:
+        return REJECT_RATE if self.mode == "rejected" else ADMIT_RATE
+
+
+def all_configs() -> list[Config]:
+    """Every configuration, in the order of the table and of the rotation."""
+    configs = [Config("raw", "raw"), Config("starlette", "starlette"), Config("fastapi", "fastapi")]
+    for family in ("pingpong", "slowapi", "flask-limiter"):
+        for storage in ("memory", "redis"):
+            for mode in ("admitted", "rejected"):
+                configs.append(Config(f"{family}-{storage}-{mode}", family, storage, mode))
+    return configs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def limits_rate(rate: str) -> str:
+    """pingpong's ``N/<s>s`` spelled for the `limits` library (``N/<s> seconds``)."""
+    count, _, period = rate.partition("/")
+    if period.endswith("s") and period[:-1].isdigit():
+        return f"{count}/{period[:-1]} seconds"
+    return rate
+
+
+def pinned(cpu: str, argv: list[str]) -> list[str]:
+    """``argv`` under ``taskset -c cpu`` (unpinned when taskset is missing)."""
+    taskset = shutil.which("taskset")
+    return [taskset, "-c", cpu, *argv] if taskset else argv
+
+
+def command(
+    config: Config, port: int, storage_url: str, rate: str, extra: tuple[str, ...] = ()
+) -> tuple[list[str], dict[str, str], Path]:
+    """argv, environment and working directory that serve ``config`` on ``port``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGPONG_")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    bin_dir = Path(sys.executable).parent
+    if config.family == "pingpong":
+        flags = f"--port {port} --limit {rate} --storage {storage_url} --drain-seconds 0"
+        argv = [str(bin_dir / "pingpong"), "serve", *flags.split(), *extra]
+        return argv, env, REPO
+    env["BENCH_LIMIT"] = limits_rate(rate)
+    env["BENCH_STORAGE"] = storage_url
+    bind = ("--host", "127.0.0.1", "--port", str(port))
+    if config.family == "raw":  # the repo's own uvicorn: the very server pingpong runs on
+        argv = [sys.executable, "-m", "uvicorn", "raw_asgi:app", *bind, *UVICORN_FLAGS]
+    elif config.family == "flask-limiter":
+        flags = f"--workers 1 --worker-class sync --bind 127.0.0.1:{port} --log-level warning"
+        argv = [str(peers_bin("gunicorn")), *flags.split(), "flask_app:app"]
+    else:
+        module = {"starlette": "starlette_app", "fastapi": "fastapi_app", "slowapi": "slowapi_app"}
+        app = f"{module[config.family]}:app"
+        argv = [str(peers_bin("python")), "-m", "uvicorn", app, *bind, *UVICORN_FLAGS]
+    return argv, env, PEERS_DIR
+
+
+class Server:
+    """A started server; ``stop()`` ends its process group."""
+
+    def __init__(self, config: Config, port: int, process: subprocess.Popen[bytes], log: Path):
+        self.config = config
+        self.port = port
+        self.process = process
+        self.log = log
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/ping"
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Until GET /healthz (never throttled) answers 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.config.name} exited at start:\n{self.log_tail()}")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                try:
+                    conn.request("GET", "/healthz")
+                    if conn.getresponse().status == 200:
+                        return
+                finally:
+                    conn.close()
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.config.name} not ready in {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(STOP_TIMEOUT)
+
+
+def start(
+    config: Config,
+    storage_url: str,
+    logs: Path,
+    rate: str | None = None,
+    extra: tuple[str, ...] = (),
+    wait: bool = True,
+) -> Server:
+    """Start ``config`` pinned to the server CPU on a free port."""
+    port = free_port()
+    argv, env, cwd = command(config, port, storage_url, rate or config.rate, extra)
+    log = logs / f"{config.name}-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            pinned(SERVER_CPU, argv),
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: gunicorn's worker stops with it
+        )
+    server = Server(config, port, process, log)
+    if wait:
+        server.wait_ready()
+    return server
+
+
+@contextlib.contextmanager
+def running(
+    config: Config,
+    storage_url: str,
+    logs: Path,
+    rate: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> Iterator[Server]:
+    server = start(config, storage_url, logs, rate, extra)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class RedisServer:
+    """The bench's own redis-server on a free port, pinned with the load generator
+    (Redis plays a separate machine: the server CPU measures the server alone)."""
+
+    def __init__(self, logs: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-redis-", dir=logs))
+        argv = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.dir),
+            "--logfile",
+            "redis.log",
+        ]
+        self.process = subprocess.Popen(
+            pinned(LOAD_CPU, argv), stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        self.client = redis.Redis(port=self.port, socket_timeout=10, decode_responses=True)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        self.version = str(self.client.info("server")["redis_version"])
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def reset(self) -> None:
+        """Empty the data and zero INFO commandstats."""
+        self.client.flushall()
+        self.client.config_resetstat()
+
+    def commands(self) -> dict[str, int]:
+        """Calls per command since ``reset()``, without the bench's own commands
+        (commands run inside Lua scripts are counted too, as Redis counts them)."""
+        stats = self.client.info("commandstats")
+        own = {"flushall", "config|resetstat", "config", "info"}
+        calls: dict[str, int] = {}
+        for key, value in stats.items():
+            name = key.removeprefix("cmdstat_")
+            if name not in own:
+                calls[name] = int(value["calls"])
+        return calls
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(STOP_TIMEOUT)
+        shutil.rmtree(self.dir, ignore_errors=True)
