@@ -4,9 +4,10 @@ uvicorn accepts any header size, answers 400 to a request line of any length
 or an unknown method, and waits forever for a client that sends its headers a
 byte at a time. This subclass answers 414 (request line over 8 KiB), 431
 (headers over 32 KiB), 405 (a method the parser does not know) and 408
-(headers not complete within 10 s), then closes the connection. These requests
-never reach the app, so they are counted here (route "unparsed") and logged at
-debug level only: a flood of garbage must not flood the logs.
+(headers not complete within 10 s, checked once a second), then closes the
+connection. These requests never reach the app, so they are counted here
+(route "unparsed") and logged at debug level only: a flood of garbage must
+not flood the logs.
 """
 
 from __future__ import annotations
@@ -36,21 +37,21 @@ class Reject(Exception):
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    # When the current request's headers started arriving (None: not reading
+    # headers). One sweep a second per server checks every connection, which
+    # costs far less than a timer armed and cancelled for every request.
+    _headers_since: float | None = None
     _header_bytes = 0
-    _header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_header_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_header_timer()
-        super().connection_lost(exc)
+        self._headers_since = self.loop.time()
+        _HeaderSweep.watch(self)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
-        self._arm_header_timer()
+        self._headers_since = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -64,7 +65,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._cancel_header_timer()
+        self._headers_since = None
         super().on_headers_complete()
 
     def data_received(self, data: bytes) -> None:
@@ -87,7 +88,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             pass  # no upgrades offered: the request was answered as plain HTTP
 
     def _reject(self, status: HTTPStatus) -> None:
-        self._cancel_header_timer()
+        self._headers_since = None
         STATS.requests[("OTHER", "unparsed", status.value)] += 1
         log.debug("rejected an unparsable request from %s: %d", self.client, status.value)
         body = f"{status.phrase}\n".encode()
@@ -99,16 +100,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         )
         self.transport.close()
 
-    def _arm_header_timer(self) -> None:
-        self._cancel_header_timer()
-        self._header_timer = self.loop.call_later(HEADER_TIMEOUT, self._headers_too_slow)
+    def headers_overdue(self, now: float) -> bool:
+        since = self._headers_since
+        return since is not None and now - since > HEADER_TIMEOUT
 
-    def _cancel_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
 
-    def _headers_too_slow(self) -> None:
-        self._header_timer = None
-        if not self.transport.is_closing():
-            self._reject(HTTPStatus.REQUEST_TIMEOUT)
+class _HeaderSweep:
+    """Once a second, answer 408 on connections stuck in their headers."""
+
+    _connections: set[GuardedHttpToolsProtocol] | None = None
+
+    @classmethod
+    def watch(cls, protocol: GuardedHttpToolsProtocol) -> None:
+        if cls._connections is None:
+            cls._connections = protocol.connections  # type: ignore[assignment]
+            protocol.loop.call_later(1.0, cls._sweep, protocol.loop)
+
+    @classmethod
+    def _sweep(cls, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for protocol in list(cls._connections or ()):
+            if protocol.headers_overdue(now) and not protocol.transport.is_closing():
+                protocol._reject(HTTPStatus.REQUEST_TIMEOUT)
+        loop.call_later(1.0, cls._sweep, loop)
