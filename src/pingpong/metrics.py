@@ -141,71 +141,65 @@ def _all_workers() -> Stats:
     return total
 
 
-def _histogram(family: HistogramMetricFamily, labels: list[str], h: Histogram) -> None:
-    cumulative, buckets = 0, []
-    for bound, count in zip((*map(str, BUCKETS), "+Inf"), h.counts, strict=True):
-        cumulative += count
-        buckets.append((bound, cumulative))
-    family.add_metric(labels, buckets, h.total)
+def _labels(key: object) -> list[str]:
+    return [str(part) for part in key] if isinstance(key, tuple) else [str(key)]
+
+
+def _counter(name: str, doc: str, labels: list[str], counts: dict[Any, int]) -> Metric:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for key, count in sorted(counts.items()):
+        family.add_metric(_labels(key), count)
+    return family
+
+
+def _histogram(name: str, doc: str, labels: list[str], histograms: dict[Any, Histogram]) -> Metric:
+    family = HistogramMetricFamily(name, doc, labels=labels)
+    for key, h in sorted(histograms.items()):
+        cumulative, buckets = 0, []
+        for bound, count in zip((*map(str, BUCKETS), "+Inf"), h.counts, strict=True):
+            cumulative += count
+            buckets.append((bound, cumulative))
+        family.add_metric(_labels(key), buckets, h.total)
+    return family
 
 
 class StatsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         stats = _all_workers()
-        requests = CounterMetricFamily(
-            "pingpong_http_requests",
-            "HTTP requests answered.",
-            labels=["method", "route", "status"],
-        )
-        for (method, route, status), count in sorted(stats.requests.items()):
-            requests.add_metric([method, route, str(status)], count)
-        yield requests
-        durations = HistogramMetricFamily(
+        yield _counter(
+            "pingpong_http_requests", "HTTP requests answered.",
+            ["method", "route", "status"], stats.requests,
+        )  # fmt: skip
+        yield _histogram(
             "pingpong_http_request_duration_seconds",
             "Time to answer an HTTP request (the latency SLO threshold is 0.1 s).",
-            labels=["method", "route"],
-        )
-        for (method, route), histogram in sorted(stats.durations.items()):
-            _histogram(durations, [method, route], histogram)
-        yield durations
+            ["method", "route"], stats.durations,
+        )  # fmt: skip
         yield GaugeMetricFamily(
             "pingpong_http_requests_in_flight", "HTTP requests being answered.", stats.in_flight
         )
-        decisions = CounterMetricFamily(
+        yield _counter(
             "pingpong_ratelimit_decisions",
             "Rate-limit decisions per policy (allowed, limited, shadow_limited).",
-            labels=["policy", "decision"],
-        )
-        for (policy, decision), count in sorted(stats.decisions.items()):
-            decisions.add_metric([policy, decision], count)
-        yield decisions
-        storage = HistogramMetricFamily(
-            "pingpong_storage_request_duration_seconds",
-            "Round trip of one storage decision.",
-            labels=["storage"],
-        )
-        for name, histogram in sorted(stats.storage_durations.items()):
-            _histogram(storage, [name], histogram)
-        yield storage
-        errors = CounterMetricFamily(
-            "pingpong_storage_errors", "Storage decisions that failed.", labels=["storage", "error"]
-        )
-        for (name, error), count in sorted(stats.storage_errors.items()):
-            errors.add_metric([name, error], count)
-        yield errors
-        fallbacks = CounterMetricFamily(
+            ["policy", "decision"], stats.decisions,
+        )  # fmt: skip
+        yield _histogram(
+            "pingpong_storage_request_duration_seconds", "Round trip of one storage decision.",
+            ["storage"], stats.storage_durations,
+        )  # fmt: skip
+        yield _counter(
+            "pingpong_storage_errors", "Storage decisions that failed.",
+            ["storage", "error"], stats.storage_errors,
+        )  # fmt: skip
+        yield _counter(
             "pingpong_storage_fallbacks",
             "Decisions made by the on-storage-error mode instead of the storage.",
-            labels=["mode"],
-        )
-        for mode, count in sorted(stats.fallbacks.items()):
-            fallbacks.add_metric([mode], count)
-        yield fallbacks
+            ["mode"], stats.fallbacks,
+        )  # fmt: skip
         circuit = GaugeMetricFamily(
-            "pingpong_storage_circuit_open",
-            "1 while the storage circuit breaker is open.",
+            "pingpong_storage_circuit_open", "1 while the storage circuit breaker is open.",
             labels=["storage"],
-        )
+        )  # fmt: skip
         for name, is_open in sorted(stats.circuit_open.items()):
             circuit.add_metric([name], is_open)
         yield circuit
