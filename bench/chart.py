@@ -10,6 +10,8 @@ from typing import Any
 
 COLORS = {
     "raw": "#7f7f7f",
+    "raw-rsgi": "#4d4d4d",
+    "raw-uvicorn": "#b0b0b0",
     "starlette": "#bcbd22",
     "fastapi": "#17becf",
     "pingpong": "#d62728",

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 LABELS = {
-    "raw": "raw ASGI callable (uvicorn, uvloop, httptools), no limiter",
+    "raw": "raw ASGI callable on pingpong's server (granian), no limiter",
+    "raw-rsgi": "raw RSGI callable on pingpong's server (granian), no limiter",
+    "raw-uvicorn": "raw ASGI callable on uvicorn (uvloop, httptools), no limiter",
     "starlette": "Starlette, no limiter",
     "fastapi": "FastAPI, no limiter",
 }

@@ -27,7 +27,7 @@ SERVER_CPU = "0"
 LOAD_CPU = "1" if (os.cpu_count() or 1) > 1 else "0"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 5.0
-# Same uvicorn settings as pingpong's own server (src/pingpong/server.py).
+# The peers on uvicorn with the settings pingpong had on it: uvloop, httptools, no extras.
 UVICORN_FLAGS = (
     *("--loop", "uvloop", "--http", "httptools", "--lifespan", "on", "--log-level", "warning"),
     *("--no-access-log", "--no-server-header", "--no-proxy-headers"),
@@ -39,7 +39,7 @@ class Config:
     """One server configuration of the table."""
 
     name: str
-    family: str  # raw | starlette | fastapi | pingpong | slowapi | flask-limiter
+    family: str  # raw[-rsgi|-uvicorn] | starlette | fastapi | pingpong | slowapi | flask-limiter
     storage: str = ""  # "" (no limiter) | memory | redis
     mode: str = ""  # "" (no limiter) | admitted | rejected
 
@@ -50,7 +50,9 @@ class Config:
 
 def all_configs() -> list[Config]:
     """Every configuration, in the order of the table and of the rotation."""
-    configs = [Config("raw", "raw"), Config("starlette", "starlette"), Config("fastapi", "fastapi")]
+    configs = [
+        Config(name, name) for name in ("raw", "raw-rsgi", "raw-uvicorn", "starlette", "fastapi")
+    ]
     for family in ("pingpong", "slowapi", "flask-limiter"):
         for storage in ("memory", "redis"):
             for mode in ("admitted", "rejected"):
@@ -92,8 +94,11 @@ def command(
     env["BENCH_LIMIT"] = limits_rate(rate)
     env["BENCH_STORAGE"] = storage_url
     bind = ("--host", "127.0.0.1", "--port", str(port))
-    if config.family == "raw":  # the repo's own uvicorn: the very server pingpong runs on
-        argv = [sys.executable, "-m", "uvicorn", "raw_asgi:app", *bind, *UVICORN_FLAGS]
+    if config.family in ("raw", "raw-rsgi"):  # on pingpong's own server class, repo's venv
+        module = "raw_granian" if config.family == "raw" else "raw_rsgi"
+        argv = [sys.executable, "-m", module, str(port)]
+    elif config.family == "raw-uvicorn":  # the issue's reference figure
+        argv = [str(peers_bin("python")), "-m", "uvicorn", "raw_asgi:app", *bind, *UVICORN_FLAGS]
     elif config.family == "flask-limiter":
         flags = f"--workers 1 --worker-class sync --bind 127.0.0.1:{port} --log-level warning"
         argv = [str(peers_bin("gunicorn")), *flags.split(), "flask_app:app"]

@@ -1,9 +1,12 @@
-"""Runs the ASGI app on uvicorn (uvloop + httptools), with a graceful drain.
+"""Runs the app on granian (Rust HTTP/1.1, RSGI) in our own uvloop, with a drain.
 
-On SIGTERM the service first reports not-ready (/readyz 503) and answers
-``Connection: close`` for ``drain_seconds``, so load balancers take it out of
-rotation while it still serves, and only then stops accepting and lets the
-in-flight requests finish.
+granian is embedded rather than run as a CLI so that this process owns the
+event loop and the signals: on SIGTERM the service first reports not-ready
+(/readyz 503) and answers ``Connection: close`` for ``drain_seconds``, so load
+balancers take it out of rotation while it still serves, and only then does
+granian stop accepting and let the in-flight requests finish. The socket is
+bound here, without SO_REUSEPORT, so a second instance on a taken port fails
+instead of silently sharing it, and prefork workers share the one socket.
 """
 
 from __future__ import annotations
@@ -20,82 +23,123 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-import uvicorn
+import uvloop
+from granian._granian import SocketHolder
+from granian.constants import HTTPModes, Interfaces
+from granian.http import HTTP1Settings
+from granian.log import LogLevels
+from granian.server.embed import Server as EmbeddedServer
 
 from pingpong.config import Settings
-from pingpong.http.protocol import GuardedHttpToolsProtocol
-from pingpong.metrics import WORKERS_DIR_ENV
+from pingpong.core.storage import StorageError
+from pingpong.metrics import WORKERS_DIR_ENV, write_worker_file
 
 log = logging.getLogger("pingpong")
 GRACEFUL_SHUTDOWN_SECONDS = 30
+BACKLOG = 2048
+HEADER_TIMEOUT_MS = 10_000  # a client still sending its headers after 10 s is cut off
+MAX_HEAD_BYTES = 40 * 1024  # request line + headers; larger heads get 431 from granian
 
 
-def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http=GuardedHttpToolsProtocol,
-        lifespan="on",
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,  # client identity is the limiter's job (trusted proxies)
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        log_config=None,
-    )
+class Granian(EmbeddedServer):
+    """granian's embedded server on a socket bound by pingpong. (The benchmark
+    runs its reference ASGI callable on this very class.)"""
+
+    def __init__(
+        self, app: Any, sock: socket.socket, interface: Interfaces = Interfaces.RSGI
+    ) -> None:
+        host, port = sock.getsockname()[:2]
+        super().__init__(
+            app,
+            address=host,
+            port=port,
+            interface=interface,
+            http=HTTPModes.http1,
+            websockets=False,
+            backlog=BACKLOG,
+            http1_settings=HTTP1Settings(
+                header_read_timeout=HEADER_TIMEOUT_MS, max_buffer_size=MAX_HEAD_BYTES
+            ),
+            # Only set the level of granian's logger, which then goes through ours
+            # (its notices, such as "embedded server is experimental", are noise here).
+            log_level=LogLevels.error,
+            log_dictconfig={"incremental": True, "handlers": {}, "loggers": {}},
+        )
+        self.workers_kill_timeout = GRACEFUL_SHUTDOWN_SECONDS
+        self._fd = sock.detach()
+
+    def _init_shared_socket(self) -> None:
+        # The stub lists no constructor; the type is (fd, is_unix_socket, backlog).
+        self._shd = SocketHolder(self._fd, False, BACKLOG)  # type: ignore[call-arg,assignment]
 
 
-class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, on_drain: Callable[[], float]) -> None:
-        super().__init__(config)
-        self._on_drain = on_drain  # marks the service draining, returns the drain time
-        self._draining = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        await super().serve(sockets)
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._draining or self._loop is None:
-            super().handle_exit(sig, frame)  # a second signal stops at once
-            return
-        self._draining = True
-        seconds = self._on_drain()
-        log.info("signal %s: draining for %.1f s before shutdown", sig, seconds)
-        self._loop.call_soon_threadsafe(self._loop.call_later, seconds, self._stop)
-
-    def _stop(self) -> None:
-        self.should_exit = True
+def bind(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    return socket.create_server((settings.host, settings.port), family=family, backlog=BACKLOG)
 
 
 def serve(settings: Settings, loader: Callable[[], Settings]) -> None:
+    try:
+        sock = bind(settings)
+    except OSError as exc:
+        raise SystemExit(
+            f"pingpong: cannot listen on {settings.host}:{settings.port}: {exc}"
+        ) from None
     if settings.workers > 1:
-        _supervise(settings, loader)
+        _supervise(settings, loader, sock)
     else:
-        _run_worker(settings, loader, None)
+        if settings.metrics_port is not None:
+            serve_metrics_port(settings)
+        _run_worker(settings, loader, sock)
 
 
-def _run_worker(
-    settings: Settings, loader: Callable[[], Settings], sock: socket.socket | None
-) -> None:
+def _run_worker(settings: Settings, loader: Callable[[], Settings], sock: socket.socket) -> None:
     from pingpong.http.app import App
     from pingpong.logs import configure as configure_logging
     from pingpong.service import Service
 
     configure_logging(settings.log_format)
     service = Service(settings, loader)
+    uvloop.run(_serve(service, Granian(App(service), sock)))
 
-    def drain() -> float:
+
+async def _serve(service: Any, server: Granian) -> None:
+    loop = asyncio.get_running_loop()
+
+    def drain() -> None:
+        if service.draining:  # a second signal stops at once
+            server.stop()  # type: ignore[no-untyped-call]
+            return
         service.draining = True
-        return settings.drain_seconds
+        seconds = service.settings.drain_seconds
+        log.info("draining for %.1f s before shutdown", seconds)
+        loop.call_later(seconds, server.stop)
 
-    server = DrainingServer(uvicorn_config(settings, App(service)), drain)
-    if settings.metrics_port is not None and sock is None:
-        serve_metrics_port(settings)
-    server.run(sockets=[sock] if sock else None)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, drain)
+    loop.add_signal_handler(signal.SIGHUP, service.reload)
+    try:
+        await service.storage.ping()
+    except StorageError as exc:  # serve anyway: the failure mode decides
+        log.warning("storage not reachable at startup: %s", exc)
+    publisher = asyncio.create_task(_publish_metrics()) if os.environ.get(WORKERS_DIR_ENV) else None
+    log.info("listening on %s:%d", server.bind_addr, server.bind_port)
+    try:
+        await server.serve()
+    except TimeoutError:
+        log.warning("in-flight requests cut off after %d s", GRACEFUL_SHUTDOWN_SECONDS)
+    if publisher is not None:
+        publisher.cancel()
+    await service.storage.aclose()
+    write_worker_file()
+    log.info("stopped")
+
+
+async def _publish_metrics() -> None:
+    """Workers (--workers N) share their counts once a second."""
+    while True:
+        write_worker_file()
+        await asyncio.sleep(1.0)
 
 
 def serve_metrics_port(settings: Settings) -> None:
@@ -106,12 +150,11 @@ def serve_metrics_port(settings: Settings) -> None:
     start_http_server(settings.metrics_port, addr=settings.host)
 
 
-def _supervise(settings: Settings, loader: Callable[[], Settings]) -> None:
+def _supervise(settings: Settings, loader: Callable[[], Settings], sock: socket.socket) -> None:
     """Prefork: the parent binds once, spawns workers, forwards signals, and
     replaces workers that die. Workers publish their metrics to files in a
     shared directory so that any worker's /metrics covers them all."""
     os.environ[WORKERS_DIR_ENV] = tempfile.mkdtemp(prefix="pingpong-metrics-")
-    sock = uvicorn_config(settings, None).bind_socket()
     context = multiprocessing.get_context("spawn")
     stopping = False
 

@@ -37,7 +37,7 @@ def test_tier_lookup_is_by_sha256_digest() -> None:
 
     async def tiers_of(tier: Tier, key: str) -> list[str]:
         limiter = Limiter(policies, MemoryStorage(), tiers=[tier])
-        decision = await limiter.check("/ping", "GET", "192.0.2.1", [(b"x-api-key", key.encode())])
+        decision = await limiter.check("/ping", "GET", "192.0.2.1", {"x-api-key": key})
         return [policy.name for policy, _ in decision.results]
 
     assert asyncio.run(tiers_of(by_digest, API_KEY)) == ["gold"]

@@ -9,13 +9,14 @@ make a client share its proxy's quota, never escape its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
+from pingpong.core.policy import Headers
+
 Address = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
-Headers = Iterable[tuple[bytes, bytes]]
 
 
 def parse_address(text: str) -> Address | None:
@@ -55,7 +56,7 @@ class ClientResolver:
         ipv6_prefix: int = 64,
     ) -> None:
         self._trusted = tuple(trusted_proxies)
-        self._header = header.encode().lower()
+        self._header = header.lower()
         self._ipv6_prefix = ipv6_prefix
         # Identities of peers repeat: cache the parse-and-group work.
         self._peer_identity = lru_cache(maxsize=65536)(self._identity_of_peer)
@@ -71,11 +72,11 @@ class ClientResolver:
         return self.identity(self._walk(address, headers))
 
     def _walk(self, peer: Address, headers: Headers) -> Address:
-        values = [v.decode("latin-1") for k, v in headers if k == self._header]
+        values = [v for k, v in headers.items() if k == self._header]
         if not values:
             return peer
         joined = ",".join(values)
-        hops = forwarded_for(joined) if self._header == b"forwarded" else joined.split(",")
+        hops = forwarded_for(joined) if self._header == "forwarded" else joined.split(",")
         last_trusted = peer
         for hop in reversed(hops):
             address = parse_address(hop)

@@ -7,7 +7,7 @@ coroutine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from pingpong.core.algorithms import Outcome
@@ -15,17 +15,16 @@ from pingpong.core.policy import (
     API_KEY,
     CLIENT_IP,
     GLOBAL,
+    Headers,
     Policy,
     Tier,
     hashed,
-    header_value,
     key_digest,
 )
 from pingpong.core.storage import Check, MemoryStorage, Storage
 from pingpong.core.storage.memory import monotonic_us
 from pingpong.metrics import STATS
 
-Headers = Sequence[tuple[bytes, bytes]]
 DENY_CACHE_SIZE = 100_000
 
 
@@ -72,7 +71,7 @@ class Limiter:
         self._tier_policies = {
             tier.name: Policy(tier.name, tier.limit, key=API_KEY) for tier in tiers
         }
-        self._api_key_header = api_key_header.lower().encode("latin-1")
+        self._api_key_header = api_key_header.lower()
         self._matching: dict[tuple[str, str, str], tuple[Policy, ...]] = {}
         self._deny: dict[str, int] | None = {} if storage.shared else None
 
@@ -152,10 +151,10 @@ class Limiter:
             del deny[next(iter(deny))]
         deny[key] = monotonic_us() + outcome.retry_us
 
-    def _tier_of(self, headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str]:
+    def _tier_of(self, headers: Headers) -> tuple[str, str]:
         """The tier of the request's API key, compared by SHA-256 digest: the
         lookup time depends on the digest, never on how much of a key matches."""
-        api_key = header_value(headers, self._api_key_header)
+        api_key = headers.get(self._api_key_header)
         if api_key is None:
             return "", ""
         digest = key_digest(api_key)
@@ -168,5 +167,5 @@ def _value(policy: Policy, headers: Headers, client: str, api_key: str) -> str:
         return "*"
     if policy.key == API_KEY:
         return api_key
-    value = header_value(headers, policy.header)
+    value = headers.get(policy.header)
     return hashed(value) if value is not None else "ip=" + client

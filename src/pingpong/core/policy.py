@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pingpong.core.algorithms import Limit
 
@@ -12,6 +13,16 @@ CLIENT_IP = "client_ip"
 GLOBAL = "global"
 HEADER_PREFIX = "header:"
 API_KEY = "api_key"
+
+
+class Headers(Protocol):
+    """A request's headers by lower-case name, as the server hands them over
+    (granian's ``RSGIHeaders``): looked up by name, walked only when a
+    forwarding header must be read in full."""
+
+    def get(self, key: str, default: None = None) -> str | None: ...
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +36,11 @@ class Policy:
     path: str = "/ping"
     methods: frozenset[str] = frozenset({"GET", "HEAD"})
     shadow: bool = False
-    header: bytes = field(init=False)  # lower-case header name for header keys
+    header: str = field(init=False)  # lower-case header name for header keys
 
     def __post_init__(self) -> None:
         name = self.key[len(HEADER_PREFIX) :] if self.key.startswith(HEADER_PREFIX) else ""
-        object.__setattr__(self, "header", name.lower().encode("latin-1"))
+        object.__setattr__(self, "header", name.lower())
 
     def matches(self, path: str, method: str) -> bool:
         if method not in self.methods:
@@ -49,17 +60,10 @@ class Tier:
     digests: frozenset[bytes]
 
 
-def key_digest(api_key: bytes) -> bytes:
-    return hashlib.sha256(api_key).digest()
+def key_digest(api_key: str) -> bytes:
+    return hashlib.sha256(api_key.encode()).digest()
 
 
-def header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
-
-
-def hashed(value: bytes) -> str:
+def hashed(value: str) -> str:
     """Client-supplied values become fixed-size keys: no huge or hostile keys."""
-    return hashlib.blake2b(value, digest_size=12).hexdigest()
+    return hashlib.blake2b(value.encode(), digest_size=12).hexdigest()

@@ -1,8 +1,9 @@
-"""The ASGI application: a dict of routes and one callable, no middleware stack.
+"""The RSGI application (granian's native interface): a dict of routes and one
+callable, no middleware stack.
 
-Handlers return ``(status, headers, body)``; ``_http`` alone sends, counts,
-logs, and adds what every response carries (length, request id, and
-``Connection: close`` while draining).
+Handlers return ``(status, headers, body)``; ``__call__`` alone answers,
+counts, logs, and adds what every response carries (request id, and
+``Connection: close`` while draining). granian adds the length.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ import json
 import logging
 import os
 import random
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from itertools import count
-from typing import Any
 
+from granian._granian import RSGIHTTPProtocol as HTTPProtocol
+from granian.rsgi import Scope
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
-from pingpong.core.storage import StorageError, StorageUnavailable
+from pingpong.core.storage import StorageUnavailable
 from pingpong.http.openapi import openapi_document
 from pingpong.http.responses import (
     PROBLEM_TYPE,
@@ -29,29 +30,27 @@ from pingpong.http.responses import (
     retry_after,
     too_many_requests,
 )
-from pingpong.metrics import STATS, WORKERS_DIR_ENV, write_worker_file
+from pingpong.metrics import STATS
 from pingpong.service import Service
 
-log = logging.getLogger("pingpong.http")
 access_log = logging.getLogger("pingpong.access")
 
-Scope = dict[str, Any]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Headers = list[tuple[bytes, bytes]]
+Headers = list[tuple[str, str]]
 Response = tuple[int, Headers, bytes]
 Handler = Callable[["App", Scope], Awaitable[Response]]
 
-TEXT = (b"content-type", b"text/plain; charset=utf-8")
-JSON = (b"content-type", b"application/json")
-PROBLEM = (b"content-type", PROBLEM_TYPE.encode())
-CLOSE = (b"connection", b"close")
+TEXT = ("content-type", "text/plain; charset=utf-8")
+JSON = ("content-type", "application/json")
+PROBLEM = ("content-type", PROBLEM_TYPE)
+CLOSE = ("connection", "close")
 GET_HEAD = frozenset({"GET", "HEAD"})
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-REQUEST_ID = b"x-request-id"
+REQUEST_ID = "x-request-id"
 MAX_REQUEST_ID = 128
+MAX_TARGET = 8 * 1024  # path + query; granian itself bounds the whole head (431)
 NOT_FOUND: Response = (404, [TEXT], b"not found\n")
-NOT_ALLOWED: Response = (405, [TEXT, (b"allow", b"GET, HEAD")], b"method not allowed\n")
+NOT_ALLOWED: Response = (405, [TEXT, ("allow", "GET, HEAD")], b"method not allowed\n")
+URI_TOO_LONG: Response = (414, [TEXT], b"URI too long\n")
 
 
 class App:
@@ -62,40 +61,31 @@ class App:
             {"version": service.version, "commit": service.commit, "slot": service.slot}
         ).encode()
         self._openapi = json.dumps(openapi_document(service.version)).encode()
-        self._publisher: asyncio.Task[None] | None = None
         # Request ids: a random per-process prefix and a counter, cheap and unique.
-        self._id_prefix = os.urandom(6).hex().encode() + b"-"
+        self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = count(1)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self._http(scope, send)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-
-    async def _http(self, scope: Scope, send: Send) -> None:
+    async def __call__(self, scope: Scope, proto: HTTPProtocol) -> None:
         started = time.perf_counter()
         STATS.in_flight += 1
-        path, method = scope["path"], scope["method"]
+        path, method = scope.path, scope.method
         route = ROUTES.get(path)
         try:
-            if route is None:
+            if len(path) + len(scope.query_string) > MAX_TARGET:
+                path = "unmatched"
+                status, headers, body = URI_TOO_LONG
+            elif route is None:
                 path = "unmatched"
                 status, headers, body = NOT_FOUND
             elif method not in GET_HEAD:
                 status, headers, body = NOT_ALLOWED
             else:
                 status, headers, body = await route(self, scope)
-            request_id = self._request_id(scope["headers"])
-            headers = [
-                *headers,
-                (b"content-length", b"%d" % len(body)),
-                (REQUEST_ID, request_id),
-            ]
+            request_id = self._request_id(scope)
+            headers = [*headers, (REQUEST_ID, request_id)]
             if self.service.draining:
                 headers.append(CLOSE)
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+            proto.response_bytes(status, headers, body)
         finally:
             STATS.in_flight -= 1
         elapsed = time.perf_counter() - started
@@ -106,17 +96,16 @@ class App:
         if status >= 500 or random.random() < self.service.settings.access_log:
             self._log(scope, method, path, status, elapsed, request_id)
 
-    def _request_id(self, headers: Headers) -> bytes:
+    def _request_id(self, scope: Scope) -> str:
         """The caller's X-Request-ID if sane, else a new one."""
-        for name, value in headers:
-            if name == REQUEST_ID and 0 < len(value) <= MAX_REQUEST_ID:
-                return value
-        return b"%s%x" % (self._id_prefix, next(self._ids))
+        given = scope.headers.get(REQUEST_ID)
+        if given and len(given) <= MAX_REQUEST_ID:
+            return str(given)
+        return f"{self._id_prefix}{next(self._ids):x}"
 
     def _log(
-        self, scope: Scope, method: str, route: str, status: int, elapsed: float, rid: bytes
+        self, scope: Scope, method: str, route: str, status: int, elapsed: float, rid: str
     ) -> None:
-        client = scope.get("client")
         access_log.log(
             logging.ERROR if status >= 500 else logging.INFO,
             "%s %s %d",
@@ -128,8 +117,8 @@ class App:
                 "route": route,
                 "status": status,
                 "duration_ms": round(elapsed * 1000, 3),
-                "peer": client[0] if client else None,
-                "request_id": rid.decode("latin-1"),
+                "peer": peer_address(scope.client),
+                "request_id": rid,
             },
         )
 
@@ -139,18 +128,17 @@ class App:
             fault = await self._inject_fault()
             if fault is not None:
                 return fault
-        headers = scope["headers"]
-        client = scope.get("client")
-        identity = service.resolver.resolve(client[0] if client else None, headers)
+        headers = scope.headers
+        identity = service.resolver.resolve(peer_address(scope.client), headers)
         try:
-            decision = await service.limiter.check("/ping", scope["method"], identity, headers)
+            decision = await service.limiter.check("/ping", scope.method, identity, headers)
         except StorageUnavailable:
             body = problem(503, "Service Unavailable", "rate-limit storage unavailable")
-            return 503, [PROBLEM, (b"retry-after", b"1")], body
+            return 503, [PROBLEM, ("retry-after", "1")], body
         if decision.admitted:
             return 200, [TEXT, *ratelimit_headers(decision.results)], b"pong"
         wait = retry_after(decision.retry_us)
-        headers_out = [PROBLEM, (b"retry-after", b"%d" % wait)]
+        headers_out = [PROBLEM, ("retry-after", str(wait))]
         headers_out += ratelimit_headers(decision.results)
         return 429, headers_out, too_many_requests(decision.results[0][0].name, wait)
 
@@ -179,39 +167,12 @@ class App:
 
     async def metrics(self, scope: Scope) -> Response:
         body = generate_latest(self._registry)
-        return 200, [(b"content-type", CONTENT_TYPE_LATEST.encode())], body
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                _install_reload_signal(self.service)
-                if os.environ.get(WORKERS_DIR_ENV):
-                    self._publisher = asyncio.create_task(_publish_metrics())
-                try:
-                    await self.service.storage.ping()
-                except StorageError as exc:  # serve anyway: the failure mode decides
-                    log.warning("storage not reachable at startup: %s", exc)
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.service.storage.aclose()
-                write_worker_file()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return 200, [("content-type", CONTENT_TYPE_LATEST)], body
 
 
-async def _publish_metrics() -> None:
-    """Workers (--workers N) share their counts once a second."""
-    while True:
-        write_worker_file()
-        await asyncio.sleep(1.0)
-
-
-def _install_reload_signal(service: Service) -> None:
-    try:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.reload)
-    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-        log.debug("SIGHUP reload not available in this thread")
+def peer_address(client: str) -> str:
+    """The address in granian's ``host:port`` (``[::1]:80`` for IPv6)."""
+    return client.rpartition(":")[0].strip("[]")
 
 
 ROUTES: dict[str, Handler] = {

@@ -9,10 +9,10 @@ from pingpong.core.algorithms import MICROS, Outcome
 from pingpong.core.policy import Policy
 
 PROBLEM_TYPE = "application/problem+json"
-Header = tuple[bytes, bytes]
+Header = tuple[str, str]
 
 # Per policy object: its RateLimit-Policy item and its RateLimit item prefix.
-_items: dict[int, tuple[Policy, bytes, bytes]] = {}
+_items: dict[int, tuple[Policy, str, str]] = {}
 # Per policy name (names are [A-Za-z0-9_.-], nothing to escape): the 429 body.
 _too_many: dict[str, bytes] = {}
 
@@ -21,15 +21,15 @@ def _seconds(us: int) -> int:
     return -(-us // MICROS)
 
 
-def _policy_items(policy: Policy) -> tuple[bytes, bytes]:
+def _policy_items(policy: Policy) -> tuple[str, str]:
     """``"name";q=<quota>;w=<window seconds>`` and ``"name";``, built once."""
     cached = _items.get(id(policy))
     if cached is None or cached[0] is not policy:
         if len(_items) > 4096:  # reloads create new policies; drop the old ones
             _items.clear()
         rate = policy.limit.rate
-        item = f'"{policy.name}";q={rate.count};w={rate.period}'.encode()
-        cached = (policy, item, f'"{policy.name}";'.encode())
+        item = f'"{policy.name}";q={rate.count};w={rate.period}'
+        cached = (policy, item, f'"{policy.name}";')
         _items[id(policy)] = cached
     return cached[1], cached[2]
 
@@ -40,8 +40,8 @@ def ratelimit_headers(results: Sequence[tuple[Policy, Outcome]]) -> list[Header]
     for policy, outcome in results:
         item, prefix = _policy_items(policy)
         policies.append(item)
-        limits.append(b"%sr=%d;t=%d" % (prefix, outcome.remaining, _seconds(outcome.reset_us)))
-    return [(b"ratelimit-policy", b", ".join(policies)), (b"ratelimit", b", ".join(limits))]
+        limits.append(f"{prefix}r={outcome.remaining};t={_seconds(outcome.reset_us)}")
+    return [("ratelimit-policy", ", ".join(policies)), ("ratelimit", ", ".join(limits))]
 
 
 def retry_after(retry_us: int) -> int:
