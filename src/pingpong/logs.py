@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 
-from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -18,7 +17,6 @@ def configure(fmt: str = "json", level: int = logging.INFO) -> None:
             JsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-                reserved_attrs=[*RESERVED_ATTRS, "color_message"],  # uvicorn's ANSI copy
             )
         )
     else:

@@ -74,8 +74,12 @@ class Granian(EmbeddedServer):
 
 
 def bind(settings: Settings) -> socket.socket:
+    """``::`` listens on IPv4 too, as it does by default on Linux."""
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    return socket.create_server((settings.host, settings.port), family=family, backlog=BACKLOG)
+    dualstack = settings.host == "::" and socket.has_dualstack_ipv6()
+    return socket.create_server(
+        (settings.host, settings.port), family=family, backlog=BACKLOG, dualstack_ipv6=dualstack
+    )
 
 
 def serve(settings: Settings, loader: Callable[[], Settings]) -> None:

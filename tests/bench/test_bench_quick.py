@@ -78,3 +78,28 @@ def test_accuracy_memory_and_outputs(quick_run: QuickRun) -> None:
     assert data["machine"]["cpu"] and data["machine"]["python"]
     assert (out / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (out / "full.json").exists()  # a quick run never replaces the full one
+
+
+def test_app_cost_reports_each_path_against_the_bare_callable() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.app_cost", "2000"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    rows = {}
+    for line in done.stdout.splitlines()[2:]:
+        name, us, ratio = (cell.strip() for cell in line.strip("|").split("|"))
+        rows[name] = (float(us), float(ratio))
+    assert list(rows) == [
+        "raw RSGI callable",
+        "pingpong memory:// admitted",
+        "pingpong memory:// rejected",
+    ]
+    assert rows["raw RSGI callable"][1] == 1.0
+    for name in ("pingpong memory:// admitted", "pingpong memory:// rejected"):
+        us, ratio = rows[name]
+        assert us > 0
+        assert ratio == pytest.approx(us / rows["raw RSGI callable"][0], rel=0.1, abs=0.1)

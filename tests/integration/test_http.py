@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -203,3 +205,26 @@ def test_fault_injection_for_drills(pingpong) -> None:
     assert time.monotonic() - started >= 0.2
     assert httpx.get(server.url + "/healthz").status_code == 200  # only /ping is affected
     assert "FAULT INJECTION ON" in server.output()
+
+
+def test_a_taken_port_is_refused_not_shared(pingpong) -> None:
+    """The socket is bound without SO_REUSEPORT: a second instance on the same
+    port exits non-zero saying why, and the first keeps serving alone."""
+    first = pingpong()
+    second = subprocess.run(
+        [sys.executable, "-m", "pingpong.cli", "serve", "--port", str(first.port)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert second.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{first.port}" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert httpx.get(first.url + "/ping").text == "pong"
+
+
+def test_the_ipv6_wildcard_also_listens_on_ipv4(pingpong) -> None:
+    server = pingpong("--host", "::")
+    assert httpx.get(f"http://[::1]:{server.port}/healthz").status_code == 200
+    assert httpx.get(f"http://127.0.0.1:{server.port}/healthz").status_code == 200
