@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvloop
 from granian._granian import SocketHolder
@@ -33,6 +33,9 @@ from granian.server.embed import Server as EmbeddedServer
 from pingpong.config import Settings
 from pingpong.core.storage import StorageError
 from pingpong.metrics import WORKERS_DIR_ENV, write_worker_file
+
+if TYPE_CHECKING:  # the supervisor process never builds a Service
+    from pingpong.service import Service
 
 log = logging.getLogger("pingpong")
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -107,7 +110,7 @@ def _run_worker(settings: Settings, loader: Callable[[], Settings], sock: socket
     uvloop.run(_serve(service, Granian(App(service), sock)))
 
 
-async def _serve(service: Any, server: Granian) -> None:
+async def _serve(service: Service, server: Granian) -> None:
     loop = asyncio.get_running_loop()
 
     def drain() -> None:
