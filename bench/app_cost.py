@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bench.peers.raw_rsgi import app as raw
 from pingpong.config import Settings
 from pingpong.http.app import App
 from pingpong.service import Service
@@ -38,10 +39,6 @@ class Scope:
 class Proto:
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         return None
-
-
-async def raw(scope: Any, proto: Any) -> None:
-    proto.response_bytes(200, [("content-type", "text/plain; charset=utf-8")], b"pong")
 
 
 def pingpong(limit: str) -> Callable[[Any, Any], Awaitable[None]]:

@@ -95,8 +95,8 @@ def command(
     env["BENCH_STORAGE"] = storage_url
     bind = ("--host", "127.0.0.1", "--port", str(port))
     if config.family in ("raw", "raw-rsgi"):  # on pingpong's own server class, repo's venv
-        module = "raw_granian" if config.family == "raw" else "raw_rsgi"
-        argv = [sys.executable, "-m", module, str(port)]
+        interface = "asgi" if config.family == "raw" else "rsgi"
+        argv = [sys.executable, "-m", "raw_granian", str(port), interface]
     elif config.family == "raw-uvicorn":  # the reference figure
         argv = [str(peers_bin("python")), "-m", "uvicorn", "raw_asgi:app", *bind, *UVICORN_FLAGS]
     elif config.family == "flask-limiter":

@@ -1,20 +1,25 @@
-"""The reference: the raw ASGI callable on pingpong's own server (granian,
-embedded, same settings), so that the ratio measures the limiter, not the server.
+"""The raw callables on pingpong's own server (granian, embedded, same settings),
+so that the ratio measures the limiter, not the server: ``asgi`` is the
+reference (``raw_asgi.py``), ``rsgi`` the ceiling (``raw_rsgi.py``).
 
-Usage: python -m raw_granian PORT   (from bench/peers, with the repo's venv)
+Usage: python -m raw_granian PORT asgi|rsgi   (from bench/peers, with the repo's venv)
 """
 
 from __future__ import annotations
 
 import sys
 
+import raw_asgi
+import raw_rsgi
 import uvloop
 from granian.constants import Interfaces
-from raw_asgi import app
 
 from pingpong.config import Settings
 from pingpong.server import Granian, bind
 
+APPS = {"asgi": (raw_asgi.app, Interfaces.ASGI), "rsgi": (raw_rsgi.app, Interfaces.RSGI)}
+
 if __name__ == "__main__":
+    app, interface = APPS[sys.argv[2]]
     sock = bind(Settings(host="127.0.0.1", port=int(sys.argv[1])))
-    uvloop.run(Granian(app, sock, Interfaces.ASGI).serve())
+    uvloop.run(Granian(app, sock, interface).serve())
