@@ -43,7 +43,7 @@ def measure(keys: int, refill_budget: float) -> dict[str, Any]:
     # Imported here: only the measuring subprocess needs pingpong itself.
     from pingpong.config import Settings
     from pingpong.core.limiter import Limiter
-    from pingpong.core.storage import MemoryStorage
+    from pingpong.core.storage.memory import MemoryStorage
 
     settings = Settings(limit=RATE)
     now = [time.monotonic_ns() // 1000]

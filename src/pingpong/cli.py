@@ -8,9 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from pingpong import __version__
-from pingpong.config import ConfigError, Settings, load_settings, redacted
-from pingpong.core.algorithms import Algorithm
-from pingpong.core.storage import FailureMode
+from pingpong.config import FLAGS, ConfigError, Settings, load_settings, redacted
 from pingpong.logs import configure as configure_logging
 
 EXIT_CONFIG = 2
@@ -24,30 +22,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="serve HTTP",
-        description="Flags win over PINGPONG_* variables, which win over the config file.",
+        description="Every flag has a PINGPONG_* variable (--trusted-proxy: "
+        "PINGPONG_TRUSTED_PROXY, comma-separated). Flags win over variables, "
+        "which win over the config file.",
     )
-    serve.add_argument("--host", help="listen address (PINGPONG_HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (PINGPONG_PORT, default 8080)")
     serve.add_argument("--config", metavar="FILE", help="YAML config file (PINGPONG_CONFIG)")
-    serve.add_argument("--storage", metavar="URL", help="memory:// (default) or redis://...")
-    serve.add_argument("--limit", metavar="RATE", help="default rate, e.g. 100/minute or 5/10s")
-    serve.add_argument("--burst", type=int, metavar="N", help="GCRA burst (default: the rate's N)")
-    serve.add_argument("--algorithm", choices=[a.value for a in Algorithm])
-    serve.add_argument("--workers", type=int, metavar="N", help="worker processes (needs Redis)")
-    serve.add_argument(
-        "--trusted-proxy",
-        dest="trusted_proxies",
-        action="append",
-        metavar="CIDR",
-        help="proxy whose X-Forwarded-For is believed (repeatable)",
-    )
-    serve.add_argument("--on-storage-error", choices=[m.value for m in FailureMode])
-    serve.add_argument("--metrics-port", type=int, metavar="P", help="also serve /metrics on P")
-    serve.add_argument("--drain-seconds", type=float, metavar="S", help="not-ready time on SIGTERM")
-    serve.add_argument("--log-format", choices=["json", "text"], help="default: json")
-    serve.add_argument(
-        "--access-log", type=float, metavar="SHARE", help="log this share of requests (0-1)"
-    )
+    for name, flag in FLAGS.items():
+        field = Settings.model_fields[name]
+        default = field.default if not isinstance(field.default, tuple) else None
+        help_text = f"{field.description} (default: {default})"
+        if name == "trusted_proxies":
+            serve.add_argument(flag, dest=name, action="append", metavar="CIDR", help=help_text)
+        else:
+            serve.add_argument(flag, dest=name, metavar=name.upper(), help=help_text)
 
     check = commands.add_parser("check-config", help="validate a config file and show policies")
     check.add_argument("file")

@@ -28,9 +28,10 @@ from pydantic import (
 )
 
 from pingpong.core.algorithms import Algorithm, Limit
-from pingpong.core.policy import CLIENT_IP, GLOBAL, HEADER_PREFIX, Policy, Tier
-from pingpong.core.rates import Rate, parse_rate
-from pingpong.core.storage import SCHEMES, FailureMode
+from pingpong.core.policy import CLIENT_IP, GLOBAL, HEADER_PREFIX, THROTTLED_PATH, Policy, Tier
+from pingpong.core.rates import MAX_COUNT, Rate, parse_rate
+from pingpong.core.storage.registry import check_url
+from pingpong.core.storage.resilient import FailureMode
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
@@ -48,9 +49,15 @@ def _name(value: str) -> str:
 
 
 def _network(value: Any) -> IPv4Network | IPv6Network:
-    if isinstance(value, IPv4Network | IPv6Network):
-        return value
-    return ip_network(str(value), strict=False)
+    """A CIDR; IPv4-mapped IPv6 ones (``::ffff:10.0.0.0/104``) become IPv4, as
+    client addresses do, so that they can match."""
+    network = value if isinstance(value, IPv4Network | IPv6Network) else None
+    network = network or ip_network(str(value).strip(), strict=False)
+    if isinstance(network, IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            return ip_network(f"{mapped}/{network.prefixlen - 96}", strict=False)
+    return network
 
 
 RateField = Annotated[Rate, BeforeValidator(_rate)]
@@ -67,8 +74,13 @@ class Match(BaseModel):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("must start with '/'")
+        """Only /ping is throttled: a policy that could never apply is an error."""
+        prefix = value[:-1] if value.endswith("*") else None
+        if value != THROTTLED_PATH and (prefix is None or not THROTTLED_PATH.startswith(prefix)):
+            raise ValueError(
+                f"only {THROTTLED_PATH} is rate-limited, so a policy on {value!r} would "
+                f"never apply; use {THROTTLED_PATH} (or a prefix of it ending in *)"
+            )
         return value
 
 
@@ -78,7 +90,7 @@ class PolicyConfig(BaseModel):
     match: Match = Match()
     key: str = CLIENT_IP
     rate: RateField | None = None
-    burst: int | None = Field(None, ge=1)
+    burst: int | None = Field(None, ge=1, le=MAX_COUNT)
     algorithm: Algorithm | None = None
     shadow: bool = False
 
@@ -96,7 +108,7 @@ class TierConfig(BaseModel):
     model_config = Strict
     name: Name
     rate: RateField
-    burst: int | None = Field(None, ge=1)
+    burst: int | None = Field(None, ge=1, le=MAX_COUNT)
     algorithm: Algorithm | None = None
     keys: tuple[str, ...] = Field(min_length=1)
 
@@ -127,37 +139,60 @@ class ApiKeys(BaseModel):
 
 class Settings(BaseModel):
     model_config = Strict
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
-    workers: int = Field(1, ge=1, le=64)
-    storage: str = "memory://"
-    storage_timeout: float = Field(0.05, gt=0, le=5)
-    on_storage_error: FailureMode = FailureMode.LOCAL
-    circuit_failures: int = Field(5, ge=1)
-    circuit_reset: float = Field(2.0, gt=0)
-    memory_max_keys: int = Field(1_000_000, ge=1000)
-    limit: RateField = Rate(100, 60)
-    burst: int | None = Field(None, ge=1)
-    algorithm: Algorithm = Algorithm.GCRA
-    trusted_proxies: tuple[NetworkField, ...] = ()
-    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
-    ipv6_prefix: int = Field(64, ge=1, le=128)
-    drain_seconds: float = Field(5.0, ge=0, le=600)
-    metrics_port: int | None = Field(None, ge=0, le=65535)
-    log_format: Literal["json", "text"] = "json"
-    access_log: float = Field(0.0, ge=0, le=1)  # share of requests logged; 5xx always are
+    # Each description is the flag's --help text.
+    host: str = Field("127.0.0.1", description="listen address (:: for IPv6 and IPv4)")
+    port: int = Field(8080, ge=0, le=65535, description="listen port")
+    workers: int = Field(1, ge=1, le=64, description="worker processes (needs redis storage)")
+    storage: str = Field("memory://", description="memory:// or redis[s|+sentinel|+cluster]://")
+    storage_timeout: float = Field(
+        0.05, gt=0, le=5, description="seconds a decision may wait for Redis"
+    )
+    on_storage_error: FailureMode = Field(
+        FailureMode.LOCAL, description="allow | deny | local, while the storage fails"
+    )
+    circuit_failures: int = Field(
+        5, ge=1, le=10_000, description="consecutive storage failures that open the breaker"
+    )
+    circuit_reset: float = Field(
+        2.0, gt=0, le=3600, description="seconds before the breaker lets a probe through"
+    )
+    memory_max_keys: int = Field(
+        1_000_000, ge=1000, le=10**9, description="bound of the in-memory table"
+    )
+    limit: RateField = Field(Rate(100, 60), description="default rate, e.g. 100/minute or 5/10s")
+    burst: int | None = Field(None, ge=1, le=MAX_COUNT, description="GCRA burst (default: N)")
+    algorithm: Algorithm = Field(Algorithm.GCRA, description="gcra | sliding-window | fixed-window")
+    trusted_proxies: tuple[NetworkField, ...] = Field(
+        (), description="CIDR whose forwarding header is believed (repeatable)"
+    )
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = Field(
+        "x-forwarded-for", description="x-forwarded-for | forwarded (RFC 7239)"
+    )
+    ipv6_prefix: int = Field(64, ge=1, le=128, description="IPv6 clients grouped by this prefix")
+    drain_seconds: float = Field(
+        5.0, ge=0, le=600, description="seconds /readyz answers 503 after SIGTERM"
+    )
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="also serve /metrics on this port"
+    )
+    log_format: Literal["json", "text"] = Field("json", description="json | text")
+    access_log: float = Field(
+        0.0, ge=0, le=1, description="share of requests logged (5xx always are, bounded)"
+    )
     # Drills only (docs/bluegreen.md): make /ping fail or slow down on purpose.
-    fault_error_rate: float = Field(0.0, ge=0, le=1)
-    fault_delay: float = Field(0.0, ge=0, le=30)
+    fault_error_rate: float = Field(
+        0.0, ge=0, le=1, description="drills only: share of /ping answered 500"
+    )
+    fault_delay: float = Field(
+        0.0, ge=0, le=30, description="drills only: seconds added to every /ping"
+    )
     policies: tuple[PolicyConfig, ...] = ()
     api_keys: ApiKeys = ApiKeys()
 
     @field_validator("storage")
     @classmethod
     def _storage(cls, value: str) -> str:
-        scheme = value.partition("://")[0]
-        if "://" not in value or scheme not in SCHEMES:
-            raise ValueError(f"unsupported storage URL; use one of {', '.join(SCHEMES)}://")
+        check_url(value)
         return value
 
     @field_validator("trusted_proxies", mode="before")
@@ -178,7 +213,28 @@ class Settings(BaseModel):
                 f"workers={self.workers} with memory:// would give each worker its own "
                 f"counters ({self.workers}x the limit); use a redis:// storage or 1 worker"
             )
+        if self.metrics_port is not None and self.metrics_port == self.port != 0:
+            raise ValueError(f"metrics_port {self.metrics_port} is the main port; use another")
+        self._check_limits()
         return self
+
+    def _check_limits(self) -> None:
+        """A limit whose arithmetic would leave exact integers is refused here,
+        naming the setting it came from."""
+        configs = [
+            (f"policies[{i}]", c.rate, c.burst, c.algorithm) for i, c in enumerate(self.policies)
+        ]
+        configs += [
+            (f"api_keys.tiers[{i}]", t.rate, t.burst, t.algorithm)
+            for i, t in enumerate(self.api_keys.tiers)
+        ]
+        if not self.policies:
+            configs.append(("limit/burst", None, None, None))
+        for where, rate, burst, algorithm in configs:
+            try:
+                self._limit(rate, burst, algorithm)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
 
     def effective_policies(self) -> list[Policy]:
         """The configured policies with defaults filled in (or the default one)."""
@@ -212,15 +268,23 @@ class Settings(BaseModel):
         return Limit(algorithm or self.algorithm, rate, burst or default_burst or rate.count)
 
 
+# What a reload cannot change (the listeners, the processes, the storage itself).
+RESTART_ONLY = ("storage", "host", "port", "workers", "metrics_port")
+
+
 class ConfigError(Exception):
     """A config problem, already worded for the operator."""
 
 
 ENV_PREFIX = "PINGPONG_"
-ENV_FIELDS = tuple(name for name in Settings.model_fields if name not in ("policies", "api_keys"))
-
-
-FLAG_NAMES = {"trusted_proxies": "--trusted-proxy"}
+# Every top-level setting but the structured ones has a flag and a variable,
+# both named from the flag: --trusted-proxy, PINGPONG_TRUSTED_PROXY.
+FLAGS = {
+    name: "--" + {"trusted_proxies": "trusted-proxy"}.get(name, name.replace("_", "-"))
+    for name in Settings.model_fields
+    if name not in ("policies", "api_keys")
+}
+ENV_NAMES = {name: ENV_PREFIX + flag[2:].upper().replace("-", "_") for name, flag in FLAGS.items()}
 
 
 def load_settings(
@@ -236,13 +300,13 @@ def load_settings(
     if config_file:
         data = read_file(config_file)
         sources = dict.fromkeys(data, config_file)
-    for name in ENV_FIELDS:
-        value = env.get(ENV_PREFIX + name.upper())
+    for name, variable in ENV_NAMES.items():
+        value = env.get(variable)
         if value not in (None, ""):
-            data[name], sources[name] = value, ENV_PREFIX + name.upper()
+            data[name], sources[name] = value, variable
     for name, value in (flags or {}).items():
         if value is not None:
-            data[name], sources[name] = value, FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+            data[name], sources[name] = value, FLAGS[name]
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

@@ -15,26 +15,31 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import uvloop
-from granian._granian import SocketHolder
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
+from granian.net import SocketHolder
 from granian.server.embed import Server as EmbeddedServer
 
 from pingpong.config import Settings
 from pingpong.core.storage import StorageError
-from pingpong.metrics import WORKERS_DIR_ENV, write_worker_file
+from pingpong.service.counters import Counters
+from pingpong.service.workers import WORKERS_DIR_ENV, all_workers, publish, workers_dir
 
 if TYPE_CHECKING:  # the supervisor process never builds a Service
+    from multiprocessing.synchronize import Event
+
     from pingpong.service import Service
 
 log = logging.getLogger("pingpong")
@@ -46,7 +51,11 @@ MAX_HEAD_BYTES = 40 * 1024  # request line + headers; larger heads get 431 from 
 
 class Granian(EmbeddedServer):
     """granian's embedded server on a socket bound by pingpong. (The benchmark
-    runs its reference ASGI callable on this very class.)"""
+    runs its reference ASGI callable on this very class.)
+
+    It overrides ``_init_shared_socket`` and sets ``workers_kill_timeout``:
+    tests/unit/test_granian_contract.py fails if a granian upgrade drops them.
+    """
 
     def __init__(
         self, app: Any, sock: socket.socket, interface: Interfaces = Interfaces.RSGI
@@ -76,41 +85,49 @@ class Granian(EmbeddedServer):
         self._shd = SocketHolder(self._fd, False, BACKLOG)  # type: ignore[call-arg,assignment]
 
 
-def bind(settings: Settings) -> socket.socket:
-    """``::`` listens on IPv4 too, as it does by default on Linux."""
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    dualstack = settings.host == "::" and socket.has_dualstack_ipv6()
-    return socket.create_server(
-        (settings.host, settings.port), family=family, backlog=BACKLOG, dualstack_ipv6=dualstack
-    )
-
-
 def serve(settings: Settings, loader: Callable[[], Settings]) -> None:
-    try:
-        sock = bind(settings)
-    except OSError as exc:
-        raise SystemExit(
-            f"pingpong: cannot listen on {settings.host}:{settings.port}: {exc}"
-        ) from None
+    sock = _listen(settings.host, settings.port, "")
     if settings.workers > 1:
         _supervise(settings, loader, sock)
     else:
-        if settings.metrics_port is not None:
-            serve_metrics_port(settings)
-        _run_worker(settings, loader, sock)
+        _serve_metrics_port(settings, lambda counters: counters)
+        _run_worker(settings, loader, sock, None)
 
 
-def _run_worker(settings: Settings, loader: Callable[[], Settings], sock: socket.socket) -> None:
+def _listen(host: str, port: int, what: str) -> socket.socket:
+    try:
+        return bind(host, port)
+    except OSError as exc:
+        raise SystemExit(f"pingpong: cannot listen{what} on {host}:{port}: {exc}") from None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """``::`` listens on IPv4 too, as it does by default on Linux."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    dualstack = host == "::" and socket.has_dualstack_ipv6()
+    return socket.create_server(
+        (host, port), family=family, backlog=BACKLOG, dualstack_ipv6=dualstack
+    )
+
+
+def _run_worker(
+    settings: Settings, loader: Callable[[], Settings], sock: socket.socket, ready: Event | None
+) -> None:
     from pingpong.http.app import App
     from pingpong.logs import configure as configure_logging
     from pingpong.service import Service
 
     configure_logging(settings.log_format)
-    service = Service(settings, loader)
-    uvloop.run(_serve(service, Granian(App(service), sock)))
+    service = Service(settings, loader, COUNTERS)
+    uvloop.run(_serve(service, Granian(App(service), sock), ready))
 
 
-async def _serve(service: Service, server: Granian) -> None:
+# This process's counts: the service counts into them, /metrics (and the
+# --metrics-port thread) export them.
+COUNTERS = Counters()
+
+
+async def _serve(service: Service, server: Granian, ready: Event | None) -> None:
     loop = asyncio.get_running_loop()
 
     def drain() -> None:
@@ -129,8 +146,11 @@ async def _serve(service: Service, server: Granian) -> None:
         await service.storage.ping()
     except StorageError as exc:  # serve anyway: the failure mode decides
         log.warning("storage not reachable at startup: %s", exc)
-    publisher = asyncio.create_task(_publish_metrics()) if os.environ.get(WORKERS_DIR_ENV) else None
-    log.info("listening on %s:%d", server.bind_addr, server.bind_port)
+    directory = workers_dir()
+    publisher = asyncio.create_task(_publish(directory)) if directory else None
+    log.info("listening on %s:%d", server.bind_addr, service.settings.port)
+    if ready is not None:
+        ready.set()
     try:
         await server.serve()
     except TimeoutError:
@@ -138,59 +158,99 @@ async def _serve(service: Service, server: Granian) -> None:
     if publisher is not None:
         publisher.cancel()
     await service.storage.aclose()
-    write_worker_file()
+    if directory:
+        publish(COUNTERS, directory)
     log.info("stopped")
 
 
-async def _publish_metrics() -> None:
+async def _publish(directory: Path) -> None:
     """Workers (--workers N) share their counts once a second."""
     while True:
-        write_worker_file()
+        publish(COUNTERS, directory)
         await asyncio.sleep(1.0)
 
 
-def serve_metrics_port(settings: Settings) -> None:
+def _serve_metrics_port(settings: Settings, source: Callable[[Counters], Counters]) -> None:
     """/metrics on its own port, from prometheus_client's server thread."""
+    if settings.metrics_port is None:
+        return
     from prometheus_client import start_http_server
 
-    assert settings.metrics_port is not None
-    start_http_server(settings.metrics_port, addr=settings.host)
+    from pingpong.http.prometheus import registry_for
+
+    registry = registry_for(lambda: source(COUNTERS))
+    try:
+        start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
+    except OSError as exc:
+        raise SystemExit(
+            f"pingpong: cannot listen for metrics on {settings.host}:{settings.metrics_port}: {exc}"
+        ) from None
+
+
+RESTARTS_PER_MINUTE = 5  # more worker deaths than this and the supervisor gives up
 
 
 def _supervise(settings: Settings, loader: Callable[[], Settings], sock: socket.socket) -> None:
     """Prefork: the parent binds once, spawns workers, forwards signals, and
-    replaces workers that die. Workers publish their metrics to files in a
-    shared directory so that any worker's /metrics covers them all."""
-    os.environ[WORKERS_DIR_ENV] = tempfile.mkdtemp(prefix="pingpong-metrics-")
+    replaces workers that die. A worker that dies before it is ready, or
+    deaths faster than RESTARTS_PER_MINUTE, stop everything with exit 1: a
+    crash loop is never the answer. Workers publish their metrics to files in
+    a shared directory (removed at exit) so that any worker's /metrics covers
+    them all."""
+    directory = tempfile.mkdtemp(prefix="pingpong-metrics-")
+    os.environ[WORKERS_DIR_ENV] = directory
+    try:
+        code = _run_workers(settings, loader, sock, Path(directory))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    if code:
+        raise SystemExit(code)
+
+
+def _run_workers(
+    settings: Settings, loader: Callable[[], Settings], sock: socket.socket, directory: Path
+) -> int:
     context = multiprocessing.get_context("spawn")
     stopping = False
+    deaths: list[float] = []
 
-    def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_run_worker, args=(settings, loader, sock))
+    def start() -> tuple[multiprocessing.process.BaseProcess, Event]:
+        ready = context.Event()
+        process = context.Process(target=_run_worker, args=(settings, loader, sock, ready))
         process.start()
-        return process
+        return process, ready
 
     workers = [start() for _ in range(settings.workers)]
-    if settings.metrics_port is not None:
-        serve_metrics_port(settings)
+    _serve_metrics_port(settings, lambda counters: all_workers(counters, directory))
     log.info("started %d workers on %s:%d", len(workers), settings.host, settings.port)
 
     def forward(sig: int, frame: FrameType | None) -> None:
         nonlocal stopping
         if sig != signal.SIGHUP:
             stopping = True
-        for worker in workers:
+        for worker, _ in workers:
             if worker.pid is not None and worker.is_alive():
                 os.kill(worker.pid, sig)
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
-    while any(w.is_alive() for w in workers) or not stopping:
-        for index, worker in enumerate(workers):
-            if not worker.is_alive() and not stopping:
+    code = 0
+    while any(w.is_alive() for w, _ in workers) or not stopping:
+        for index, (worker, ready) in enumerate(workers):
+            if worker.is_alive() or stopping:
+                continue
+            now = time.monotonic()
+            deaths = [t for t in deaths if now - t < 60] + [now]
+            if not ready.is_set() or len(deaths) > RESTARTS_PER_MINUTE:
                 log.error(
-                    "worker %s exited with %s; starting a new one", worker.pid, worker.exitcode
-                )
-                workers[index] = start()
+                    "worker %s exited with %s %s; stopping", worker.pid, worker.exitcode,
+                    "before it was ready" if not ready.is_set() else "too often",
+                )  # fmt: skip
+                forward(signal.SIGTERM, None)
+                code = 1
+                break
+            log.error("worker %s exited with %s; starting a new one", worker.pid, worker.exitcode)
+            workers[index] = start()
         time.sleep(0.2)
     sock.close()
+    return code

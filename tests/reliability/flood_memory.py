@@ -22,7 +22,7 @@ from pingpong.core.algorithms import Algorithm, Limit
 from pingpong.core.limiter import Limiter
 from pingpong.core.policy import Policy
 from pingpong.core.rates import Rate
-from pingpong.core.storage import MemoryStorage
+from pingpong.core.storage.memory import MemoryStorage
 
 STEP_US = 10
 REAL_EVERY = 100

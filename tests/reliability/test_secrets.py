@@ -16,7 +16,7 @@ from pingpong.core.algorithms import Algorithm, Limit
 from pingpong.core.limiter import Limiter
 from pingpong.core.policy import Policy, Tier
 from pingpong.core.rates import Rate
-from pingpong.core.storage import MemoryStorage
+from pingpong.core.storage.memory import MemoryStorage
 from tests.conftest import RedisServer, free_port, require, wait_until
 
 API_KEY = "pp-live-3f9a8c1d2e7b4a60"
@@ -38,7 +38,7 @@ def test_tier_lookup_is_by_sha256_digest() -> None:
     async def tiers_of(tier: Tier, key: str) -> list[str]:
         limiter = Limiter(policies, MemoryStorage(), tiers=[tier])
         decision = await limiter.check("/ping", "GET", "192.0.2.1", {"x-api-key": key})
-        return [policy.name for policy, _ in decision.results]
+        return [policy.name for policy, _, _ in decision.reported]
 
     assert asyncio.run(tiers_of(by_digest, API_KEY)) == ["gold"]
     assert asyncio.run(tiers_of(by_digest, WRONG_KEY)) == ["per-client"]

@@ -71,7 +71,7 @@ def test_gcra_admits_the_burst_at_once_then_one_per_interval() -> None:
     admitted, _ = run(limit, [0] * 5)
     assert len(admitted) == 3
     assert limit.interval_us == MICROS
-    state = 0 + 3 * MICROS  # TAT after three requests at t=0
+    state: State = (limit, 0 + 3 * MICROS)  # TAT after three requests at t=0
     assert not limit.decide(state, MICROS - 1)[0].admitted
     assert limit.decide(state, MICROS)[0].admitted
 

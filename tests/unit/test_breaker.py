@@ -1,4 +1,4 @@
-from pingpong.core.storage.resilient import CircuitBreaker
+from pingpong.core.storage.breaker import CircuitBreaker
 
 
 class Clock:

@@ -4,7 +4,8 @@ import tracemalloc
 
 from pingpong.core.algorithms import Algorithm, Limit
 from pingpong.core.rates import Rate
-from pingpong.core.storage import Check, MemoryStorage
+from pingpong.core.storage import Check
+from pingpong.core.storage.memory import MemoryStorage
 
 
 class Clock:

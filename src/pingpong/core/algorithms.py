@@ -1,11 +1,18 @@
 """Rate-limiting algorithms as pure functions over integer microseconds.
 
-Each function takes the stored state of one key (``None`` when the key is new or
+Each decider takes the stored state of one key (``None`` when the key is new or
 expired) and the current time, and returns the outcome plus the state to store
 if the request is admitted (``None`` when rejected: a rejection never changes
 state). Keeping them pure lets the in-memory store, the local fallback and the
 property tests share one implementation; ``storage/lua/decide.lua`` mirrors it
 for Redis and a test checks that the two agree.
+
+A state remembers the limit it was written under. When the policy changes (a
+reload, a restart with another algorithm, rate or window), the old state is
+translated, never reused as is: the requests it still counts against the client
+are carried into the new algorithm, capped at the new quota. So a policy change
+never hands out a fresh quota, and never makes a client wait longer than the
+policy now in force allows.
 
 Integers (not floats) keep boundaries exact: a fake clock at an exact multiple of
 the emission interval must admit exactly what the guarantee allows.
@@ -21,10 +28,10 @@ from typing import NamedTuple
 from pingpong.core.rates import Rate
 
 MICROS = 1_000_000
-
-# State shapes: GCRA stores its theoretical arrival time (TAT); the window
-# algorithms store tuples whose first item is the time the state expires.
-State = int | tuple[int, int] | tuple[int, int, int]
+# The largest capacity x interval (in microseconds) a limit may span. The Lua
+# side computes in doubles, exact to 2**53: with the clock (~2**51 us since the
+# epoch) and this bound, every sum and product the deciders form stays exact.
+MAX_SPAN_US = 2**50
 
 
 class Algorithm(StrEnum):
@@ -33,16 +40,21 @@ class Algorithm(StrEnum):
     FIXED_WINDOW = "fixed-window"
 
 
+CODES = {Algorithm.GCRA: 1, Algorithm.SLIDING_WINDOW: 2, Algorithm.FIXED_WINDOW: 3}
+
+# A stored state: the limit it was written under, then the algorithm's values
+# (GCRA: TAT; fixed window: end, count; sliding window: end, previous, current).
+State = tuple["Limit", int] | tuple["Limit", int, int] | tuple["Limit", int, int, int]
+
+
 class Outcome(NamedTuple):
-    """One key's verdict. Times are microseconds from now."""
+    """One key's verdict. Times are microseconds from now: ``reset_us`` until
+    the quota is whole again, ``retry_us`` until one more request fits."""
 
     admitted: bool
     remaining: int
     reset_us: int
     retry_us: int
-
-
-Decide = Callable[["Limit", State | None, int], tuple[Outcome, State | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +63,9 @@ class Limit:
 
     ``interval_us`` is GCRA's emission interval (rounded up, so rounding can only
     make the limiter stricter) or the window length; ``capacity`` is GCRA's
-    burst or the window's request count.
+    burst or the window's request count, and is the quota the RateLimit headers
+    describe (``remaining`` never exceeds it). ``tag`` names the limit's shape
+    in stored state; ``window`` is the seconds it takes to regain the whole quota.
     """
 
     algorithm: Algorithm
@@ -59,42 +73,90 @@ class Limit:
     burst: int
     interval_us: int = field(init=False)
     capacity: int = field(init=False)
+    tag: str = field(init=False)
+    window: int = field(init=False)
 
     def __post_init__(self) -> None:
         period_us = self.rate.period * MICROS
         if self.algorithm is Algorithm.GCRA:
             interval, capacity = -(-period_us // self.rate.count), self.burst
+            window = -(-capacity * self.rate.period // self.rate.count)
         else:
-            interval, capacity = period_us, self.rate.count
+            interval, capacity, window = period_us, self.rate.count, self.rate.period
+        if capacity < 1:
+            raise ValueError("the burst must be at least 1")
+        if capacity * interval > MAX_SPAN_US:
+            raise ValueError(
+                f"{capacity} requests x {interval} us is too long a span "
+                f"(at most {MAX_SPAN_US} us, about 35 years): lower the burst or the period"
+            )
         object.__setattr__(self, "interval_us", interval)
         object.__setattr__(self, "capacity", capacity)
+        object.__setattr__(self, "tag", f"{CODES[self.algorithm]},{interval},{capacity}")
+        object.__setattr__(self, "window", window)
 
     def decide(self, state: State | None, now: int) -> tuple[Outcome, State | None]:
+        if state is not None and state[0] is not self and state[0].tag != self.tag:
+            state = carried(self, usage(state, now), now)
         return _DECIDERS[self.algorithm](self, state, now)
+
+
+def usage(state: State, now: int) -> int:
+    """How many requests ``state`` still counts against its key at ``now``,
+    read under the limit it was written with."""
+    limit = state[0]
+    if limit.algorithm is Algorithm.GCRA:
+        tat = state[1]
+        return -(-(tat - now) // limit.interval_us) if tat > now else 0
+    if limit.algorithm is Algorithm.FIXED_WINDOW:
+        return state[2] if state[1] > now else 0  # type: ignore[misc]
+    window = limit.interval_us
+    start = now - now % window
+    state_start = state[1] - 2 * window
+    elapsed = now - start
+    if state_start == start:
+        return -(-state[2] * (window - elapsed) // window) + state[3]  # type: ignore[misc]
+    if state_start + window == start:
+        return -(-state[3] * (window - elapsed) // window)  # type: ignore[misc]
+    return 0
+
+
+def carried(limit: Limit, used: int, now: int) -> State | None:
+    """``used`` requests, capped at the quota, as ``limit``'s state at ``now``."""
+    used = min(used, limit.capacity)
+    if used <= 0:
+        return None
+    window = limit.interval_us
+    if limit.algorithm is Algorithm.GCRA:
+        return (limit, now + used * window)
+    start = now - now % window
+    if limit.algorithm is Algorithm.FIXED_WINDOW:
+        return (limit, start + window, used)
+    return (limit, start + 2 * window, 0, used)
 
 
 def gcra(limit: Limit, state: State | None, now: int) -> tuple[Outcome, State | None]:
     """Generic cell rate algorithm: admits when TAT - burst*T <= now."""
     interval = limit.interval_us
-    tat = state if isinstance(state, int) and state > now else now
+    tat = state[1] if state is not None and state[1] > now else now
     new_tat = tat + interval
     allow_at = new_tat - limit.capacity * interval
     if now < allow_at:
         return Outcome(False, 0, tat - now, allow_at - now), None
-    return Outcome(True, (now - allow_at) // interval, new_tat - now, 0), new_tat
+    return Outcome(True, (now - allow_at) // interval, new_tat - now, 0), (limit, new_tat)
 
 
 def fixed_window(limit: Limit, state: State | None, now: int) -> tuple[Outcome, State | None]:
     """At most ``capacity`` requests per window aligned to the epoch."""
     window = limit.interval_us
-    if isinstance(state, tuple) and state[0] > now:
-        end, count = state[0], state[1]
+    if state is not None and state[1] > now:
+        end, count = state[1], state[2]  # type: ignore[misc]
     else:
         end, count = now - now % window + window, 0
     if count >= limit.capacity:
         return Outcome(False, 0, end - now, end - now), None
     count += 1
-    return Outcome(True, limit.capacity - count, end - now, 0), (end, count)
+    return Outcome(True, limit.capacity - count, end - now, 0), (limit, end, count)
 
 
 def sliding_window(limit: Limit, state: State | None, now: int) -> tuple[Outcome, State | None]:
@@ -102,23 +164,26 @@ def sliding_window(limit: Limit, state: State | None, now: int) -> tuple[Outcome
     by how much of it still overlaps the sliding window, plus the current count.
 
     Products are scaled by the window length so the comparison stays in integers.
+    The quota is whole once the current count has slid out too: at the end of
+    the next window (or of this one when only the previous window counted).
     """
     window, capacity = limit.interval_us, limit.capacity
     start = now - now % window
     prev = cur = 0
-    if isinstance(state, tuple):
-        state_start = state[0] - 2 * window
+    if state is not None:
+        state_start = state[1] - 2 * window
         if state_start == start:
-            prev, cur = state[1], state[2]  # type: ignore[misc]
+            prev, cur = state[2], state[3]  # type: ignore[misc]
         elif state_start + window == start:
-            prev = state[2]  # type: ignore[misc]
+            prev = state[3]  # type: ignore[misc]
     elapsed = now - start
     used = prev * (window - elapsed) + cur * window
     if used + window > capacity * window:
-        return Outcome(False, 0, window - elapsed, _sliding_retry(limit, prev, cur, elapsed)), None
-    cur += 1
+        reset = 2 * window - elapsed if cur else window - elapsed
+        return Outcome(False, 0, reset, _sliding_retry(limit, prev, cur, elapsed)), None
     remaining = (capacity * window - used - window) // window
-    return Outcome(True, remaining, window - elapsed, 0), (start + 2 * window, prev, cur)
+    new_state = (limit, start + 2 * window, prev, cur + 1)
+    return Outcome(True, remaining, 2 * window - elapsed, 0), new_state
 
 
 def _sliding_retry(limit: Limit, prev: int, cur: int, elapsed: int) -> int:
@@ -134,6 +199,7 @@ def _sliding_retry(limit: Limit, prev: int, cur: int, elapsed: int) -> int:
     return window - elapsed + max(earliest_next, 0)
 
 
+Decide = Callable[[Limit, State | None, int], tuple[Outcome, State | None]]
 _DECIDERS: dict[Algorithm, Decide] = {
     Algorithm.GCRA: gcra,
     Algorithm.SLIDING_WINDOW: sliding_window,

@@ -7,10 +7,10 @@ coroutine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from pingpong.core.algorithms import Outcome
+from pingpong.core.algorithms import Limit, Outcome
 from pingpong.core.policy import (
     API_KEY,
     CLIENT_IP,
@@ -21,27 +21,32 @@ from pingpong.core.policy import (
     hashed,
     key_digest,
 )
-from pingpong.core.storage import Check, MemoryStorage, Storage
-from pingpong.core.storage.memory import monotonic_us
-from pingpong.metrics import STATS
+from pingpong.core.stats import NoStats, Stats
+from pingpong.core.storage.base import Check, Storage
+from pingpong.core.storage.memory import MemoryStorage, monotonic_us
 
 DENY_CACHE_SIZE = 100_000
 
 
+class Reported(NamedTuple):
+    """One policy's verdict as the response reports it."""
+
+    policy: Policy
+    limit: Limit
+    outcome: Outcome
+
+
 class Decision(NamedTuple):
-    """``results`` holds every enforced policy when admitted, and only the
-    rejecting ones when not."""
+    """``reported``: what the response describes, i.e. every enforced policy
+    when admitted, and only the rejecting ones when not."""
 
     admitted: bool
-    results: Sequence[tuple[Policy, Outcome]]
+    reported: Sequence[Reported]
 
     @property
     def retry_us(self) -> int:
         """Waiting this long admits the request, if nothing else arrives."""
-        results = self.results
-        if len(results) == 1:
-            return results[0][1].retry_us
-        return max((outcome.retry_us for _, outcome in results), default=0)
+        return max((r.outcome.retry_us for r in self.reported), default=0)
 
 
 ADMIT_ALL = Decision(True, ())
@@ -62,18 +67,26 @@ class Limiter:
         storage: Storage,
         tiers: Sequence[Tier] = (),
         api_key_header: str = "x-api-key",
+        stats: Stats | None = None,
     ) -> None:
         self.policies = tuple(policies)
         self.tiers = tuple(tiers)
-        self._storage = storage
-        self._local = storage if isinstance(storage, MemoryStorage) else None
+        self.storage = storage
+        self._stats = stats or NoStats()
+        self._memory = storage if isinstance(storage, MemoryStorage) else None
         self._tier_by_digest = {digest: tier for tier in tiers for digest in tier.digests}
         self._tier_policies = {
             tier.name: Policy(tier.name, tier.limit, key=API_KEY) for tier in tiers
         }
         self._api_key_header = api_key_header.lower()
         self._matching: dict[tuple[str, str, str], tuple[Policy, ...]] = {}
-        self._deny: dict[str, int] | None = {} if storage.shared else None
+        # key -> (rejected until, quota whole at), monotonic microseconds
+        self._deny: dict[str, tuple[int, int]] | None = {} if storage.shared else None
+
+    @property
+    def all_policies(self) -> tuple[Policy, ...]:
+        """The configured policies and one per API-key tier."""
+        return (*self.policies, *self._tier_policies.values())
 
     def policies_for(self, path: str, method: str, tier: str = "") -> tuple[Policy, ...]:
         found = self._matching.get((path, method, tier))
@@ -96,37 +109,42 @@ class Limiter:
         for p in policies:
             value = client if p.key == CLIENT_IP else _value(p, headers, client, api_key)
             checks.append(Check(p.name + ":" + value, p.limit, p.shadow))
-        if self._local is not None:
-            return self._decide(policies, checks, self._local.acquire_now(checks))
+        if self._memory is not None:
+            return self._decide(policies, checks, self._memory.acquire_now(checks))
         if self._deny is not None:
             denied = self._denied(policies, checks)
             if denied is not None:
                 return denied
-        return self._decide(policies, checks, await self._storage.acquire(checks))
+        return self._decide(policies, checks, await self.storage.acquire(checks))
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop keys from the deny cache (their state was reset elsewhere)."""
+        if self._deny is not None:
+            for key in keys:
+                self._deny.pop(key, None)
 
     def _decide(
         self, policies: Sequence[Policy], checks: Sequence[Check], outcomes: Sequence[Outcome]
     ) -> Decision:
-        decisions = STATS.decisions
-        results = []
-        rejected = []
-        for policy, outcome in zip(policies, outcomes, strict=True):
+        stats = self._stats
+        admitted: list[Reported] = []
+        rejected: list[Reported] = []
+        for check, policy, outcome in zip(checks, policies, outcomes, strict=True):
             if policy.shadow:
                 continue
             if outcome.admitted:
-                results.append((policy, outcome))
+                admitted.append(Reported(policy, check.limit, outcome))
             else:
-                rejected.append((policy, outcome))
-        if rejected:
-            for policy, outcome in rejected:
-                decisions[(policy.name, "limited")] += 1
+                rejected.append(Reported(policy, check.limit, outcome))
                 if self._deny is not None:
-                    self._remember_denial(checks[policies.index(policy)].key, outcome)
+                    self._remember_denial(check.key, outcome)
+        if rejected:
+            for reported in rejected:
+                stats.decided(reported.policy.name, "limited")
             return Decision(False, rejected)
         for policy, outcome in zip(policies, outcomes, strict=True):
-            verdict = "allowed" if outcome.admitted else "shadow_limited"
-            decisions[(policy.name, verdict)] += 1
-        return Decision(True, results)
+            stats.decided(policy.name, "allowed" if outcome.admitted else "shadow_limited")
+        return Decision(True, admitted)
 
     def _denied(self, policies: Sequence[Policy], checks: Sequence[Check]) -> Decision | None:
         deny = self._deny
@@ -137,10 +155,10 @@ class Limiter:
             if until is None or policy.shadow:
                 continue
             now = now or monotonic_us()
-            if until > now:
-                STATS.decisions[(policy.name, "limited")] += 1
-                wait = until - now
-                return Decision(False, [(policy, Outcome(False, 0, wait, wait))])
+            if until[0] > now:
+                self._stats.decided(policy.name, "limited")
+                outcome = Outcome(False, 0, until[1] - now, until[0] - now)
+                return Decision(False, [Reported(policy, check.limit, outcome)])
             del deny[check.key]
         return None
 
@@ -149,7 +167,8 @@ class Limiter:
         assert deny is not None
         if len(deny) >= DENY_CACHE_SIZE:
             del deny[next(iter(deny))]
-        deny[key] = monotonic_us() + outcome.retry_us
+        now = monotonic_us()
+        deny[key] = (now + outcome.retry_us, now + outcome.reset_us)
 
     def _tier_of(self, headers: Headers) -> tuple[str, str]:
         """The tier of the request's API key, compared by SHA-256 digest: the

@@ -13,6 +13,7 @@ CLIENT_IP = "client_ip"
 GLOBAL = "global"
 HEADER_PREFIX = "header:"
 API_KEY = "api_key"
+THROTTLED_PATH = "/ping"  # the one route policies apply to
 
 
 class Headers(Protocol):
@@ -33,7 +34,7 @@ class Policy:
     name: str
     limit: Limit
     key: str = CLIENT_IP
-    path: str = "/ping"
+    path: str = THROTTLED_PATH
     methods: frozenset[str] = frozenset({"GET", "HEAD"})
     shadow: bool = False
     header: str = field(init=False)  # lower-case header name for header keys

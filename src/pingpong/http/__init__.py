@@ -1,1 +1,1 @@
-"""The HTTP layer: one ASGI callable, no framework."""
+"""The HTTP layer: one RSGI callable (granian's native interface)."""

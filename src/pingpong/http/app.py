@@ -3,7 +3,9 @@ callable, no middleware stack.
 
 Handlers return ``(status, headers, body)``; ``__call__`` alone answers,
 counts, logs, and adds what every response carries (request id, and
-``Connection: close`` while draining). granian adds the length.
+``Connection: close`` while draining). granian adds the length. A handler
+that raises is answered here with a problem+json 500 carrying the request id,
+counted and logged like any other answer: granian's bare 500 is never seen.
 """
 
 from __future__ import annotations
@@ -13,25 +15,23 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from itertools import count
 
-from granian._granian import RSGIHTTPProtocol as HTTPProtocol
-from granian.rsgi import Scope
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from granian.rsgi import HTTPProtocol, Scope
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pingpong.core.storage import StorageUnavailable
+from pingpong.core.limiter import Limiter
+from pingpong.core.logthrottle import LogThrottle
+from pingpong.core.policy import THROTTLED_PATH
+from pingpong.core.storage.resilient import StorageUnavailable
 from pingpong.http.openapi import openapi_document
-from pingpong.http.responses import (
-    PROBLEM_TYPE,
-    problem,
-    ratelimit_headers,
-    retry_after,
-    too_many_requests,
-)
-from pingpong.metrics import STATS
-from pingpong.service import Service
+from pingpong.http.prometheus import registry_for
+from pingpong.http.responses import PROBLEM_TYPE, PolicyResponses, problem, retry_after
+from pingpong.service import Counters, Service
+from pingpong.service.workers import all_workers, workers_dir
 
 access_log = logging.getLogger("pingpong.access")
 
@@ -46,17 +46,23 @@ CLOSE = ("connection", "close")
 GET_HEAD = frozenset({"GET", "HEAD"})
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REQUEST_ID = "x-request-id"
-MAX_REQUEST_ID = 128
+# A caller's request id is echoed into headers and logs: only a safe charset.
+SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 MAX_TARGET = 8 * 1024  # path + query; granian itself bounds the whole head (431)
+UNMATCHED = "unmatched"  # the route label of everything that matched no route
 NOT_FOUND: Response = (404, [TEXT], b"not found\n")
 NOT_ALLOWED: Response = (405, [TEXT, ("allow", "GET, HEAD")], b"method not allowed\n")
 URI_TOO_LONG: Response = (414, [TEXT], b"URI too long\n")
+ERROR_LINES_PER_SECOND = 10  # 5xx access lines; the rest are counted, then reported
+INTERNAL_ERROR = problem(500, "Internal Server Error", "unexpected error; see the server log")
 
 
 class App:
-    def __init__(self, service: Service, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, service: Service) -> None:
         self.service = service
-        self._registry = registry or REGISTRY
+        self.counters: Counters = service.counters
+        workers = workers_dir()
+        self.registry = registry_for(lambda: all_workers(self.counters, workers))
         self._version = json.dumps(
             {"version": service.version, "commit": service.commit, "slot": service.slot}
         ).encode()
@@ -64,50 +70,66 @@ class App:
         # Request ids: a random per-process prefix and a counter, cheap and unique.
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = count(1)
+        self._error_lines = LogThrottle(lines=ERROR_LINES_PER_SECOND, period=1.0)
+        self._limiter: Limiter | None = None
+        self._responses = PolicyResponses(())
 
     async def __call__(self, scope: Scope, proto: HTTPProtocol) -> None:
         started = time.perf_counter()
-        STATS.in_flight += 1
+        counters = self.counters
+        counters.in_flight += 1
         path, method = scope.path, scope.method
-        route = ROUTES.get(path)
+        handler = ROUTES.get(path)
+        route = path if handler is not None else UNMATCHED
+        request_id = self._request_id(scope)
         try:
             if len(path) + len(scope.query_string) > MAX_TARGET:
-                path = "unmatched"
+                route = UNMATCHED
                 status, headers, body = URI_TOO_LONG
-            elif route is None:
-                path = "unmatched"
+            elif handler is None:
                 status, headers, body = NOT_FOUND
             elif method not in GET_HEAD:
                 status, headers, body = NOT_ALLOWED
             else:
-                status, headers, body = await route(self, scope)
-            request_id = self._request_id(scope)
+                try:
+                    status, headers, body = await handler(self, scope)
+                except Exception:
+                    access_log.exception("unexpected error answering %s", route,
+                                         extra={"request_id": request_id})  # fmt: skip
+                    status, headers, body = 500, [PROBLEM], INTERNAL_ERROR
             headers = [*headers, (REQUEST_ID, request_id)]
             if self.service.draining:
                 headers.append(CLOSE)
             proto.response_bytes(status, headers, body)
         finally:
-            STATS.in_flight -= 1
+            counters.in_flight -= 1
         elapsed = time.perf_counter() - started
         if method not in KNOWN_METHODS:
             method = "OTHER"
-        STATS.requests[(method, path, status)] += 1
-        STATS.durations[(method, path)].observe(elapsed)
+        counters.requests[(method, route, status)] += 1
+        counters.durations[(method, route)].observe(elapsed)
         if status >= 500 or random.random() < self.service.settings.access_log:
-            self._log(scope, method, path, status, elapsed, request_id)
+            self._log(scope, method, route, status, elapsed, request_id)
 
     def _request_id(self, scope: Scope) -> str:
-        """The caller's X-Request-ID if sane, else a new one."""
+        """The caller's X-Request-ID if it is short and plain, else a new one."""
         given = scope.headers.get(REQUEST_ID)
-        if given and len(given) <= MAX_REQUEST_ID:
+        if given and SAFE_REQUEST_ID.match(given):
             return str(given)
         return f"{self._id_prefix}{next(self._ids):x}"
 
     def _log(
         self, scope: Scope, method: str, route: str, status: int, elapsed: float, rid: str
     ) -> None:
+        planned = route == "/readyz" and self.service.draining  # a drain is not an error
+        level = logging.ERROR if status >= 500 and not planned else logging.INFO
+        extra = {}
+        if level == logging.ERROR:
+            if not self._error_lines.allow():
+                return
+            extra["suppressed"] = self._error_lines.take_suppressed()
         access_log.log(
-            logging.ERROR if status >= 500 else logging.INFO,
+            level,
             "%s %s %d",
             method,
             route,
@@ -119,28 +141,39 @@ class App:
                 "duration_ms": round(elapsed * 1000, 3),
                 "peer": peer_address(scope.client),
                 "request_id": rid,
+                **extra,
             },
         )
 
+    def _policy_responses(self, limiter: Limiter) -> PolicyResponses:
+        """Header items and bodies of the running limiter's policies, rebuilt
+        when a reload swaps the limiter."""
+        if limiter is not self._limiter:
+            self._responses, self._limiter = PolicyResponses(limiter.all_policies), limiter
+        return self._responses
+
     async def ping(self, scope: Scope) -> Response:
         service = self.service
-        if service.faulty:
+        if service.fault_injection:
             fault = await self._inject_fault()
             if fault is not None:
                 return fault
         headers = scope.headers
         identity = service.resolver.resolve(peer_address(scope.client), headers)
+        limiter = service.limiter
         try:
-            decision = await service.limiter.check("/ping", scope.method, identity, headers)
+            decision = await limiter.check(THROTTLED_PATH, scope.method, identity, headers)
         except StorageUnavailable:
             body = problem(503, "Service Unavailable", "rate-limit storage unavailable")
             return 503, [PROBLEM, ("retry-after", "1")], body
+        responses = self._policy_responses(limiter)
         if decision.admitted:
-            return 200, [TEXT, *ratelimit_headers(decision.results)], b"pong"
+            return 200, [TEXT, *responses.ratelimit_headers(decision.reported)], b"pong"
         wait = retry_after(decision.retry_us)
         headers_out = [PROBLEM, ("retry-after", str(wait))]
-        headers_out += ratelimit_headers(decision.results)
-        return 429, headers_out, too_many_requests(decision.results[0][0].name, wait)
+        headers_out += responses.ratelimit_headers(decision.reported)
+        body = responses.too_many_requests(decision.reported[0].policy.name, wait)
+        return 429, headers_out, body
 
     async def _inject_fault(self) -> Response | None:
         """Drill faults (PINGPONG_FAULT_DELAY, PINGPONG_FAULT_ERROR_RATE)."""
@@ -166,8 +199,7 @@ class App:
         return 200, [JSON], self._openapi
 
     async def metrics(self, scope: Scope) -> Response:
-        body = generate_latest(self._registry)
-        return 200, [("content-type", CONTENT_TYPE_LATEST)], body
+        return 200, [("content-type", CONTENT_TYPE_LATEST)], generate_latest(self.registry)
 
 
 def peer_address(client: str) -> str:

@@ -3,50 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from pingpong.core.algorithms import MICROS, Outcome
+from pingpong.core.algorithms import MICROS, Limit
+from pingpong.core.limiter import Reported
 from pingpong.core.policy import Policy
 
 PROBLEM_TYPE = "application/problem+json"
 Header = tuple[str, str]
 
-# Per policy object: its RateLimit-Policy item and its RateLimit item prefix.
-_items: dict[int, tuple[Policy, str, str]] = {}
-# Per policy name (names are [A-Za-z0-9_.-], nothing to escape): the 429 body.
-_too_many: dict[str, bytes] = {}
 
-
-def _seconds(us: int) -> int:
+def seconds(us: int) -> int:
+    """Whole seconds, rounded up."""
     return -(-us // MICROS)
-
-
-def _policy_items(policy: Policy) -> tuple[str, str]:
-    """``"name";q=<quota>;w=<window seconds>`` and ``"name";``, built once."""
-    cached = _items.get(id(policy))
-    if cached is None or cached[0] is not policy:
-        if len(_items) > 4096:  # reloads create new policies; drop the old ones
-            _items.clear()
-        rate = policy.limit.rate
-        item = f'"{policy.name}";q={rate.count};w={rate.period}'
-        cached = (policy, item, f'"{policy.name}";')
-        _items[id(policy)] = cached
-    return cached[1], cached[2]
-
-
-def ratelimit_headers(results: Sequence[tuple[Policy, Outcome]]) -> list[Header]:
-    """``RateLimit-Policy`` and ``RateLimit`` for the policies that decided."""
-    policies, limits = [], []
-    for policy, outcome in results:
-        item, prefix = _policy_items(policy)
-        policies.append(item)
-        limits.append(f"{prefix}r={outcome.remaining};t={_seconds(outcome.reset_us)}")
-    return [("ratelimit-policy", ", ".join(policies)), ("ratelimit", ", ".join(limits))]
 
 
 def retry_after(retry_us: int) -> int:
     """Whole seconds, rounded up, at least 1: waiting this long is enough."""
-    return max(1, _seconds(retry_us))
+    return max(1, seconds(retry_us))
 
 
 def problem(status: int, title: str, detail: str, **extra: object) -> bytes:
@@ -55,18 +29,41 @@ def problem(status: int, title: str, detail: str, **extra: object) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def too_many_requests(policy: str, wait: int) -> bytes:
-    """The 429 problem document, from a template made once per policy."""
-    template = _too_many.get(policy)
-    if template is None:
-        if len(_too_many) > 4096:
-            _too_many.clear()
-        template = problem(
-            429,
-            "Too Many Requests",
-            f"rate limit of policy '{policy}' exceeded; retry in %d s",
-            policy=policy,
-            retry_after=-1,
-        ).replace(b'"retry_after":-1', b'"retry_after":%d')
-        _too_many[policy] = template
-    return template % (wait, wait)
+def policy_item(name: str, limit: Limit) -> str:
+    """``"name";q=<quota>;w=<seconds to regain it>``: the quota is GCRA's burst
+    or the window's count, the same quota ``r`` counts down from."""
+    return f'"{name}";q={limit.capacity};w={limit.window}'
+
+
+class PolicyResponses:
+    """Header items and 429 body templates per policy, built once per limiter
+    (names are [A-Za-z0-9_.-]: nothing to escape)."""
+
+    def __init__(self, policies: Iterable[Policy]) -> None:
+        self._items: dict[str, tuple[Limit, str, str]] = {
+            p.name: (p.limit, policy_item(p.name, p.limit), f'"{p.name}";') for p in policies
+        }
+        self._bodies: dict[str, bytes] = {}
+
+    def ratelimit_headers(self, reported: Sequence[Reported]) -> list[Header]:
+        """``RateLimit-Policy`` and ``RateLimit`` for the policies reported."""
+        policies, limits = [], []
+        for policy, limit, outcome in reported:
+            default, item, prefix = self._items[policy.name]
+            policies.append(item if limit is default else policy_item(policy.name, limit))
+            limits.append(f"{prefix}r={outcome.remaining};t={seconds(outcome.reset_us)}")
+        return [("ratelimit-policy", ", ".join(policies)), ("ratelimit", ", ".join(limits))]
+
+    def too_many_requests(self, policy: str, wait: int) -> bytes:
+        """The 429 problem document, from a template made once per policy."""
+        template = self._bodies.get(policy)
+        if template is None:
+            template = problem(
+                429,
+                "Too Many Requests",
+                f"rate limit of policy '{policy}' exceeded; retry in %d s",
+                policy=policy,
+                retry_after=-1,
+            ).replace(b'"retry_after":-1', b'"retry_after":%d')
+            self._bodies[policy] = template
+        return template % (wait, wait)

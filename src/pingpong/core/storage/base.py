@@ -1,9 +1,10 @@
-"""What every storage backend offers the limiter."""
+"""What every storage backend offers the limiter, and the one error it raises."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple, Protocol
 
 from pingpong.core.algorithms import Limit, Outcome
 
@@ -17,7 +18,22 @@ class Check(NamedTuple):
 
 
 class StorageError(Exception):
-    """The backend could not answer (down, slow, refusing)."""
+    """The backend could not answer (down, slow, refusing, or its driver broke).
+
+    Backends translate every failure of their driver into this one type, so the
+    layers above need to know no driver's exceptions. ``kind`` labels the
+    ``pingpong_storage_errors_total`` metric.
+    """
+
+    def __init__(self, message: str, kind: str = "other") -> None:
+        super().__init__(message)
+        self.kind = kind  # timeout | connection | other
+
+
+@dataclass(frozen=True, slots=True)
+class StorageOptions:
+    timeout: float = 0.05  # seconds a decision may wait for a shared storage
+    memory_max_keys: int = 1_000_000
 
 
 class Storage(Protocol):
@@ -25,7 +41,8 @@ class Storage(Protocol):
 
     Every check is evaluated; if any non-shadow check rejects, no state changes
     at all (a rejected request consumes no quota anywhere). Otherwise every
-    admitted check (shadow ones included) consumes one unit.
+    admitted check (shadow ones included) consumes one unit. ``peek`` answers
+    the same question without consuming anything; ``reset`` forgets keys.
     """
 
     name: str
@@ -33,6 +50,29 @@ class Storage(Protocol):
 
     async def acquire(self, checks: Sequence[Check]) -> list[Outcome]: ...
 
+    async def peek(self, checks: Sequence[Check]) -> list[Outcome]: ...
+
+    async def reset(self, keys: Sequence[str]) -> int: ...
+
     async def ping(self) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+class SharedStorage(Storage, Protocol):
+    """A storage other processes share: it has a network to wait for."""
+
+    def set_timeout(self, seconds: float) -> None: ...
+
+
+class Backend(Storage, Protocol):
+    """A storage reachable by URL: it names its schemes, checks a URL without
+    connecting (raising ValueError with the reason) and opens from one."""
+
+    schemes: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def check_url(cls, url: str) -> None: ...
+
+    @classmethod
+    def from_url(cls, url: str, options: StorageOptions) -> Storage: ...

@@ -5,12 +5,15 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pingpong.core.algorithms import Outcome
-from pingpong.core.storage.base import Check, Storage, StorageError
+from pingpong.core.logthrottle import LogThrottle
+from pingpong.core.stats import NoStats, Stats
+from pingpong.core.storage.base import Check, SharedStorage, StorageError, StorageOptions
+from pingpong.core.storage.breaker import CircuitBreaker
 from pingpong.core.storage.memory import MemoryStorage
-from pingpong.metrics import STATS
 
 log = logging.getLogger("pingpong.storage")
 
@@ -21,120 +24,106 @@ class FailureMode(enum.StrEnum):
     LOCAL = "local"  # keep throttling with an in-process limiter
 
 
+@dataclass(frozen=True, slots=True)
+class Resilience:
+    """What to do when the storage fails, and when to stop asking it."""
+
+    mode: FailureMode = FailureMode.LOCAL
+    circuit_failures: int = 5
+    circuit_reset: float = 2.0
+
+
 class StorageUnavailable(Exception):
     """Raised in ``deny`` mode when the storage cannot decide."""
 
 
-class CircuitBreaker:
-    """Opens after ``threshold`` consecutive failures; after ``reset_after``
-    seconds lets one probe through (half-open) and closes on its success."""
-
-    def __init__(
-        self,
-        threshold: int,
-        reset_after: float,
-        on_change: Callable[[bool], None] = lambda is_open: None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._threshold = threshold
-        self._reset_after = reset_after
-        self._on_change = on_change
-        self._clock = clock
-        self._failures = 0
-        self._opened_at: float | None = None
-        self._probing = False
-
-    @property
-    def is_open(self) -> bool:
-        return self._opened_at is not None
-
-    def allow(self) -> bool:
-        if self._opened_at is None:
-            return True
-        if self._probing or self._clock() - self._opened_at < self._reset_after:
-            return False
-        self._probing = True
-        return True
-
-    def record_success(self) -> None:
-        self._failures = 0
-        if self._opened_at is not None:
-            self._opened_at, self._probing = None, False
-            self._on_change(False)
-
-    def record_failure(self) -> None:
-        self._failures += 1
-        if self._probing or (self._opened_at is None and self._failures >= self._threshold):
-            was_open = self._opened_at is not None
-            self._opened_at, self._probing = self._clock(), False
-            if not was_open:
-                self._on_change(True)
-
-
 class ResilientStorage:
-    """Wraps a shared storage with a circuit breaker and a failure mode."""
+    """Wraps a shared storage with a circuit breaker and a failure mode.
+
+    Only ``StorageError`` is expected from the primary: the backends translate
+    their drivers' failures into it (see ``redis.answer_within``).
+    """
 
     def __init__(
         self,
-        primary: Storage,
-        mode: FailureMode,
-        breaker_threshold: int = 5,
-        breaker_reset: float = 2.0,
-        local: MemoryStorage | None = None,
+        primary: SharedStorage,
+        resilience: Resilience = Resilience(),
+        fallback: MemoryStorage | None = None,
+        stats: Stats | None = None,
     ) -> None:
         self.name = primary.name
         self.shared = primary.shared
-        self._primary = primary
-        self._mode = mode
-        self._local = local or MemoryStorage()
-        self._breaker = CircuitBreaker(breaker_threshold, breaker_reset, self._circuit_changed)
-        self._duration = STATS.storage_durations[primary.name]
-        STATS.circuit_open[primary.name] = 0
-        self._last_logged = float("-inf")
-        self._suppressed = 0
+        self.primary = primary
+        self.fallback = fallback or MemoryStorage()
+        self._stats = stats or NoStats()
+        self._resilience = resilience
+        self._mode = resilience.mode
+        self._breaker = CircuitBreaker(
+            resilience.circuit_failures, resilience.circuit_reset, self._circuit_changed
+        )
+
+        self._stats.circuit_changed(self.name, False)
+        self._log_throttle = LogThrottle(lines=1, period=1.0)
 
     @property
     def circuit_open(self) -> bool:
         return self._breaker.is_open
 
+    @property
+    def resilience(self) -> Resilience:
+        return self._resilience
+
+    def configure(self, resilience: Resilience, options: StorageOptions) -> None:
+        """Apply reloaded settings in place: the breaker keeps its state, the
+        fallback its keys."""
+        self._resilience = resilience
+        self._mode = resilience.mode
+        self._breaker.threshold = resilience.circuit_failures
+        self._breaker.reset_after = resilience.circuit_reset
+        self.primary.set_timeout(options.timeout)
+        self.fallback.resize(options.memory_max_keys)
+
     async def acquire(self, checks: Sequence[Check]) -> list[Outcome]:
         if self._breaker.allow():
             started = time.perf_counter()
             try:
-                outcomes = await self._primary.acquire(checks)
+                outcomes = await self.primary.acquire(checks)
             except StorageError as exc:
                 self._breaker.record_failure()
-                STATS.storage_errors[(self.name, getattr(exc, "kind", "other"))] += 1
+                self._stats.storage_failed(self.name, exc.kind)
                 self._log_error(exc)
             else:
-                self._duration.observe(time.perf_counter() - started)
+                self._stats.storage_answered(self.name, time.perf_counter() - started)
                 self._breaker.record_success()
                 return outcomes
-        STATS.fallbacks[self._mode.value] += 1
+        self._stats.fell_back(self._mode.value)
         if self._mode is FailureMode.LOCAL:
-            return self._local.acquire_now(checks)
+            return self.fallback.acquire_now(checks)
         if self._mode is FailureMode.ALLOW:
             return [Outcome(True, check.limit.capacity - 1, 0, 0) for check in checks]
         raise StorageUnavailable(f"{self.name} storage unavailable")
 
+    async def peek(self, checks: Sequence[Check]) -> list[Outcome]:
+        return await self.primary.peek(checks)
+
+    async def reset(self, keys: Sequence[str]) -> int:
+        await self.fallback.reset(keys)
+        return await self.primary.reset(keys)
+
     def _log_error(self, exc: StorageError) -> None:
         """At most one line a second: an outage must not flood the logs."""
-        now = time.monotonic()
-        if now - self._last_logged < 1.0:
-            self._suppressed += 1
-            return
-        log.warning(
-            "storage error, deciding with mode %s: %s (%d similar errors not logged)",
-            self._mode.value, exc, self._suppressed,
-        )  # fmt: skip
-        self._last_logged, self._suppressed = now, 0
+        if self._log_throttle.allow():
+            log.warning(
+                "storage error, deciding with mode %s: %s (%d similar errors not logged)",
+                self._mode.value, exc, self._log_throttle.take_suppressed(),
+            )  # fmt: skip
 
     def _circuit_changed(self, is_open: bool) -> None:
-        STATS.circuit_open[self.name] = int(is_open)
+        self._stats.circuit_changed(self.name, is_open)
         log.warning("storage circuit breaker %s", "opened" if is_open else "closed")
 
     async def ping(self) -> None:
-        await self._primary.ping()
+        await self.primary.ping()
 
     async def aclose(self) -> None:
-        await self._primary.aclose()
+        await self.primary.aclose()

@@ -1,13 +1,19 @@
 -- pingpong: all-or-nothing rate-limit decisions for a batch of requests.
 -- Mirrors pingpong/core/algorithms.py (integer microseconds, Redis clock).
 --
--- ARGV[1] = "acquire" | "refund"
+-- ARGV[1] = "acquire" | "refund" | "peek" (decide, never write)
 -- ARGV[2] = the batch's checks, one string (packing many small arguments costs
 --           the client more than parsing one costs Redis): requests separated
 --           by "|", each a list of "algorithm,interval_us,capacity,shadow;"
 --           with algorithm 1 gcra, 2 sliding window, 3 fixed window.
 -- KEYS holds the checks' keys in the same order.
 -- Returns 4 integers per check: admitted (0/1), remaining, reset_us, retry_us.
+--
+-- Every key is one string "<algorithm>,<interval_us>,<capacity>:<values>": the
+-- limit it was written under, then its state (gcra: TAT; fixed: end,count;
+-- sliding: end,previous,current). A state written under another limit is
+-- translated (the requests it still counts, capped at the new quota), so a
+-- policy change never errors, never refills a quota, never over-waits.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -20,44 +26,79 @@ end
 
 local function fmt(n) return string.format('%d', n) end
 
--- Each decider returns admitted, remaining, reset_us, retry_us, commit function.
-local function gcra(key, interval, capacity)
-  local tat = tonumber(redis.call('GET', key))
+local function usage(alg, interval, x, y, z)
+  if alg == 1 then
+    if x > now then return math.ceil((x - now) / interval) end
+    return 0
+  elseif alg == 3 then
+    if x > now then return y end
+    return 0
+  end
+  local start = now - now % interval
+  local state_start = x - 2 * interval
+  local elapsed = now - start
+  if state_start == start then
+    return math.ceil(y * (interval - elapsed) / interval) + z
+  elseif state_start + interval == start then
+    return math.ceil(z * (interval - elapsed) / interval)
+  end
+  return 0
+end
+
+-- The key's state in this limit's terms: up to three numbers, or nil.
+local function read(key, tag, alg, interval, capacity)
+  local value = redis.pcall('GET', key)
+  if type(value) == 'table' then  -- not a string: not ours to read
+    redis.call('DEL', key)
+    return nil
+  end
+  if not value then return nil end
+  local old_tag, x, y, z = string.match(value, '^([%d,]+):(%-?%d+),?(%d*),?(%d*)$')
+  if not old_tag then return nil end
+  x, y, z = tonumber(x), tonumber(y), tonumber(z)
+  if old_tag == tag then return x, y, z end
+  local old_alg, old_interval = string.match(old_tag, '^(%d),(%d+),')
+  local used = usage(tonumber(old_alg), tonumber(old_interval), x, y, z)
+  if used > capacity then used = capacity end
+  if used <= 0 then return nil end
+  local start = now - now % interval
+  if alg == 1 then return now + used * interval end
+  if alg == 3 then return start + interval, used end
+  return start + 2 * interval, 0, used
+end
+
+-- Each decider returns admitted, remaining, reset_us, retry_us, the new value.
+local function gcra(tag, interval, capacity, tat)
   if tat == nil or tat < now then tat = now end
   local new_tat = tat + interval
   local allow_at = new_tat - capacity * interval
   if now < allow_at then
     return 0, 0, tat - now, allow_at - now, nil
   end
-  return 1, math.floor((now - allow_at) / interval), new_tat - now, 0, function()
-    redis.call('SET', key, fmt(new_tat), 'PX', ms(new_tat - now))
-  end
+  return 1, math.floor((now - allow_at) / interval), new_tat - now, 0,
+    {tag .. ':' .. fmt(new_tat), new_tat - now}
 end
 
-local function fixed(key, window, capacity)
-  local count = tonumber(redis.call('GET', key)) or 0
-  local start = now - now % window
-  local reset = start + window - now
+local function fixed(tag, window, capacity, state_end, count)
+  if state_end == nil or state_end <= now then
+    state_end, count = now - now % window + window, 0
+  end
   if count >= capacity then
-    return 0, 0, reset, reset, nil
+    return 0, 0, state_end - now, state_end - now, nil
   end
-  return 1, capacity - count - 1, reset, 0, function()
-    if redis.call('INCR', key) == 1 then
-      redis.call('PEXPIRE', key, ms(reset))
-    end
-  end
+  return 1, capacity - count - 1, state_end - now, 0,
+    {tag .. ':' .. fmt(state_end) .. ',' .. fmt(count + 1), state_end - now}
 end
 
-local function sliding(key, window, capacity)
+local function sliding(tag, window, capacity, state_end, prev_in, cur_in)
   local start = now - now % window
   local prev, cur = 0, 0
-  local s = redis.call('HMGET', key, 's', 'p', 'c')
-  if s[1] then
-    local state_start = tonumber(s[1])
+  if state_end ~= nil then
+    local state_start = state_end - 2 * window
     if state_start == start then
-      prev, cur = tonumber(s[2]), tonumber(s[3])
+      prev, cur = prev_in, cur_in
     elseif state_start + window == start then
-      prev = tonumber(s[3])
+      prev = cur_in
     end
   end
   local elapsed = now - start
@@ -76,61 +117,67 @@ local function sliding(key, window, capacity)
       if next_e < 0 then next_e = 0 end
       retry = window - elapsed + next_e
     end
-    return 0, 0, window - elapsed, retry, nil
+    local reset = window - elapsed
+    if cur > 0 then reset = 2 * window - elapsed end
+    return 0, 0, reset, retry, nil
   end
   local remaining = math.floor((capacity * window - used - window) / window)
-  return 1, remaining, window - elapsed, 0, function()
-    redis.call('HSET', key, 's', fmt(start), 'p', fmt(prev), 'c', fmt(cur + 1))
-    redis.call('PEXPIRE', key, ms(start + 2 * window - now))
-  end
+  local value = tag .. ':' .. fmt(start + 2 * window) .. ',' .. fmt(prev) .. ',' .. fmt(cur + 1)
+  return 1, remaining, 2 * window - elapsed, 0, {value, start + 2 * window - now}
 end
 
 local deciders = {gcra, sliding, fixed}
 
 -- Undo one admitted request (Redis Cluster: used when a later slot rejects).
-local function refund(key, alg, interval)
+local function refund(key, tag, alg, interval, capacity)
+  local x, y, z = read(key, tag, alg, interval, capacity)
+  if x == nil then return end
   if alg == 1 then
-    local tat = tonumber(redis.call('GET', key))
-    if tat ~= nil and tat - interval > now then
-      redis.call('SET', key, fmt(tat - interval), 'PX', ms(tat - interval - now))
-    elseif tat ~= nil then
+    if x - interval > now then
+      redis.call('SET', key, tag .. ':' .. fmt(x - interval), 'PX', ms(x - interval - now))
+    else
       redis.call('DEL', key)
     end
-  elseif alg == 2 then
-    local c = tonumber(redis.call('HGET', key, 'c'))
-    if c ~= nil and c > 0 then redis.call('HSET', key, 'c', fmt(c - 1)) end
-  else
-    local c = tonumber(redis.call('GET', key))
-    if c ~= nil and c > 0 then redis.call('DECR', key) end
+  elseif alg == 3 and y > 0 and x > now then
+    redis.call('SET', key, tag .. ':' .. fmt(x) .. ',' .. fmt(y - 1), 'PX', ms(x - now))
+  elseif alg == 2 and z > 0 and x > now then
+    local value = tag .. ':' .. fmt(x) .. ',' .. fmt(y) .. ',' .. fmt(z - 1)
+    redis.call('SET', key, value, 'PX', ms(x - now))
   end
 end
 
+local mode = ARGV[1]
 local out = {}
 local keyi = 1
 for request in string.gmatch(ARGV[2], '[^|]+') do
-  local commits, blocked = {}, false
-  for alg, interval, capacity, shadow in string.gmatch(request, '(%d),(%d+),(%d+),(%d);') do
+  local writes, blocked = {}, false
+  for tag, alg, interval, capacity, shadow in
+      string.gmatch(request, '((%d),(%d+),(%d+)),(%d);') do
     alg, interval, capacity = tonumber(alg), tonumber(interval), tonumber(capacity)
     local key = KEYS[keyi]
     keyi = keyi + 1
-    if ARGV[1] == 'refund' then
-      refund(key, alg, interval)
+    if mode == 'refund' then
+      refund(key, tag, alg, interval, capacity)
       out[#out + 1] = 1; out[#out + 1] = 0; out[#out + 1] = 0; out[#out + 1] = 0
     else
-      local admitted, remaining, reset, retry, commit = deciders[alg](key, interval, capacity)
+      local x, y, z = read(key, tag, alg, interval, capacity)
+      local admitted, remaining, reset, retry, write =
+        deciders[alg](tag, interval, capacity, x, y, z)
       out[#out + 1] = admitted
       out[#out + 1] = remaining
       out[#out + 1] = reset
       out[#out + 1] = retry
-      if commit then
-        commits[#commits + 1] = commit
+      if write then
+        writes[#writes + 1] = {key, write}
       elseif shadow == '0' then
         blocked = true
       end
     end
   end
-  if not blocked then
-    for i = 1, #commits do commits[i]() end
+  if not blocked and mode == 'acquire' then
+    for i = 1, #writes do
+      redis.call('SET', writes[i][1], writes[i][2][1], 'PX', ms(writes[i][2][2]))
+    end
   end
 end
 return out

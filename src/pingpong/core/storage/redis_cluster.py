@@ -1,0 +1,65 @@
+"""Redis Cluster storage: one call per slot, refunds across slots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
+
+from pingpong.core.algorithms import Outcome
+from pingpong.core.storage.base import Check, Storage, StorageOptions
+from pingpong.core.storage.redis import RedisStorage, check_redis_url, client_options, redis_key
+
+
+class RedisClusterStorage(RedisStorage):
+    """``redis+cluster://host:port``: any node; the client discovers the rest.
+
+    A request's keys share a slot when they share a policy and client (the
+    hash tag), but several policies may land on several slots: each slot is
+    decided in its own call, and where another slot rejected, the slots that
+    admitted are refunded, so a rejection still consumes no quota.
+    """
+
+    schemes: ClassVar[tuple[str, ...]] = ("redis+cluster",)
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        check_redis_url(_plain(url))
+
+    @classmethod
+    def from_url(cls, url: str, options: StorageOptions) -> Storage:
+        cls.check_url(url)
+        client = RedisCluster.from_url(
+            _plain(url),
+            socket_timeout=max(options.timeout, 0.5),
+            cluster_error_retry_attempts=1,
+            **client_options(options),
+        )
+        return cls(client, options.timeout)
+
+    async def acquire(self, checks: Sequence[Check]) -> list[Outcome]:
+        groups: dict[int, list[int]] = {}
+        for index, check in enumerate(checks):
+            groups.setdefault(key_slot(redis_key(check.key).encode()), []).append(index)
+        if len(groups) == 1:
+            return await self._call("acquire", [checks])
+        outcomes: list[Outcome] = [Outcome(False, 0, 0, 0)] * len(checks)
+        for indexes in groups.values():
+            group_outcomes = await self._call("acquire", [[checks[i] for i in indexes]])
+            for i, outcome in zip(indexes, group_outcomes, strict=True):
+                outcomes[i] = outcome
+        if any(not o.admitted and not c.shadow for o, c in zip(outcomes, checks, strict=True)):
+            for indexes in groups.values():
+                if all(outcomes[i].admitted or checks[i].shadow for i in indexes):
+                    consumed = [checks[i] for i in indexes if outcomes[i].admitted]
+                    await self._call("refund", [consumed])
+        return outcomes
+
+    async def peek(self, checks: Sequence[Check]) -> list[Outcome]:
+        return [(await self._call("peek", [[check]]))[0] for check in checks]
+
+
+def _plain(url: str) -> str:
+    return "redis://" + url.partition("://")[2]
