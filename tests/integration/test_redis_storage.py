@@ -115,7 +115,9 @@ async def test_retry_after_is_honest_against_redis(redis_server) -> None:
 
 async def test_replicas_sharing_redis_admit_no_more_than_one(redis_server) -> None:
     """Three independent clients (three replicas) race on one key."""
-    replicas = [RedisStorage.from_url(redis_server.url, StorageOptions(timeout=2.0)) for _ in range(3)]
+    replicas = [
+        RedisStorage.from_url(redis_server.url, StorageOptions(timeout=2.0)) for _ in range(3)
+    ]
     limit = Limit(Algorithm.GCRA, Rate(100, 60), 100)
     checks = [Check("shared:client", limit, False)]
     started = time.monotonic()

@@ -152,8 +152,11 @@ def test_check_config_cli(tmp_path: Path) -> None:
         (["serve", "--storage", "memory://", "--workers", "3"], "workers=3 with memory://"),
         (["serve", "--trusted-proxy", "10.0.0.0/33"], "trusted_proxies[0]"),
         (["serve", "--algorithm", "leaky"], "--algorithm: algorithm: Input should be 'gcra'"),
-            (["serve", "--storage", "redis://127.0.0.1:abc"], "--storage: storage: malformed Redis URL"),
-            (["serve", "--port", "8080", "--metrics-port", "8080"], "is the main port"),
+        (
+            ["serve", "--storage", "redis://127.0.0.1:abc"],
+            "--storage: storage: malformed Redis URL",
+        ),
+        (["serve", "--port", "8080", "--metrics-port", "8080"], "is the main port"),
     ],
 )
 def test_serve_refuses_bad_flags_with_exit_2(args: list[str], expected: str) -> None:
