@@ -1,0 +1,106 @@
+"""The limiter in process: all-or-nothing, shadow, tiers, the deny cache."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pingpong.core.algorithms import Algorithm, Limit, Outcome
+from pingpong.core.limiter import Limiter
+from pingpong.core.policy import GLOBAL, Policy, Tier, key_digest
+from pingpong.core.rates import Rate
+from pingpong.core.storage import Check
+from pingpong.core.storage.memory import MemoryStorage
+from pingpong.service import Counters
+from tests.unit.rsgi import FakeHeaders
+
+NO_HEADERS = FakeHeaders()
+
+
+def gcra(count: int, period: int, burst: int | None = None) -> Limit:
+    return Limit(Algorithm.GCRA, Rate(count, period), burst or count)
+
+
+class SharedMemory:
+    """A memory store that says it is shared, so the limiter uses its deny
+    cache; counts the calls that reach it."""
+
+    name = "shared-memory"
+    shared = True
+
+    def __init__(self) -> None:
+        self.memory = MemoryStorage()
+        self.calls = 0
+
+    async def acquire(self, checks: Sequence[Check]) -> list[Outcome]:
+        self.calls += 1
+        return self.memory.acquire_now(checks)
+
+    async def peek(self, checks: Sequence[Check]) -> list[Outcome]:
+        return await self.memory.peek(checks)
+
+    async def reset(self, keys: Sequence[str]) -> int:
+        return await self.memory.reset(keys)
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_every_policy_must_admit_and_a_rejection_consumes_nothing() -> None:
+    counters = Counters()
+    limiter = Limiter(
+        [Policy("roomy", gcra(10, 60)), Policy("tight", gcra(1, 60))],
+        MemoryStorage(),
+        stats=counters,
+    )
+    first = await limiter.check("/ping", "GET", "1.2.3.4", NO_HEADERS)
+    second = await limiter.check("/ping", "GET", "1.2.3.4", NO_HEADERS)
+    assert first.admitted and not second.admitted
+    assert [r.policy.name for r in second.reported] == ["tight"]
+    assert counters.decisions == {("roomy", "allowed"): 1, ("tight", "allowed"): 1,
+                                  ("tight", "limited"): 1}  # fmt: skip
+
+
+async def test_shadow_policies_count_but_never_reject() -> None:
+    counters = Counters()
+    limiter = Limiter([Policy("shadow", gcra(1, 60), shadow=True)], MemoryStorage(), stats=counters)
+    decisions = [await limiter.check("/ping", "GET", "c", NO_HEADERS) for _ in range(3)]
+    assert all(d.admitted for d in decisions)
+    assert counters.decisions[("shadow", "shadow_limited")] == 2
+
+
+async def test_a_known_api_key_replaces_the_client_policies_by_its_tier() -> None:
+    tier = Tier("gold", gcra(5, 60), frozenset({key_digest("k1")}))
+    limiter = Limiter(
+        [Policy("per-client", gcra(1, 60)), Policy("all", gcra(100, 60), key=GLOBAL)],
+        MemoryStorage(),
+        tiers=[tier],
+    )
+    keyed = FakeHeaders([("x-api-key", "k1")])
+    decisions = [await limiter.check("/ping", "GET", "c", keyed) for _ in range(5)]
+    assert all(d.admitted for d in decisions)
+    assert [r.policy.name for r in decisions[0].reported] == ["gold", "all"]
+    unknown = FakeHeaders([("x-api-key", "nope")])
+    assert (await limiter.check("/ping", "GET", "c", unknown)).admitted
+    assert not (await limiter.check("/ping", "GET", "c", unknown)).admitted
+
+
+async def test_the_deny_cache_answers_like_the_storage_and_can_be_told_to_forget() -> None:
+    storage = SharedMemory()
+    limiter = Limiter([Policy("p", gcra(2, 60))], storage)  # t = 60 s, retry 30 s
+    for _ in range(2):
+        await limiter.check("/ping", "GET", "c", NO_HEADERS)
+    from_storage = await limiter.check("/ping", "GET", "c", NO_HEADERS)
+    calls = storage.calls
+    from_cache = await limiter.check("/ping", "GET", "c", NO_HEADERS)
+    assert storage.calls == calls  # answered without the storage
+    assert not from_storage.admitted and not from_cache.admitted
+    storage_t = from_storage.reported[0].outcome.reset_us
+    cache_t = from_cache.reported[0].outcome.reset_us
+    assert 0 <= storage_t - cache_t < 1_000_000  # the same t, give or take the time between
+    assert cache_t > from_cache.reported[0].outcome.retry_us
+    limiter.forget(["p:c"])
+    await limiter.check("/ping", "GET", "c", NO_HEADERS)
+    assert storage.calls == calls + 1

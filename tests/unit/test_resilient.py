@@ -1,0 +1,72 @@
+"""ResilientStorage in each failure mode, and its settings applied on reload.
+
+The primary here is a real Redis client pointed at a closed port (connection
+refused at once), so every failure goes through the real error translation.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pingpong.core.algorithms import Algorithm, Limit
+from pingpong.core.rates import Rate
+from pingpong.core.storage import Check, StorageOptions
+from pingpong.core.storage.redis import RedisStorage
+from pingpong.core.storage.resilient import (
+    FailureMode,
+    Resilience,
+    ResilientStorage,
+    StorageUnavailable,
+)
+from pingpong.service import Counters
+from tests.conftest import free_port
+
+CHECKS = [Check("p:c", Limit(Algorithm.GCRA, Rate(2, 60), 2), False)]
+
+
+def down(
+    mode: FailureMode, failures: int = 3, reset: float = 60.0
+) -> tuple[ResilientStorage, Counters]:
+    options = StorageOptions(timeout=0.5)
+    primary = RedisStorage.from_url(f"redis://127.0.0.1:{free_port()}/0", options)
+    assert isinstance(primary, RedisStorage)
+    counters = Counters()
+    return ResilientStorage(primary, Resilience(mode, failures, reset), stats=counters), counters
+
+
+async def test_allow_admits_everything() -> None:
+    storage, counters = down(FailureMode.ALLOW)
+    outcomes = [(await storage.acquire(CHECKS))[0] for _ in range(5)]
+    assert all(o.admitted for o in outcomes)
+    assert counters.fallbacks["allow"] == 5
+
+
+async def test_deny_refuses() -> None:
+    storage, _ = down(FailureMode.DENY)
+    with pytest.raises(StorageUnavailable):
+        await storage.acquire(CHECKS)
+
+
+async def test_local_keeps_throttling_in_process() -> None:
+    storage, _ = down(FailureMode.LOCAL)
+    outcomes = [(await storage.acquire(CHECKS))[0] for _ in range(3)]
+    assert [o.admitted for o in outcomes] == [True, True, False]
+
+
+@pytest.mark.parametrize("failures", [1, 3, 7])
+async def test_the_breaker_opens_after_circuit_failures(failures: int) -> None:
+    storage, counters = down(FailureMode.ALLOW, failures=failures)
+    for _ in range(failures + 5):
+        await storage.acquire(CHECKS)
+    assert storage.circuit_open
+    assert sum(counters.storage_errors.values()) == failures  # then Redis is left alone
+    assert counters.circuit_open["redis"] == 1
+
+
+async def test_reload_applies_mode_and_breaker_in_place() -> None:
+    storage, _ = down(FailureMode.ALLOW, failures=100)
+    await storage.acquire(CHECKS)
+    storage.configure(Resilience(FailureMode.DENY, 2, 60.0), StorageOptions(timeout=0.5))
+    with pytest.raises(StorageUnavailable):
+        await storage.acquire(CHECKS)
+    assert storage.circuit_open  # two failures in all now open it
