@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from pingpong.http.app import ROUTES
-from tests.conftest import wait_until
+from tests.conftest import free_port, wait_until
 
 
 def test_ping_pong_headers_and_429(pingpong) -> None:
@@ -228,3 +228,20 @@ def test_the_ipv6_wildcard_also_listens_on_ipv4(pingpong) -> None:
     server = pingpong("--host", "::")
     assert httpx.get(f"http://[::1]:{server.port}/healthz").status_code == 200
     assert httpx.get(f"http://127.0.0.1:{server.port}/healthz").status_code == 200
+
+
+def test_the_metrics_port_serves_and_a_taken_one_fails(pingpong) -> None:
+    metrics_port = free_port()
+    server = pingpong("--metrics-port", str(metrics_port))
+    httpx.get(server.url + "/ping")
+    scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+    assert 'pingpong_http_requests_total{method="GET",route="/ping",status="200"} 1.0' in scraped
+    assert "pingpong_config_info{hash=" in scraped
+    taken = subprocess.run(
+        [sys.executable, "-m", "pingpong.cli", "serve", "--port", str(free_port()),
+         "--metrics-port", str(metrics_port)],
+        capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    assert taken.returncode == 1
+    assert f"cannot listen for metrics on 127.0.0.1:{metrics_port}" in taken.stderr
+    assert "Traceback" not in taken.stderr
