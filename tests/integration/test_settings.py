@@ -29,6 +29,7 @@ from pingpong.service import Service
 from tests.conftest import REPO, free_port
 from tests.unit.rsgi import call
 
+HTTP = "tests.integration.test_http::"
 PROOFS = {
     "host": "tests.integration.test_http::test_the_ipv6_wildcard_also_listens_on_ipv4",
     "port": "tests.integration.test_http::test_a_taken_port_is_refused_not_shared",
@@ -46,12 +47,12 @@ PROOFS = {
     "forwarded_header": "test_client_identity_settings",
     "ipv6_prefix": "test_client_identity_settings",
     "drain_seconds": "tests.integration.test_http::test_sigterm_drains_then_exits_cleanly",
-    "metrics_port": "tests.integration.test_http::test_the_metrics_port_serves_and_a_taken_one_fails",
+    "metrics_port": HTTP + "test_the_metrics_port_serves_and_a_taken_one_fails",
     "log_format": "test_log_format_and_access_log",
     "access_log": "test_log_format_and_access_log",
     "fault_error_rate": "test_fault_injection_settings",
     "fault_delay": "test_fault_injection_settings",
-    "policies": "tests.unit.test_limiter::test_every_policy_must_admit_and_a_rejection_consumes_nothing",
+    "policies": HTTP + "test_several_policies_and_shadow",
     "api_keys": "tests.integration.test_http::test_api_key_tiers",
 }
 
@@ -138,8 +139,8 @@ def silent_redis() -> Iterator[str]:
 
 
 async def test_storage_timeout_bounds_each_decision(silent_redis: str) -> None:
-    async def seconds_to_fail(timeout: float) -> float:
-        svc = service(storage=silent_redis, storage_timeout=timeout, on_storage_error="allow")
+    async def seconds_to_fail(limit: float) -> float:
+        svc = service(storage=silent_redis, storage_timeout=limit, on_storage_error="allow")
         started = time.perf_counter()
         await call(App(svc), "/ping")
         assert sum(svc.counters.storage_errors.values()) == 1
@@ -187,7 +188,9 @@ async def test_memory_max_keys_bounds_the_table() -> None:
     ({"limit": "7/minute", "burst": 14}, '"default";q=14;w=120'),
     ({"limit": "7/minute", "algorithm": "fixed-window", "burst": 14}, '"default";q=7;w=60'),
 ])  # fmt: skip
-async def test_limit_burst_and_algorithm_shape_the_quota(values: dict[str, Any], policy: str) -> None:
+async def test_limit_burst_and_algorithm_shape_the_quota(
+    values: dict[str, Any], policy: str
+) -> None:
     app = App(service(**values))
     answers = [await call(app, "/ping") for _ in range(20)]
     assert answers[0].headers["ratelimit-policy"] == policy
