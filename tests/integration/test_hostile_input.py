@@ -50,6 +50,20 @@ def test_bad_requests_get_4xx(pingpong_shared, request_bytes: bytes, status: int
     assert httpx.get(pingpong_shared.url + "/healthz").status_code == 200  # still alive
 
 
+def head_of(total: int) -> bytes:
+    """A request head of exactly ``total`` bytes (line, headers, blank line)."""
+    start = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: "
+    return start + b"a" * (total - len(start) - 4) + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize(("size", "status"), [(48 * 1024, 200), (48 * 1024 + 1, 431)])
+def test_the_head_limit_is_48_kib_to_the_byte(pingpong_shared, size: int, status: int) -> None:
+    """README: a request head (line and headers) over 48 KiB gets 431."""
+    request = head_of(size)
+    assert len(request) == size
+    assert status_of(raw(pingpong_shared.url, request)) == status
+
+
 def test_slow_headers_are_cut_off(pingpong) -> None:
     """A client that has not finished its headers after 10 s is disconnected
     (granian's header read timeout closes without an answer)."""
