@@ -189,14 +189,26 @@ def _serve_metrics_port(settings: Settings, source: Callable[[Counters], Counter
         ) from None
 
 
-RESTARTS_PER_MINUTE = 5  # more worker deaths than this and the supervisor gives up
+class RestartPolicy:
+    """Whether to replace a dead worker: never one that died before it was
+    ready (its config or environment cannot work: restarting would loop), and
+    not more than ``per_minute`` times a minute."""
+
+    def __init__(self, per_minute: int = 5, clock: Callable[[], float] = time.monotonic) -> None:
+        self._per_minute = per_minute
+        self._clock = clock
+        self._deaths: list[float] = []
+
+    def restart(self, was_ready: bool) -> bool:
+        now = self._clock()
+        self._deaths = [t for t in self._deaths if now - t < 60] + [now]
+        return was_ready and len(self._deaths) <= self._per_minute
 
 
 def _supervise(settings: Settings, loader: Callable[[], Settings], sock: socket.socket) -> None:
     """Prefork: the parent binds once, spawns workers, forwards signals, and
-    replaces workers that die. A worker that dies before it is ready, or
-    deaths faster than RESTARTS_PER_MINUTE, stop everything with exit 1: a
-    crash loop is never the answer. Workers publish their metrics to files in
+    replaces workers that die, as RestartPolicy allows; otherwise everything
+    stops with exit 1: a crash loop is never the answer. Workers publish their metrics to files in
     a shared directory (removed at exit) so that any worker's /metrics covers
     them all."""
     directory = tempfile.mkdtemp(prefix="pingpong-metrics-")
@@ -214,7 +226,7 @@ def _run_workers(
 ) -> int:
     context = multiprocessing.get_context("spawn")
     stopping = False
-    deaths: list[float] = []
+    policy = RestartPolicy()
 
     def start() -> tuple[multiprocessing.process.BaseProcess, Event]:
         ready = context.Event()
@@ -241,9 +253,7 @@ def _run_workers(
         for index, (worker, ready) in enumerate(workers):
             if worker.is_alive() or stopping:
                 continue
-            now = time.monotonic()
-            deaths = [t for t in deaths if now - t < 60] + [now]
-            if not ready.is_set() or len(deaths) > RESTARTS_PER_MINUTE:
+            if not policy.restart(ready.is_set()):
                 log.error(
                     "worker %s exited with %s %s; stopping", worker.pid, worker.exitcode,
                     "before it was ready" if not ready.is_set() else "too often",

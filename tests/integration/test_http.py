@@ -183,6 +183,38 @@ def test_sighup_reloads_and_refuses_a_bad_config(pingpong, tmp_path: Path) -> No
     assert httpx.get(server.url + "/ping").headers["ratelimit-policy"] == '"second";q=50;w=60'
 
 
+def metric_value(url: str, series: str) -> float:
+    line = next(x for x in httpx.get(url + "/metrics").text.splitlines() if x.startswith(series))
+    return float(line.split()[-1])
+
+
+def test_sighup_applies_storage_settings_counts_and_names_what_needs_a_restart(
+    pingpong, tmp_path: Path
+) -> None:
+    """Redis is down: allow admits all; a reload to deny answers 503 at once
+    (the failure mode applies live), a workers change is named as needing a
+    restart, and reloads are counted with the running config's hash."""
+    config = tmp_path / "pingpong.yaml"
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    config.write_text(f"storage: '{down}'\non_storage_error: allow\nlimit: 1/minute\n")
+    server = pingpong("--config", str(config))
+    assert [httpx.get(server.url + "/ping").status_code for _ in range(3)] == [200] * 3
+    info = 'pingpong_config_info{hash="'
+    first_hash = httpx.get(server.url + "/metrics").text.split(info)[1][:12]
+    config.write_text(f"storage: '{down}'\non_storage_error: deny\nlimit: 1/minute\nworkers: 2\n")
+    server.signal(signal.SIGHUP)
+    wait_until(lambda: httpx.get(server.url + "/ping").status_code == 503)
+    assert "reload cannot change workers: restart to apply" in server.output()
+    assert metric_value(server.url, 'pingpong_config_reloads_total{result="ok"}') == 1
+    assert httpx.get(server.url + "/metrics").text.split(info)[1][:12] != first_hash
+    config.write_text("limit: often\n")
+    server.signal(signal.SIGHUP)
+    wait_until(
+        lambda: metric_value(server.url, 'pingpong_config_reloads_total{result="error"}') == 1
+    )
+    assert httpx.get(server.url + "/ping").status_code == 503  # the old config keeps serving
+
+
 def test_sigterm_drains_then_exits_cleanly(pingpong) -> None:
     server = pingpong(env={"PINGPONG_DRAIN_SECONDS": "1.5"})
     with httpx.Client() as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 import time
 
 import httpx
@@ -41,11 +42,14 @@ def test_quota_survives_moving_between_replicas(pingpong, redis_server) -> None:
     assert left_on_green.split(";")[1] == "r=4"
 
 
-def test_workers_share_limits_and_metrics(pingpong, redis_server) -> None:
+def test_workers_share_limits_and_metrics(pingpong, redis_server, tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     server = pingpong(
         "--storage", redis_server.url, "--limit", "50/minute", "--workers", "2",
-        env={"PINGPONG_STORAGE_TIMEOUT": "2"},
+        env={"PINGPONG_STORAGE_TIMEOUT": "2", "TMPDIR": str(scratch)},
     )  # fmt: skip
+    assert [p.name for p in scratch.iterdir()][0].startswith("pingpong-metrics-")
     codes = asyncio.run(hammer([server.url], 200))
     assert codes.count(200) >= 50 and codes.count(200) <= 52
 
@@ -58,3 +62,5 @@ def test_workers_share_limits_and_metrics(pingpong, redis_server) -> None:
     # Workers publish their counts once a second: any worker's /metrics has
     # them all within that second.
     wait_until(lambda: counted_429() == codes.count(429), 5)
+    assert server.stop() == 0
+    assert list(scratch.iterdir()) == []  # the workers' metrics directory is removed

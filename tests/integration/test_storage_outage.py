@@ -67,3 +67,23 @@ def test_starts_while_redis_is_down(pingpong) -> None:
     server = pingpong("--storage", f"redis://127.0.0.1:{free_port()}/0", "--limit", "2/minute")
     assert asyncio.run(statuses(server.url, 1)) == [200]
     assert httpx.get(server.url + "/readyz").status_code == 200
+
+
+async def test_deny_mode_survives_a_redis_restart_without_a_503(redis_server) -> None:
+    """A pooled connection is stale after Redis restarts: the first decision
+    retries once on a fresh connection instead of answering 503."""
+    from pingpong.config import Settings
+    from pingpong.http.app import App
+    from pingpong.service import Service
+    from tests.unit.rsgi import call
+
+    service = Service(Settings.model_validate(
+        {"storage": redis_server.url, "on_storage_error": "deny", "storage_timeout": 1.0}
+    ))  # fmt: skip
+    app = App(service)
+    assert (await call(app, "/ping")).status == 200
+    redis_server.stop()
+    redis_server.start()
+    assert (await call(app, "/ping")).status == 200
+    assert not service.counters.storage_errors
+    await service.storage.aclose()

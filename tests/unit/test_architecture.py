@@ -51,3 +51,15 @@ def test_the_embedded_granian_hooks_pingpong_overrides_still_exist() -> None:
     assert callable(getattr(Server, "serve", None)) and callable(getattr(Server, "stop", None))
     assert hasattr(HTTPProtocol, "response_bytes")
     assert SocketHolder.__name__ == "SocketHolder"
+
+
+def test_the_supervisor_never_loops_on_crashing_workers() -> None:
+    from pingpong.server import RestartPolicy
+
+    now = [0.0]
+    policy = RestartPolicy(per_minute=3, clock=lambda: now[0])
+    assert not policy.restart(was_ready=False)  # died before it could serve: stop
+    policy = RestartPolicy(per_minute=3, clock=lambda: now[0])
+    assert [policy.restart(was_ready=True) for _ in range(4)] == [True, True, True, False]
+    now[0] = 61.0
+    assert policy.restart(was_ready=True)  # a minute later the budget is back

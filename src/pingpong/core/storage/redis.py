@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 import hiredis
 from redis.asyncio import Connection, Redis, SSLConnection
 from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from pingpong.core.algorithms import Outcome
 from pingpong.core.storage.base import Check, Storage, StorageError, StorageOptions
