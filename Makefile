@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/$(TOOLS)/bin:$(subst $(space),:,$(strip $(NPM_BINS))):$
 .PHONY: run test lint unit tools system-deps bench lock clean
 
 run: $(VENV)/.installed
-	$(BIN)/pingpong serve
+	$(BIN)/pingpong serve $(ARGS)
 
 test: system-deps $(VENV)/.installed tools lint
 	$(BIN)/pytest
