@@ -81,3 +81,18 @@ def test_memory_per_key_stays_small() -> None:
     tracemalloc.stop()
     used = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     assert used / 100_000 < 200, f"{used / 100_000:.0f} bytes per key"
+
+
+def test_a_thousand_distinct_limits_start_the_table_afresh_never_misread() -> None:
+    """GCRA states name their limit by a 10-bit index: past 1024 distinct limits
+    the table starts over rather than reuse an index for another limit."""
+    store = MemoryStorage(clock=Clock())
+    tight = Limit(Algorithm.GCRA, Rate(1, 3600), 1)
+    store.acquire_now([Check("p:c", tight, False)])
+    for count in range(2, 1100):
+        store.acquire_now(
+            [Check(f"p:other{count}", Limit(Algorithm.GCRA, Rate(count, 60), count), False)]
+        )
+    outcome = store.acquire_now([Check("p:c", tight, False)])[0]
+    assert outcome.admitted  # forgotten with the rest, never read under another limit
+    assert len(store) < 1100
