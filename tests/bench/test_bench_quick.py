@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bench.env import ensure_peers_venv
 from bench.servers import all_configs
-
-from tests.conftest import require
+from pingpong_toolkit.commands import require
 
 REPO = Path(__file__).resolve().parents[2]
 FAMILIES = ("pingpong", "slowapi", "flask-limiter")

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
+from tests import REPO
 
 BASE_IMAGE = "pingpong/python-base"
 BASE_TAG = "3.11-bookworm"

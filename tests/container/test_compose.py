@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port, wait_until
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.waiting import wait_until
+from tests import REPO
 
 from .conftest import BASE_IMAGE, BASE_TAG, Docker, run, tool
 

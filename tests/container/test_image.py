@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.conftest import free_port, wait_until
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.waiting import wait_until
 
 from .conftest import Docker
 

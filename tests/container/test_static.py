@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from tests.conftest import REPO
+from tests import REPO
 
 from .conftest import run, tool
 

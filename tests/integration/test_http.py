@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from pingpong.http.app import ROUTES
-from tests.conftest import wait_until
+from pingpong_toolkit.waiting import wait_until
 
 
 def test_ping_pong_headers_and_429(pingpong) -> None:

@@ -9,7 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port, require, wait_until
+from pingpong_toolkit.commands import require
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.waiting import wait_until
+from tests import REPO
 
 RULES = REPO / "deploy/monitoring/prometheus/rules/pingpong-slo.yml"
 

@@ -12,7 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import RedisServer, free_port, require, wait_until
+from pingpong_toolkit.commands import require
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.redis import RedisServer
+from pingpong_toolkit.waiting import wait_until
 
 
 def port_free(port: int) -> bool:

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.conftest import wait_until
+from pingpong_toolkit.waiting import wait_until
 from tests.loadgen import hammer
 
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from pingpong.cli import describe, main
 from pingpong.config import ENV_FIELDS, ENV_PREFIX, ConfigError, Settings, load_settings
-from tests.conftest import wait_until
+from pingpong_toolkit.waiting import wait_until
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 import redis
 
-from tests.conftest import REPO, wait_until
+from pingpong_toolkit.waiting import wait_until
+from tests import REPO
 
 from .helpers import Background, report, rss_kib
 

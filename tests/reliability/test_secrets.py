@@ -17,7 +17,10 @@ from pingpong.core.limiter import Limiter
 from pingpong.core.policy import Policy, Tier
 from pingpong.core.rates import Rate
 from pingpong.core.storage import MemoryStorage
-from tests.conftest import RedisServer, free_port, require, wait_until
+from pingpong_toolkit.commands import require
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.redis import RedisServer
+from pingpong_toolkit.waiting import wait_until
 
 API_KEY = "pp-live-3f9a8c1d2e7b4a60"
 WRONG_KEY = "pp-live-guessed-0000000"
