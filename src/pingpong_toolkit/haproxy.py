@@ -54,8 +54,12 @@ class RuntimeAPI:
             host, port = self.address.rsplit(":", 1)
             return socket.create_connection((host, int(port)), timeout=self.timeout)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.address)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.address)
+        except OSError:
+            sock.close()  # not there yet: no socket left for the collector
+            raise
         return sock
 
     def command(self, line: str, check: bool = True) -> str:
