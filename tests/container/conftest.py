@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from pingpong_toolkit.commands import run
 from tests import REPO
 
 BASE_IMAGE = "pingpong/python-base"
@@ -55,32 +56,6 @@ def docker_cli() -> str:
     # Debian's docker.io client (20.10) builds with BuildKit (DOCKER_BUILDKIT=1); a
     # newer client elsewhere on PATH may lack the buildx plugin it would want for that.
     return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else tool("docker")
-
-
-def run(
-    args: list[str],
-    *,
-    check: bool = True,
-    timeout: float = 120,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run a command; on an unexpected exit status fail with its output."""
-    proc = subprocess.run(
-        args,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-    )
-    if check and proc.returncode != 0:
-        pytest.fail(
-            f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-6000:]}\n"
-            f"--- stderr\n{proc.stderr[-6000:]}",
-            pytrace=False,
-        )
-    return proc
 
 
 class Docker:
