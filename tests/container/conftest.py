@@ -84,7 +84,8 @@ class Docker:
         return self("image", "inspect", name, check=False).returncode == 0
 
     def inspect(self, name: str) -> dict[str, Any]:
-        return json.loads(self("inspect", name).stdout)[0]
+        found: list[dict[str, Any]] = json.loads(self("inspect", name).stdout)
+        return found[0]
 
 
 @pytest.fixture(scope="session")

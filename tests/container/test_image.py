@@ -129,7 +129,7 @@ def test_read_only_root_filesystem(docker: Docker, container: Container) -> None
 
 def test_docker_reports_healthy(docker: Docker, container: Container) -> None:
     def healthy() -> bool:
-        return docker.inspect(container.name)["State"]["Health"]["Status"] == "healthy"
+        return bool(docker.inspect(container.name)["State"]["Health"]["Status"] == "healthy")
 
     wait_until(healthy, 20, 0.5)
 

@@ -8,6 +8,9 @@ import time
 import httpx
 import pytest
 
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.pingpong import Pingpong
+
 
 def raw(url: str, request: bytes, timeout: float = 5.0) -> bytes:
     host, port = url.removeprefix("http://").split(":")
@@ -45,12 +48,12 @@ def status_of(response: bytes) -> int:
         (b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", 404),
     ],
 )
-def test_bad_requests_get_4xx(pingpong_shared, request_bytes: bytes, status: int) -> None:
+def test_bad_requests_get_4xx(pingpong_shared: Pingpong, request_bytes: bytes, status: int) -> None:
     assert status_of(raw(pingpong_shared.url, request_bytes)) == status
     assert httpx.get(pingpong_shared.url + "/healthz").status_code == 200  # still alive
 
 
-def test_slow_headers_are_cut_off(pingpong) -> None:
+def test_slow_headers_are_cut_off(pingpong: PingpongFactory) -> None:
     """A client that has not finished its headers after 10 s is disconnected
     (granian's header read timeout closes without an answer)."""
     server = pingpong()
@@ -62,7 +65,7 @@ def test_slow_headers_are_cut_off(pingpong) -> None:
     assert httpx.get(server.url + "/healthz").status_code == 200
 
 
-def test_rejections_are_counted_not_logged(pingpong) -> None:
+def test_rejections_are_counted_not_logged(pingpong: PingpongFactory) -> None:
     server = pingpong()
     for _ in range(20):
         assert status_of(raw(server.url, b"BREW /ping HTTP/1.1\r\nHost: x\r\n\r\n")) == 405

@@ -25,12 +25,13 @@ from hypothesis import strategies as st
 
 from pingpong.cli import describe, main
 from pingpong.config import ENV_FIELDS, ENV_PREFIX, ConfigError, Settings, load_settings
+from pingpong_toolkit.fixtures import PingpongFactory
 from pingpong_toolkit.waiting import wait_until
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
 
-def test_schemathesis_against_the_running_service(pingpong) -> None:
+def test_schemathesis_against_the_running_service(pingpong: PingpongFactory) -> None:
     """Every documented operation (GET and HEAD of the six routes), through
     schemathesis' coverage and fuzzing phases, with other methods too: never a
     5xx, and every answer conforms to /openapi.json (status, content type,
@@ -216,7 +217,7 @@ def test_check_config_process_exit_codes(tmp_path: Path, content: bytes | None) 
         assert result.stderr.startswith("pingpong: configuration error\n")
 
 
-def test_sighup_with_a_hostile_config_is_refused(pingpong, tmp_path: Path) -> None:
+def test_sighup_with_a_hostile_config_is_refused(pingpong: PingpongFactory, tmp_path: Path) -> None:
     """A config file nobody could have meant, pushed to a running server:
     refused with a logged reason, the old config keeps serving."""
     config = tmp_path / "pingpong.yaml"

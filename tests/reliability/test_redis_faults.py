@@ -205,7 +205,7 @@ def run_fault(
         assert 503 not in codes  # allow and local never refuse for lack of storage
     if mode == "allow" and opens:
         assert steady_open == {200}
-    if mode == "allow" and opens and total_outage:
+    if mode == "allow" and opens and total_outage and opened is not None:
         # Flooders pass too, once their deny-cache entries (<= 1/RATE s) expire. (Only
         # when the breaker stayed open: between bursts it may close, and then Redis
         # rightly rejects them again.)

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,8 @@ from pingpong.core.limiter import Limiter
 from pingpong.core.policy import Policy, Tier
 from pingpong.core.rates import Rate
 from pingpong.core.storage import MemoryStorage
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.pingpong import Pingpong
 from pingpong_toolkit.ports import free_port
 from pingpong_toolkit.redis import RedisServer
 from pingpong_toolkit.tls import make_certificates
@@ -49,7 +52,9 @@ def test_tier_lookup_is_by_sha256_digest() -> None:
     assert asyncio.run(tiers_of(by_plain, API_KEY)) == ["per-client"]
 
 
-def test_api_keys_never_in_logs_metrics_or_redis(pingpong, redis_server, tmp_path: Path) -> None:
+def test_api_keys_never_in_logs_metrics_or_redis(
+    pingpong: PingpongFactory, redis_server: RedisServer, tmp_path: Path
+) -> None:
     digest = hashlib.sha256(API_KEY.encode()).hexdigest()
     config = tmp_path / "pingpong.yaml"
     config.write_text(
@@ -101,7 +106,7 @@ api_keys:
     assert names <= BOUNDED_LABELS, names - BOUNDED_LABELS
 
 
-def test_redis_password_never_printed(pingpong, tmp_path: Path) -> None:
+def test_redis_password_never_printed(pingpong: PingpongFactory, tmp_path: Path) -> None:
     """The storage URL may carry the Redis password (PINGPONG_STORAGE is a
     secret): neither check-config nor the server's logs may show it."""
     port = free_port()  # nothing listens: the server logs its storage errors
@@ -122,7 +127,11 @@ def test_redis_password_never_printed(pingpong, tmp_path: Path) -> None:
     assert REDIS_PASSWORD not in check.stdout + check.stderr, check.stdout
 
 
-def test_redis_over_tls_with_auth(pingpong, tmp_path: Path) -> None:
+def logged(server: Pingpong, text: str) -> bool:
+    return text in server.output()
+
+
+def test_redis_over_tls_with_auth(pingpong: PingpongFactory, tmp_path: Path) -> None:
     """rediss://user:password@host/db?ssl_ca_certs=CA against Debian's
     redis-server with TLS on and no plain port: shared limits work, the
     certificate is verified, a wrong password or an unknown CA never reaches
@@ -155,7 +164,7 @@ def test_redis_over_tls_with_auth(pingpong, tmp_path: Path) -> None:
         for url in bad_urls:
             bad = pingpong("--storage", url, "--limit", "3/minute", env=slow_ok)
             assert httpx.get(bad.url + "/ping").status_code == 503
-            wait_until(lambda bad=bad: "storage error" in bad.output())
+            wait_until(partial(logged, bad, "storage error"))
             assert REDIS_PASSWORD not in bad.output()
             assert "Traceback" not in bad.output()
             bad.stop()
