@@ -8,7 +8,10 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-INSTALL_HINT = "scripts/install-system-deps.sh installs it (see README)"
+INSTALL_HINT = (
+    "scripts/install-system-deps.sh installs the system packages, `make tools` the "
+    "validation tools (tools/requirements.txt, tools/*/node_modules; on PATH via make)"
+)
 
 
 class MissingTool(RuntimeError):

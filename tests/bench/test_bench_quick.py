@@ -16,8 +16,8 @@ import pytest
 from bench.env import ensure_peers_venv
 from bench.servers import all_configs
 from pingpong_toolkit.commands import require
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 FAMILIES = ("pingpong", "slowapi", "flask-limiter")
 QuickRun = tuple[str, dict[str, Any], Path]  # stdout, latest.json, the output directory
 
