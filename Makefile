@@ -23,8 +23,9 @@ test: system-deps $(VENV)/.installed tools lint
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	$(BIN)/mypy  # strict over src, deploy/bluegreen, tests and bench (pyproject)
 	$(BIN)/lint-imports
+	@! git grep -n "sys.path.insert" -- '*.py' || (echo "import installed packages instead"; false)
 
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit

@@ -33,7 +33,7 @@ from bench.env import (
     require_tools,
     source,
 )
-from bench.servers import LOAD_CPU, SERVER_CPU, RedisServer, all_configs
+from bench.servers import LOAD_CPU, SERVER_CPU, BenchRedis, all_configs
 from bench.throughput import Plan, rotate
 
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     say(f"machine: {machine_line(data['machine'])}")
     logs = Path(tempfile.mkdtemp(prefix="pingpong-bench-"))
-    redis = RedisServer(logs)
+    redis = BenchRedis(logs)
     ok = False
     try:
         results = rotate(configs, redis, logs, plan, say)

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.servers import Config, RedisServer, Server, start
+from bench.servers import BenchRedis, Config, Server, start
 
 REPLICAS = 3
 CONCURRENCY = 64
@@ -59,7 +59,7 @@ async def hammer(urls: list[str], seconds: float) -> tuple[Counter[int], float]:
     return statuses, elapsed
 
 
-def run(family: str, redis: RedisServer, logs: Path, seconds: float) -> dict[str, Any]:
+def run(family: str, redis: BenchRedis, logs: Path, seconds: float) -> dict[str, Any]:
     """Start REPLICAS servers of ``family`` on one Redis and hammer them."""
     config = Config(f"{family}-accuracy", family, "redis", "accuracy")
     replicas: list[Server] = []
@@ -95,7 +95,7 @@ def run(family: str, redis: RedisServer, logs: Path, seconds: float) -> dict[str
     }
 
 
-def redis_key_report(redis: RedisServer) -> dict[str, Any]:
+def redis_key_report(redis: BenchRedis) -> dict[str, Any]:
     """Every key pingpong left: its type, TTL and MEMORY USAGE."""
     client = redis.client
     keys = sorted(client.scan_iter(count=1000))[:100]  # one per client: a handful

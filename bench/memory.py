@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from bench.env import REPO
-from bench.servers import LOAD_CPU, Config, RedisServer, pinned, running
+from bench.servers import LOAD_CPU, BenchRedis, Config, pinned, running
 
 RATE = "100/minute"
 KEY_RATE = "100/hour"  # T = 36 s: every key outlives the measurement
@@ -54,7 +54,7 @@ def measure(keys: int, refill_budget: float) -> dict[str, Any]:
     async def fill(net: int, start: int, stop: int) -> int:
         admitted = 0
         for i in range(start, stop):
-            decision = await limiter.check("/ping", "GET", client_ip(i, net), ())
+            decision = await limiter.check("/ping", "GET", client_ip(i, net), {})
             admitted += decision.admitted
         return admitted
 
@@ -134,7 +134,7 @@ async def _distinct_clients(url: str, count: int) -> int:
     return ok
 
 
-def redis_keys(redis: RedisServer, logs: Path, count: int) -> dict[str, Any]:
+def redis_keys(redis: BenchRedis, logs: Path, count: int) -> dict[str, Any]:
     """Distinct clients through pingpong (trusting 127.0.0.1 as a proxy): one
     string key with a TTL each; MEMORY USAGE and used_memory growth per key."""
     config = Config("pingpong-redis-keys", "pingpong", "redis", "keys")

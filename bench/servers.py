@@ -6,19 +6,17 @@ import contextlib
 import http.client
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
 from bench.env import PEERS_DIR, REPO, peers_bin
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.processes import Process
+from pingpong_toolkit.redis import RedisServer
+from pingpong_toolkit.waiting import eventually
 
 ADMIT_RATE = "100000000/second"  # far above anything one worker can serve
 REJECT_RATE = "1/hour"  # the first request is admitted, every later one gets 429
@@ -58,12 +56,6 @@ def all_configs() -> list[Config]:
             for mode in ("admitted", "rejected"):
                 configs.append(Config(f"{family}-{storage}-{mode}", family, storage, mode))
     return configs
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def limits_rate(rate: str) -> str:
@@ -112,50 +104,39 @@ def command(
 class Server:
     """A started server; ``stop()`` ends its process group."""
 
-    def __init__(self, config: Config, port: int, process: subprocess.Popen[bytes], log: Path):
+    def __init__(self, config: Config, port: int, process: Process) -> None:
         self.config = config
         self.port = port
         self.process = process
-        self.log = log
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/ping"
 
+    def healthy(self) -> bool:
+        """GET /healthz (never throttled) answers 200."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+        try:
+            conn.request("GET", "/healthz")
+            return conn.getresponse().status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            conn.close()
+
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        """Until GET /healthz (never throttled) answers 200."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.config.name} exited at start:\n{self.log_tail()}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                try:
-                    conn.request("GET", "/healthz")
-                    if conn.getresponse().status == 200:
-                        return
-                finally:
-                    conn.close()
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{self.config.name} not ready in {timeout}s:\n{self.log_tail()}")
+        """Until /healthz answers 200; a server that exits meanwhile fails at once."""
+        if not eventually(lambda: self.healthy() or not self.process.alive(), timeout):
+            self.stop()
+            raise RuntimeError(f"{self.config.name} not ready in {timeout}s:\n{self.log_tail()}")
+        if not self.process.alive():
+            raise RuntimeError(f"{self.config.name} exited at start:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return self.process.tail(lines)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(STOP_TIMEOUT)
+        self.process.stop(STOP_TIMEOUT)
 
 
 def start(
@@ -169,18 +150,15 @@ def start(
     """Start ``config`` pinned to the server CPU on a free port."""
     port = free_port()
     argv, env, cwd = command(config, port, storage_url, rate or config.rate, extra)
-    log = logs / f"{config.name}-{port}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            pinned(SERVER_CPU, argv),
-            cwd=cwd,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: gunicorn's worker stops with it
-        )
-    server = Server(config, port, process, log)
+    process = Process.start(
+        config.name,
+        pinned(SERVER_CPU, argv),
+        log=logs / f"{config.name}-{port}.log",
+        env=env,
+        cwd=cwd,
+        new_session=True,  # its own process group: gunicorn's worker stops with it
+    )
+    server = Server(config, port, process)
     if wait:
         server.wait_ready()
     return server
@@ -201,49 +179,19 @@ def running(
         server.stop()
 
 
-class RedisServer:
+class BenchRedis:
     """The bench's own redis-server on a free port, pinned with the load generator
     (Redis plays a separate machine: the server CPU measures the server alone)."""
 
     def __init__(self, logs: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="bench-redis-", dir=logs))
-        argv = [
-            binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(self.dir),
-            "--logfile",
-            "redis.log",
-        ]
-        self.process = subprocess.Popen(
-            pinned(LOAD_CPU, argv), stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        self.client = redis.Redis(port=self.port, socket_timeout=10, decode_responses=True)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
+        workdir = Path(tempfile.mkdtemp(prefix="bench-redis-", dir=logs))
+        self.server = RedisServer(workdir=workdir, prefix=pinned(LOAD_CPU, [])).start()
+        self.client = self.server.client(socket_timeout=10, decode_responses=True)
         self.version = str(self.client.info("server")["redis_version"])
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.server.url
 
     def reset(self) -> None:
         """Empty the data and zero INFO commandstats."""
@@ -263,11 +211,6 @@ class RedisServer:
         return calls
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(STOP_TIMEOUT)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.client.close()
+        self.server.stop()
+        shutil.rmtree(self.server.workdir, ignore_errors=True)

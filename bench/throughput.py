@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import wrk
-from bench.servers import Config, RedisServer, Server, running, start
+from bench.servers import BenchRedis, Config, Server, running, start
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,11 @@ class Plan:
     paced_seconds: int  # the run at 50 % of max
 
 
-def storage_url(config: Config, redis: RedisServer) -> str:
+def storage_url(config: Config, redis: BenchRedis) -> str:
     return redis.url if config.storage == "redis" else "memory://"
 
 
-def one_run(server: Server, redis: RedisServer, plan: Plan) -> dict[str, Any]:
+def one_run(server: Server, redis: BenchRedis, plan: Plan) -> dict[str, Any]:
     """Warm up, then measure; Redis commands count from before the warmup."""
     redis.reset()
     warm = wrk.run(server.url, plan.warmup) if plan.warmup else None
@@ -53,7 +53,7 @@ def paced(server: Server, rate: float, seconds: int) -> dict[str, Any]:
 
 def rotate(
     configs: list[Config],
-    redis: RedisServer,
+    redis: BenchRedis,
     logs: Path,
     plan: Plan,
     say: Callable[[str], None],

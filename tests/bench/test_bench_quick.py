@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bench.env import ensure_peers_venv
 from bench.servers import all_configs
+from pingpong_toolkit.commands import require
+from tests import REPO
 
-from tests.conftest import require
-
-REPO = Path(__file__).resolve().parents[2]
 FAMILIES = ("pingpong", "slowapi", "flask-limiter")
 QuickRun = tuple[str, dict[str, Any], Path]  # stdout, latest.json, the output directory
 
@@ -89,10 +89,10 @@ def test_app_cost_reports_each_path_against_the_bare_callable() -> None:
         timeout=60,
         check=True,
     )
-    rows = {}
+    rows: dict[str, tuple[float, float]] = {}
     for line in done.stdout.splitlines()[2:]:
-        name, us, ratio = (cell.strip() for cell in line.strip("|").split("|"))
-        rows[name] = (float(us), float(ratio))
+        name, us_cell, ratio_cell = (cell.strip() for cell in line.strip("|").split("|"))
+        rows[name] = (float(us_cell), float(ratio_cell))
     assert list(rows) == [
         "raw RSGI callable",
         "pingpong memory:// admitted",

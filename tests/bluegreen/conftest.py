@@ -1,19 +1,17 @@
 """A real blue-green stack on loopback: redis-server, a blue pingpong, HAProxy.
 
 Everything is a real process (no mocks): HAProxy from Debian, driven by
-deploy/bluegreen/rollout.py through its runtime API exactly as in production.
-A missing tool fails the test (``require``), it never skips.
+``pingpong-rollout`` through its runtime API exactly as in production.
+A missing tool fails the test, it never skips.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
+import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +19,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, Pingpong, RedisServer, free_port, require, wait_until
-
-BLUEGREEN = REPO / "deploy" / "bluegreen"
-ROLLOUT = BLUEGREEN / "rollout.py"
-sys.path.insert(0, str(BLUEGREEN))
-
-from haproxy_api import RuntimeAPI, render_config  # noqa: E402
-from rollout import pid_alive  # noqa: E402
+from pingpong_rollout.haproxy_config import render_config
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.haproxy import HAProxy
+from pingpong_toolkit.pingpong import Pingpong
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.processes import Process
+from pingpong_toolkit.redis import RedisServer
 
 LOAD_KEY = "load-generator-key"  # its own API-key tier: a limit the load never reaches
 QUOTA = 5  # per day, per client address: the quota probe's limit
@@ -36,6 +33,14 @@ QUOTA = 5  # per day, per client address: the quota probe's limit
 # service then decides locally (on_storage_error: local, by design) and quotas
 # stop being shared. These tests are about the shift, not about that fallback.
 STORAGE_TIMEOUT = "2"
+
+
+def rollout_command() -> list[str]:
+    """The installed console script, from this interpreter's venv when there."""
+    sibling = Path(sys.executable).with_name("pingpong-rollout")
+    found = str(sibling) if sibling.exists() else shutil.which("pingpong-rollout")
+    assert found, "pingpong-rollout is not installed: pip install -e ."
+    return [found]
 
 
 def config_text() -> str:
@@ -53,32 +58,13 @@ api_keys:
 
 
 @dataclass
-class HAProxy:
-    process: subprocess.Popen[bytes]
-    frontend: str
-    socket: str
-    config: Path
-
-    @property
-    def api(self) -> RuntimeAPI:
-        return RuntimeAPI(self.socket, "pingpong")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
-@dataclass
 class Stack:
     """Blue serving behind HAProxy, sharing ``redis``; the green slot empty."""
 
     redis: RedisServer
     blue: Pingpong
     haproxy: HAProxy
+    frontend: str
     config: Path
     tmp: Path
     green_pidfile: Path = field(init=False)
@@ -86,14 +72,19 @@ class Stack:
     def __post_init__(self) -> None:
         self.green_pidfile = self.tmp / "green.pid"
 
+    @property
+    def blue_process(self) -> Process:
+        assert self.blue.process is not None
+        return self.blue.process
+
     def rollout(self, *options: str, timeout: float = 120) -> tuple[int, dict[str, Any], str]:
-        """Run ``rollout.py run`` against this stack: (exit code, report, output)."""
+        """Run ``pingpong-rollout run`` against this stack: (exit code, report, output)."""
         report_dir = self.tmp / "report"
         command = [
-            sys.executable, str(ROLLOUT), "run",
-            "--haproxy-socket", self.haproxy.socket,
+            *rollout_command(), "run",
+            "--haproxy-socket", self.haproxy.api.address,
             "--blue-url", self.blue.url,
-            "--blue-pid", str(self.blue.process.pid),  # type: ignore[union-attr]
+            "--blue-pid", str(self.blue_process.pid),
             "--storage", self.redis.url,
             "--green-env", f"PINGPONG_CONFIG={self.config}",
             "--green-env", "PINGPONG_DRAIN_SECONDS=1",
@@ -106,57 +97,37 @@ class Stack:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         output = done.stdout + done.stderr
         print(output)
-        report = json.loads((report_dir / "report.json").read_text())
+        report: dict[str, Any] = json.loads((report_dir / "report.json").read_text())
         return done.returncode, report, output
 
-    def green_pid(self) -> int | None:
+    def green(self) -> Process | None:
+        """The green the rollout started (its pidfile), if any."""
         if not self.green_pidfile.exists():
             return None
-        return int(self.green_pidfile.read_text())
+        return Process.adopt("green", int(self.green_pidfile.read_text()))
 
 
-def start_haproxy(tmp: Path, blue_port: int) -> HAProxy:
-    binary = require("haproxy")
+def start_haproxy(tmp: Path, blue_port: int) -> tuple[HAProxy, str]:
+    """HAProxy from deploy/bluegreen's template, blue up; (it, frontend URL)."""
     port = free_port()
-    sock = tmp / "haproxy.sock"
-    config = tmp / "haproxy.cfg"
-    config.write_text(
-        render_config(
-            bind=f"127.0.0.1:{port}",
-            blue_addr=f"127.0.0.1:{blue_port}",
-            green_addr=f"127.0.0.1:{free_port()}",
-            socket_path=str(sock),
-        )
+    sock = str(tmp / "haproxy.sock")
+    config = render_config(
+        bind=f"127.0.0.1:{port}",
+        blue_addr=f"127.0.0.1:{blue_port}",
+        green_addr=f"127.0.0.1:{free_port()}",
+        socket_path=sock,
     )
-    checked = subprocess.run([binary, "-c", "-f", str(config)], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    log = (tmp / "haproxy.log").open("wb")
-    process = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=log, stderr=log)
-    haproxy = HAProxy(process, f"http://127.0.0.1:{port}", str(sock), config)
+    haproxy = HAProxy.start(config, tmp / "haproxy", sock, "pingpong")
     try:
-        wait_until(lambda: haproxy.api.server("blue").up, 15)
-    except TimeoutError:
+        haproxy.wait_up("blue")
+    except Exception:
         haproxy.stop()
-        raise AssertionError((tmp / "haproxy.log").read_text()) from None
-    return haproxy
-
-
-def kill_pid(pid: int) -> None:
-    """A green the rollout left running (promoted) or that a failure orphaned."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        raise
+    return haproxy, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
-def stack(redis_server: RedisServer, pingpong: Any, tmp_path: Path) -> Iterator[Stack]:
-    require("redis-server")
+def stack(redis_server: RedisServer, pingpong: PingpongFactory, tmp_path: Path) -> Iterator[Stack]:
     config = tmp_path / "pingpong.yaml"
     config.write_text(config_text())
     blue = pingpong(
@@ -164,10 +135,10 @@ def stack(redis_server: RedisServer, pingpong: Any, tmp_path: Path) -> Iterator[
         env={"PINGPONG_SLOT": "blue", "PINGPONG_DRAIN_SECONDS": "1",
              "PINGPONG_STORAGE_TIMEOUT": STORAGE_TIMEOUT},
     )  # fmt: skip
-    haproxy = start_haproxy(tmp_path, blue.port)
-    built = Stack(redis_server, blue, haproxy, config, tmp_path)
+    haproxy, frontend = start_haproxy(tmp_path, blue.port)
+    built = Stack(redis_server, blue, haproxy, frontend, config, tmp_path)
     yield built
-    pid = built.green_pid()
-    if pid is not None:
-        kill_pid(pid)
+    green = built.green()
+    if green is not None:  # promoted (left running), or orphaned by a failure
+        green.stop(10)
     haproxy.stop()

@@ -1,4 +1,4 @@
-"""``rollout.py drill``: the self-contained demo writes its report (issue 5, proof 4).
+"""``pingpong-rollout drill``: the self-contained demo writes its report (issue 5, proof 4).
 
 The drill starts its own redis-server, blue, HAProxy and steady load; the
 test checks what it leaves behind: report.json (the timeline the tool saw and
@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import struct
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import pytest
 
-from tests.bluegreen.conftest import ROLLOUT
-from tests.conftest import require
+from pingpong_toolkit.commands import require
+from tests.bluegreen.conftest import rollout_command
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BYTES_PER_PIXEL = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> channels (8-bit depth)
@@ -59,7 +58,7 @@ def test_drill_writes_a_json_and_png_report(
         require(tool)
     report_dir = tmp_path / "report"
     done = subprocess.run(
-        [sys.executable, str(ROLLOUT), "drill", "--steps", "25,100", "--pause", "2",
+        [*rollout_command(), "drill", "--steps", "25,100", "--pause", "2",
          "--settle", "1", "--min-requests", "10", "--max-p99", "0.75", "--load-rate", "100",
          "--report-dir", str(report_dir), "--workdir", str(tmp_path / "work"), *faults],
         capture_output=True, text=True, timeout=120,

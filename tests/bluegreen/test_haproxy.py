@@ -1,4 +1,4 @@
-"""deploy/bluegreen/haproxy.cfg: a server that dies under load costs no request.
+"""deploy/bluegreen/pingpong_rollout/haproxy.cfg: a server that dies under load costs no request.
 
 The rollout never kills a server that has weight (it drains first), so this
 is the safety net for what a rollout cannot plan: a crash. Without `retries`,
@@ -9,18 +9,17 @@ is the safety net for what a rollout cannot plan: a crash. Without `retries`,
 from __future__ import annotations
 
 import signal
-import sys
 import time
-from typing import Any
 
-from tests.bluegreen.conftest import BLUEGREEN, LOAD_KEY, STORAGE_TIMEOUT, Stack
-from tests.conftest import wait_until
-
-sys.path.insert(0, str(BLUEGREEN))
-from steady_load import SteadyLoad
+from pingpong_rollout.load import SteadyLoad
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.waiting import wait_until
+from tests.bluegreen.conftest import LOAD_KEY, STORAGE_TIMEOUT, Stack
 
 
-def test_a_server_crash_under_load_costs_no_request(stack: Stack, pingpong: Any) -> None:
+def test_a_server_crash_under_load_costs_no_request(
+    stack: Stack, pingpong: PingpongFactory
+) -> None:
     other = pingpong(
         "--config", str(stack.config), "--storage", stack.redis.url,
         env={"PINGPONG_SLOT": "green", "PINGPONG_STORAGE_TIMEOUT": STORAGE_TIMEOUT},
@@ -31,7 +30,7 @@ def test_a_server_crash_under_load_costs_no_request(stack: Stack, pingpong: Any)
     wait_until(lambda: api.server("green").up, 10)
 
     load = SteadyLoad(
-        stack.haproxy.frontend + "/ping", 200, max_seconds=10, max_requests=2000,
+        stack.frontend + "/ping", 200, max_seconds=10, max_requests=2000,
         headers={"X-API-Key": LOAD_KEY},
     )  # fmt: skip
     with load:

@@ -1,7 +1,7 @@
 """Blue-green through a real HAProxy, under a steady load (issue 5, proof 1-3).
 
 Each test: blue behind HAProxy (shared redis-server), a bounded steady load on
-the frontend, then ``rollout.py run`` starts green and shifts the weights.
+the frontend, then ``pingpong-rollout run`` starts green and shifts the weights.
 The client's own record of every answer (status, latency, X-Served-By) is
 the evidence, next to the tool's report and HAProxy's runtime state.
 """
@@ -11,18 +11,14 @@ from __future__ import annotations
 import itertools
 import re
 import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-from tests.bluegreen.conftest import LOAD_KEY, QUOTA, ROLLOUT, Stack
-from tests.conftest import wait_until
-
-sys.path.insert(0, str(ROLLOUT.parent))
-from rollout import pid_alive
-from steady_load import Answer, LoadSummary, SteadyLoad
+from pingpong_rollout.load import Answer, LoadSummary, SteadyLoad
+from pingpong_toolkit.waiting import wait_until
+from tests.bluegreen.conftest import LOAD_KEY, QUOTA, Stack, rollout_command
 
 RATE = 200  # requests/s: 20/s reach green at the 10% step, plenty for min-requests 10
 PAUSE = 2.0  # seconds per step (the tests' --pause)
@@ -34,7 +30,7 @@ PAUSE = 2.0  # seconds per step (the tests' --pause)
 def steady_load(stack: Stack) -> SteadyLoad:
     """Bounded: 60 s and 12000 requests at most, whatever happens."""
     return SteadyLoad(
-        stack.haproxy.frontend + "/ping",
+        stack.frontend + "/ping",
         RATE,
         max_seconds=60,
         max_requests=12_000,
@@ -72,10 +68,9 @@ def test_good_release_moves_all_traffic_with_zero_failed_requests(stack: Stack) 
     assert tail and {a.served_by for a in tail} == {"green"}
     assert stack.haproxy.api.get_weight("green") == 100
     assert stack.haproxy.api.get_weight("blue") == 0
-    assert httpx.get(stack.haproxy.frontend + "/version").json()["slot"] == "green"
+    assert httpx.get(stack.frontend + "/version").json()["slot"] == "green"
     # Blue drained (/readyz 503, then out of rotation) and exited 0.
-    assert stack.blue.process is not None
-    assert stack.blue.process.wait(5) == 0
+    assert stack.blue_process.wait(5) == 0
     assert "draining" in stack.blue.output()
     assert "blue (old) pid" in output and "exited" in output
 
@@ -122,18 +117,18 @@ def test_bad_release_rolls_back_at_the_first_failing_step(
     assert {a.status for a in on_blue} == {200}
     assert [a for a in answers if a.status is None] == []
     assert largest_gap(on_blue) < 1.0  # 180 req/s expected: a second without one is an outage
-    assert stack.blue.process is not None and stack.blue.process.poll() is None
+    assert stack.blue_process.alive()
     # Green stopped, weights back: blue 100, green 0.
-    green_pid = stack.green_pid()
-    assert green_pid is not None
-    wait_until(lambda: not pid_alive(green_pid), 5)
+    green = stack.green()
+    assert green is not None
+    wait_until(lambda: not green.alive(), 5)
     assert stack.haproxy.api.get_weight("blue") == 100
     assert stack.haproxy.api.get_weight("green") == 0
 
 
 def probe(stack: Stack) -> tuple[int, str, int]:
     """One /ping with no API key: the per-address policy of QUOTA a day."""
-    response = httpx.get(stack.haproxy.frontend + "/ping")
+    response = httpx.get(stack.frontend + "/ping")
     match = re.search(r"r=(\d+)", response.headers["ratelimit"])
     assert match, response.headers
     return response.status_code, response.headers["x-served-by"], int(match.group(1))
@@ -156,11 +151,11 @@ def test_client_quota_is_the_same_before_and_after_the_shift(stack: Stack) -> No
 
 def test_cli_help_and_refuses_a_green_that_would_not_share_limits() -> None:
     shown = subprocess.run(
-        [sys.executable, str(ROLLOUT), "--help"], capture_output=True, text=True, check=True
+        [*rollout_command(), "--help"], capture_output=True, text=True, check=True
     )
     assert "run" in shown.stdout and "drill" in shown.stdout
     refused = subprocess.run(
-        [sys.executable, str(ROLLOUT), "run", "--haproxy-socket", "/nonexistent",
+        [*rollout_command(), "run", "--haproxy-socket", "/nonexistent",
          "--storage", "memory://"],
         capture_output=True, text=True,
     )  # fmt: skip

@@ -28,7 +28,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
+from pingpong_toolkit.commands import run
+from tests import REPO
 
 BASE_IMAGE = "pingpong/python-base"
 BASE_TAG = "3.11-bookworm"
@@ -57,32 +58,6 @@ def docker_cli() -> str:
     return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else tool("docker")
 
 
-def run(
-    args: list[str],
-    *,
-    check: bool = True,
-    timeout: float = 120,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run a command; on an unexpected exit status fail with its output."""
-    proc = subprocess.run(
-        args,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-    )
-    if check and proc.returncode != 0:
-        pytest.fail(
-            f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-6000:]}\n"
-            f"--- stderr\n{proc.stderr[-6000:]}",
-            pytrace=False,
-        )
-    return proc
-
-
 class Docker:
     """The docker CLI against the engine of this session."""
 
@@ -109,7 +84,8 @@ class Docker:
         return self("image", "inspect", name, check=False).returncode == 0
 
     def inspect(self, name: str) -> dict[str, Any]:
-        return json.loads(self("inspect", name).stdout)[0]
+        found: list[dict[str, Any]] = json.loads(self("inspect", name).stdout)
+        return found[0]
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port, wait_until
+from pingpong_toolkit.commands import run
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.waiting import wait_until
+from tests import REPO
 
-from .conftest import BASE_IMAGE, BASE_TAG, Docker, run, tool
+from .conftest import BASE_IMAGE, BASE_TAG, Docker, tool
 
 pytestmark = pytest.mark.timeout(900)  # the first test may also make the images
 
@@ -98,10 +101,14 @@ def test_everything_came_up_healthy(stack: Stack) -> None:
     for service in ("redis", *REPLICAS, "lb"):
         state = stack.docker.inspect(stack.container(service))["State"]
         assert state["Status"] == "running", service
-        wait_until(
-            lambda s=service: (
+
+        def healthy(s: str = service) -> bool:
+            return bool(
                 stack.docker.inspect(stack.container(s))["State"]["Health"]["Status"] == "healthy"
-            ),
+            )
+
+        wait_until(
+            healthy,
             20,
             0.5,
         )

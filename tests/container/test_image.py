@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.conftest import free_port, wait_until
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.waiting import wait_until
 
 from .conftest import Docker
 
@@ -128,7 +129,7 @@ def test_read_only_root_filesystem(docker: Docker, container: Container) -> None
 
 def test_docker_reports_healthy(docker: Docker, container: Container) -> None:
     def healthy() -> bool:
-        return docker.inspect(container.name)["State"]["Health"]["Status"] == "healthy"
+        return bool(docker.inspect(container.name)["State"]["Health"]["Status"] == "healthy")
 
     wait_until(healthy, 20, 0.5)
 

@@ -6,9 +6,10 @@ import json
 
 import yaml
 
-from tests.conftest import REPO
+from pingpong_toolkit.commands import run
+from tests import REPO
 
-from .conftest import run, tool
+from .conftest import tool
 
 DOCKERFILES = [REPO / "Dockerfile", REPO / "deploy/compose/ci-images/Dockerfile"]
 COMPOSE = REPO / "compose.yaml"

@@ -15,12 +15,12 @@ nothing is skipped.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from pingpong_toolkit.commands import run
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -37,35 +37,6 @@ def require(tool: str) -> str:
     if path is None:
         pytest.fail(f"{tool!r} is not on PATH ({INSTALL_HINT})", pytrace=False)
     return path
-
-
-def run(
-    args: list[str],
-    *,
-    cwd: Path = REPO,
-    check: bool = True,
-    timeout: float = 300,
-    stdin: str | None = None,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run a tool; on an unexpected exit status fail with its output."""
-    require(args[0])
-    proc = subprocess.run(
-        args,
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-    if check and proc.returncode != 0:
-        pytest.fail(
-            f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-6000:]}\n"
-            f"--- stderr\n{proc.stderr[-6000:]}",
-            pytrace=False,
-        )
-    return proc
 
 
 def find(docs: list[dict], kind: str, name: str | None = None) -> dict:

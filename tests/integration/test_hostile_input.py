@@ -8,6 +8,9 @@ import time
 import httpx
 import pytest
 
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.pingpong import Pingpong
+
 
 def raw(url: str, request: bytes, timeout: float = 5.0) -> bytes:
     host, port = url.removeprefix("http://").split(":")
@@ -45,7 +48,7 @@ def status_of(response: bytes) -> int:
         (b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", 404),
     ],
 )
-def test_bad_requests_get_4xx(pingpong_shared, request_bytes: bytes, status: int) -> None:
+def test_bad_requests_get_4xx(pingpong_shared: Pingpong, request_bytes: bytes, status: int) -> None:
     assert status_of(raw(pingpong_shared.url, request_bytes)) == status
     assert httpx.get(pingpong_shared.url + "/healthz").status_code == 200  # still alive
 
@@ -57,14 +60,16 @@ def head_of(total: int) -> bytes:
 
 
 @pytest.mark.parametrize(("size", "status"), [(48 * 1024, 200), (48 * 1024 + 1, 431)])
-def test_the_head_limit_is_48_kib_to_the_byte(pingpong_shared, size: int, status: int) -> None:
+def test_the_head_limit_is_48_kib_to_the_byte(
+    pingpong_shared: Pingpong, size: int, status: int
+) -> None:
     """README: a request head (line and headers) over 48 KiB gets 431."""
     request = head_of(size)
     assert len(request) == size
     assert status_of(raw(pingpong_shared.url, request)) == status
 
 
-def test_slow_headers_are_cut_off(pingpong) -> None:
+def test_slow_headers_are_cut_off(pingpong: PingpongFactory) -> None:
     """A client that has not finished its headers after 10 s is disconnected
     (granian's header read timeout closes without an answer)."""
     server = pingpong()
@@ -76,7 +81,7 @@ def test_slow_headers_are_cut_off(pingpong) -> None:
     assert httpx.get(server.url + "/healthz").status_code == 200
 
 
-def test_rejections_are_counted_not_logged(pingpong) -> None:
+def test_rejections_are_counted_not_logged(pingpong: PingpongFactory) -> None:
     server = pingpong()
     for _ in range(20):
         assert status_of(raw(server.url, b"BREW /ping HTTP/1.1\r\nHost: x\r\n\r\n")) == 405

@@ -14,10 +14,13 @@ import httpx
 import pytest
 
 from pingpong.http.app import ROUTES
-from tests.conftest import free_port, wait_until
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.pingpong import Pingpong
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.waiting import wait_until
 
 
-def test_ping_pong_headers_and_429(pingpong) -> None:
+def test_ping_pong_headers_and_429(pingpong: PingpongFactory) -> None:
     # 3/minute: T = 20 s, so the whole-second values below hold however slowly
     # the (sub-second) requests go through a busy machine.
     server = pingpong("--limit", "3/minute")
@@ -43,14 +46,14 @@ def test_ping_pong_headers_and_429(pingpong) -> None:
     assert limited.headers["ratelimit"] == '"default";r=0;t=60'
 
 
-def test_head_ping_has_no_body(pingpong) -> None:
+def test_head_ping_has_no_body(pingpong: PingpongFactory) -> None:
     server = pingpong()
     response = httpx.head(server.url + "/ping")
     assert response.status_code == 200 and response.content == b""
     assert response.headers["content-length"] == "4"
 
 
-def test_retry_after_is_honest_over_http(pingpong) -> None:
+def test_retry_after_is_honest_over_http(pingpong: PingpongFactory) -> None:
     server = pingpong("--limit", "2/second", "--burst", "1")
     assert httpx.get(server.url + "/ping").status_code == 200
     limited = httpx.get(server.url + "/ping")
@@ -59,7 +62,7 @@ def test_retry_after_is_honest_over_http(pingpong) -> None:
     assert httpx.get(server.url + "/ping").status_code == 200
 
 
-def test_other_endpoints_are_never_throttled(pingpong) -> None:
+def test_other_endpoints_are_never_throttled(pingpong: PingpongFactory) -> None:
     server = pingpong(
         "--limit", "1/hour", env={"PINGPONG_SLOT": "green", "PINGPONG_COMMIT": "abc123"}
     )
@@ -83,7 +86,7 @@ def test_other_endpoints_are_never_throttled(pingpong) -> None:
     ],
 )
 def test_unknown_paths_and_wrong_methods(
-    pingpong_shared, method: str, path: str, status: int
+    pingpong_shared: Pingpong, method: str, path: str, status: int
 ) -> None:
     response = httpx.request(method, pingpong_shared.url + path)
     assert response.status_code == status
@@ -91,7 +94,7 @@ def test_unknown_paths_and_wrong_methods(
         assert response.headers["allow"] == "GET, HEAD"
 
 
-def test_openapi_describes_exactly_the_routes(pingpong_shared) -> None:
+def test_openapi_describes_exactly_the_routes(pingpong_shared: Pingpong) -> None:
     document = httpx.get(pingpong_shared.url + "/openapi.json").json()
     assert document["openapi"].startswith("3.")
     assert set(document["paths"]) == set(ROUTES)
@@ -101,7 +104,9 @@ def test_openapi_describes_exactly_the_routes(pingpong_shared) -> None:
         assert str(response.status_code) in operations["get"]["responses"], path
 
 
-def test_spoofed_forwarded_for_from_untrusted_peer_changes_nothing(pingpong) -> None:
+def test_spoofed_forwarded_for_from_untrusted_peer_changes_nothing(
+    pingpong: PingpongFactory,
+) -> None:
     server = pingpong("--limit", "2/minute")
     codes = [
         httpx.get(server.url + "/ping", headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code
@@ -110,16 +115,19 @@ def test_spoofed_forwarded_for_from_untrusted_peer_changes_nothing(pingpong) -> 
     assert codes == [200, 200, 429, 429]
 
 
-def test_trusted_proxy_forwarded_for_identifies_clients(pingpong) -> None:
+def test_trusted_proxy_forwarded_for_identifies_clients(pingpong: PingpongFactory) -> None:
     server = pingpong("--limit", "1/minute", "--trusted-proxy", "127.0.0.0/8")
-    get = lambda xff: httpx.get(server.url + "/ping", headers={"X-Forwarded-For": xff}).status_code  # noqa: E731
+
+    def get(xff: str) -> int:
+        return httpx.get(server.url + "/ping", headers={"X-Forwarded-For": xff}).status_code
+
     assert get("198.51.100.1") == 200
     assert get("198.51.100.2") == 200
     assert get("198.51.100.1") == 429
     assert get("6.6.6.6, 198.51.100.1") == 429  # prepending a spoof does not escape
 
 
-def test_api_key_tiers(pingpong, tmp_path: Path) -> None:
+def test_api_key_tiers(pingpong: PingpongFactory, tmp_path: Path) -> None:
     digest = hashlib.sha256(b"gold-key-1").hexdigest()
     config = tmp_path / "pingpong.yaml"
     config.write_text(
@@ -144,7 +152,7 @@ api_keys:
     assert "gold-key-1" not in server.output()
 
 
-def test_several_policies_and_shadow(pingpong, tmp_path: Path) -> None:
+def test_several_policies_and_shadow(pingpong: PingpongFactory, tmp_path: Path) -> None:
     config = tmp_path / "pingpong.yaml"
     config.write_text(
         """
@@ -168,7 +176,7 @@ policies:
     assert 'pingpong_ratelimit_decisions_total{decision="limited",policy="per-ip"} 1.0' in metrics
 
 
-def test_sighup_reloads_and_refuses_a_bad_config(pingpong, tmp_path: Path) -> None:
+def test_sighup_reloads_and_refuses_a_bad_config(pingpong: PingpongFactory, tmp_path: Path) -> None:
     config = tmp_path / "pingpong.yaml"
     config.write_text("policies: [{name: first, rate: 1/minute}]\n")
     server = pingpong("--config", str(config))
@@ -189,7 +197,7 @@ def metric_value(url: str, series: str) -> float:
 
 
 def test_sighup_applies_storage_settings_counts_and_names_what_needs_a_restart(
-    pingpong, tmp_path: Path
+    pingpong: PingpongFactory, tmp_path: Path
 ) -> None:
     """Redis is down: allow admits all; a reload to deny answers 503 at once
     (the failure mode applies live), a workers change is named as needing a
@@ -215,7 +223,7 @@ def test_sighup_applies_storage_settings_counts_and_names_what_needs_a_restart(
     assert httpx.get(server.url + "/ping").status_code == 503  # the old config keeps serving
 
 
-def test_sigterm_drains_then_exits_cleanly(pingpong) -> None:
+def test_sigterm_drains_then_exits_cleanly(pingpong: PingpongFactory) -> None:
     server = pingpong(env={"PINGPONG_DRAIN_SECONDS": "1.5"})
     with httpx.Client() as client:
         assert client.get(server.url + "/readyz").status_code == 200
@@ -224,11 +232,11 @@ def test_sigterm_drains_then_exits_cleanly(pingpong) -> None:
         draining = client.get(server.url + "/ping")
         assert draining.status_code == 200  # still serving while the LB catches up
         assert draining.headers["connection"] == "close"
-    assert server.process.wait(10) == 0
+    assert server.process is not None and server.process.wait(10) == 0
     assert json.dumps(server.output()).count("Traceback") == 0
 
 
-def test_fault_injection_for_drills(pingpong) -> None:
+def test_fault_injection_for_drills(pingpong: PingpongFactory) -> None:
     server = pingpong(env={"PINGPONG_FAULT_ERROR_RATE": "1", "PINGPONG_FAULT_DELAY": "0.2"})
     started = time.monotonic()
     response = httpx.get(server.url + "/ping")
@@ -239,7 +247,7 @@ def test_fault_injection_for_drills(pingpong) -> None:
     assert "FAULT INJECTION ON" in server.output()
 
 
-def test_a_taken_port_is_refused_not_shared(pingpong) -> None:
+def test_a_taken_port_is_refused_not_shared(pingpong: PingpongFactory) -> None:
     """The socket is bound without SO_REUSEPORT: a second instance on the same
     port exits non-zero saying why, and the first keeps serving alone."""
     first = pingpong()
@@ -256,13 +264,13 @@ def test_a_taken_port_is_refused_not_shared(pingpong) -> None:
     assert httpx.get(first.url + "/ping").text == "pong"
 
 
-def test_the_ipv6_wildcard_also_listens_on_ipv4(pingpong) -> None:
+def test_the_ipv6_wildcard_also_listens_on_ipv4(pingpong: PingpongFactory) -> None:
     server = pingpong("--host", "::")
     assert httpx.get(f"http://[::1]:{server.port}/healthz").status_code == 200
     assert httpx.get(f"http://127.0.0.1:{server.port}/healthz").status_code == 200
 
 
-def test_the_metrics_port_serves_and_a_taken_one_fails(pingpong) -> None:
+def test_the_metrics_port_serves_and_a_taken_one_fails(pingpong: PingpongFactory) -> None:
     metrics_port = free_port()
     server = pingpong("--metrics-port", str(metrics_port))
     httpx.get(server.url + "/ping")

@@ -8,10 +8,12 @@ import json
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.pingpong import Pingpong
 from tests.loadgen import hammer
 
 
-def samples(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+def samples(url: str) -> Samples:
     text = httpx.get(url + "/metrics").text
     return {
         (s.name, frozenset(s.labels.items())): s.value
@@ -20,11 +22,14 @@ def samples(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
-def value(found, name: str, **labels: str) -> float:  # type: ignore[no-untyped-def]
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def value(found: Samples, name: str, **labels: str) -> float:
     return found.get((name, frozenset(labels.items())), 0.0)
 
 
-def test_counters_and_histograms_match_the_traffic(pingpong) -> None:
+def test_counters_and_histograms_match_the_traffic(pingpong: PingpongFactory) -> None:
     server = pingpong("--limit", "50/minute", env={"PINGPONG_SLOT": "blue"})
     codes = asyncio.run(hammer([server.url], 120))
     httpx.get(server.url + "/no/such/path")
@@ -52,7 +57,7 @@ def test_counters_and_histograms_match_the_traffic(pingpong) -> None:
     assert not labels & {"client", "ip", "key", "api_key", "path"}  # no per-client labels
 
 
-def test_request_id_is_echoed_or_generated(pingpong_shared) -> None:
+def test_request_id_is_echoed_or_generated(pingpong_shared: Pingpong) -> None:
     given = httpx.get(pingpong_shared.url + "/healthz", headers={"X-Request-ID": "abc-123"})
     assert given.headers["x-request-id"] == "abc-123"
     first = httpx.get(pingpong_shared.url + "/ping").headers["x-request-id"]
@@ -63,7 +68,7 @@ def test_request_id_is_echoed_or_generated(pingpong_shared) -> None:
     assert too_long.headers["x-request-id"] != "x" * 500
 
 
-def test_json_access_log_sampled_and_errors_always(pingpong) -> None:
+def test_json_access_log_sampled_and_errors_always(pingpong: PingpongFactory) -> None:
     quiet = pingpong(env={"PINGPONG_FAULT_ERROR_RATE": "1"})
     httpx.get(quiet.url + "/healthz")
     httpx.get(quiet.url + "/ping", headers={"X-Request-ID": "drill-1"})

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port, require, wait_until
+from pingpong_toolkit.commands import require
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.processes import Process
+from pingpong_toolkit.waiting import wait_until
+from tests import REPO
 
 RULES = REPO / "deploy/monitoring/prometheus/rules/pingpong-slo.yml"
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """Yields Prometheus' URL and the config file to fill with scrape targets."""
+def prometheus(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """Yields ``start(target)``: a Prometheus scraping ``target``, its URL."""
     port = free_port()
     config = tmp_path / "prometheus.yml"
-    process = None
+    process: Process | None = None
 
     def start(target: str) -> str:
         nonlocal process
@@ -29,19 +33,18 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             "scrape_configs:\n"
             f"  - {{job_name: pingpong, static_configs: [{{targets: ['{target}']}}]}}\n"
         )
-        process = subprocess.Popen(
+        process = Process.start(
+            "prometheus",
             [require("prometheus"), f"--config.file={config}",
              f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(url + "/-/ready").status_code == 200, 30)
         return url
 
-    yield start  # type: ignore[misc]
+    yield start
     if process is not None:
-        process.terminate()
-        process.wait(10)
+        process.stop(10)
 
 
 def query(url: str, expr: str) -> float | None:
@@ -49,7 +52,9 @@ def query(url: str, expr: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def test_recording_rules_compute_the_slis_from_real_scrapes(pingpong, prometheus) -> None:
+def test_recording_rules_compute_the_slis_from_real_scrapes(
+    pingpong: PingpongFactory, prometheus: Callable[[str], str]
+) -> None:
     server = pingpong("--limit", "5/hour", "--trusted-proxy", "127.0.0.0/8")
 
     def send(client: str, n: int) -> None:

@@ -7,21 +7,24 @@ import time
 
 import pytest
 
-from pingpong.core.algorithms import Algorithm, Limit
+from pingpong.core.algorithms import Algorithm, Limit, Outcome
 from pingpong.core.rates import Rate
-from pingpong.core.storage import Check, StorageOptions
+from pingpong.core.storage import Check, Storage, StorageOptions
 from pingpong.core.storage.memory import MemoryStorage
 from pingpong.core.storage.redis import RedisStorage, redis_key
+from pingpong_toolkit.redis import RedisServer
 
 pytestmark = pytest.mark.asyncio
 
 
-async def burst(storage, checks, n):  # type: ignore[no-untyped-def]
+async def burst(storage: Storage, checks: list[Check], n: int) -> list[list[Outcome]]:
     return await asyncio.gather(*(storage.acquire(checks) for _ in range(n)))
 
 
 @pytest.mark.parametrize("algorithm", list(Algorithm))
-async def test_same_answers_as_the_python_algorithms(redis_server, algorithm: Algorithm) -> None:
+async def test_same_answers_as_the_python_algorithms(
+    redis_server: RedisServer, algorithm: Algorithm
+) -> None:
     """A burst decided in one batch (one Redis clock reading) must match the
     in-memory implementation request for request."""
     storage = RedisStorage.from_url(redis_server.url, StorageOptions(timeout=1.0))
@@ -43,7 +46,7 @@ async def test_same_answers_as_the_python_algorithms(redis_server, algorithm: Al
         await storage.aclose()
 
 
-async def test_all_or_nothing_and_shadow(redis_server) -> None:
+async def test_all_or_nothing_and_shadow(redis_server: RedisServer) -> None:
     storage = RedisStorage.from_url(redis_server.url, StorageOptions(timeout=1.0))
     roomy = Limit(Algorithm.GCRA, Rate(100, 60), 100)
     tight = Limit(Algorithm.FIXED_WINDOW, Rate(2, 60), 2)
@@ -64,7 +67,7 @@ async def test_all_or_nothing_and_shadow(redis_server) -> None:
     assert redis_server.cli("GET", redis_key("roomy:x")).startswith(roomy.tag + ":")
 
 
-async def test_keys_are_hash_tagged_with_ttl(redis_server) -> None:
+async def test_keys_are_hash_tagged_with_ttl(redis_server: RedisServer) -> None:
     storage = RedisStorage.from_url(redis_server.url, StorageOptions(timeout=1.0))
     try:
         for algorithm in Algorithm:
@@ -80,7 +83,7 @@ async def test_keys_are_hash_tagged_with_ttl(redis_server) -> None:
     assert redis_server.cli("TYPE", redis_key("ttl-gcra:1.2.3.4")) == "string"  # one small value
 
 
-async def test_script_is_called_by_sha_in_batches(redis_server) -> None:
+async def test_script_is_called_by_sha_in_batches(redis_server: RedisServer) -> None:
     storage = RedisStorage.from_url(redis_server.url, StorageOptions(timeout=1.0))
     limit = Limit(Algorithm.GCRA, Rate(1000, 1), 1000)
     try:
@@ -94,7 +97,7 @@ async def test_script_is_called_by_sha_in_batches(redis_server) -> None:
     assert "cmdstat_eval:" not in stats
 
 
-async def test_retry_after_is_honest_against_redis(redis_server) -> None:
+async def test_retry_after_is_honest_against_redis(redis_server: RedisServer) -> None:
     storage = RedisStorage.from_url(redis_server.url, StorageOptions(timeout=1.0))
     try:
         for algorithm in Algorithm:
@@ -113,7 +116,7 @@ async def test_retry_after_is_honest_against_redis(redis_server) -> None:
         await storage.aclose()
 
 
-async def test_replicas_sharing_redis_admit_no_more_than_one(redis_server) -> None:
+async def test_replicas_sharing_redis_admit_no_more_than_one(redis_server: RedisServer) -> None:
     """Three independent clients (three replicas) race on one key."""
     replicas = [
         RedisStorage.from_url(redis_server.url, StorageOptions(timeout=2.0)) for _ in range(3)

@@ -26,7 +26,8 @@ from pingpong.config import ENV_NAMES, FLAGS, Settings, load_settings
 from pingpong.core.storage.memory import MemoryStorage
 from pingpong.http.app import App
 from pingpong.service import Service
-from tests.conftest import REPO, free_port
+from pingpong_toolkit.ports import free_port
+from tests import REPO
 from tests.unit.rsgi import call
 
 HTTP = "tests.integration.test_http::"

@@ -8,11 +8,15 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import wait_until
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.redis import RedisServer
+from pingpong_toolkit.waiting import wait_until
 from tests.loadgen import hammer
 
 
-def test_three_replicas_share_one_limit(pingpong, redis_server) -> None:
+def test_three_replicas_share_one_limit(
+    pingpong: PingpongFactory, redis_server: RedisServer
+) -> None:
     # A generous storage timeout: this test is about exactness, not fallbacks
     # (which would let each replica decide alone, as documented).
     slow_ok = {"PINGPONG_STORAGE_TIMEOUT": "2"}
@@ -30,7 +34,9 @@ def test_three_replicas_share_one_limit(pingpong, redis_server) -> None:
     assert 100 <= codes.count(200) <= 100 + int(elapsed / 0.6)
 
 
-def test_quota_survives_moving_between_replicas(pingpong, redis_server) -> None:
+def test_quota_survives_moving_between_replicas(
+    pingpong: PingpongFactory, redis_server: RedisServer
+) -> None:
     """Blue and green share keys: a client's remaining quota moves with it."""
     blue = pingpong("--storage", redis_server.url, "--limit", "10/minute")
     green = pingpong("--storage", redis_server.url, "--limit", "10/minute")
@@ -42,7 +48,9 @@ def test_quota_survives_moving_between_replicas(pingpong, redis_server) -> None:
     assert left_on_green.split(";")[1] == "r=4"
 
 
-def test_workers_share_limits_and_metrics(pingpong, redis_server, tmp_path: Path) -> None:
+def test_workers_share_limits_and_metrics(
+    pingpong: PingpongFactory, redis_server: RedisServer, tmp_path: Path
+) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     server = pingpong(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import RedisServer, free_port, wait_until
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.redis import RedisServer
+from pingpong_toolkit.waiting import wait_until
 from tests.loadgen import hammer
 
 
@@ -28,9 +32,10 @@ def metric(url: str, name: str) -> float:
     ("mode", "during"),
     [("local", {200, 429}), ("allow", {200}), ("deny", {503})],
 )
-def test_redis_killed_and_restarted(pingpong, mode: str, during: set[int]) -> None:
-    redis = RedisServer(free_port())
-    redis.start()
+def test_redis_killed_and_restarted(
+    pingpong: PingpongFactory, tmp_path: Path, mode: str, during: set[int]
+) -> None:
+    redis = RedisServer(workdir=tmp_path / "redis").start()
     server = pingpong(
         "--storage", redis.url, "--limit", "5/second", "--burst", "20",
         "--on-storage-error", mode,
@@ -38,7 +43,7 @@ def test_redis_killed_and_restarted(pingpong, mode: str, during: set[int]) -> No
     )  # fmt: skip
     try:
         assert set(asyncio.run(statuses(server.url, 10))) == {200}
-        redis.stop()
+        redis.kill()
         started = time.monotonic()
         codes = asyncio.run(statuses(server.url, 40))
         assert set(codes) <= during and set(codes) & during, codes
@@ -63,13 +68,15 @@ def test_redis_killed_and_restarted(pingpong, mode: str, during: set[int]) -> No
         redis.stop()
 
 
-def test_starts_while_redis_is_down(pingpong) -> None:
+def test_starts_while_redis_is_down(pingpong: PingpongFactory) -> None:
     server = pingpong("--storage", f"redis://127.0.0.1:{free_port()}/0", "--limit", "2/minute")
     assert asyncio.run(statuses(server.url, 1)) == [200]
     assert httpx.get(server.url + "/readyz").status_code == 200
 
 
-async def test_deny_mode_survives_a_redis_restart_without_a_503(redis_server) -> None:
+async def test_deny_mode_survives_a_redis_restart_without_a_503(
+    redis_server: RedisServer,
+) -> None:
     """A pooled connection is stale after Redis restarts: the first decision
     retries once on a fresh connection instead of answering 503."""
     from pingpong.config import Settings
@@ -82,8 +89,7 @@ async def test_deny_mode_survives_a_redis_restart_without_a_503(redis_server) ->
     ))  # fmt: skip
     app = App(service)
     assert (await call(app, "/ping")).status == 200
-    redis_server.stop()
-    redis_server.start()
+    redis_server.restart()
     assert (await call(app, "/ping")).status == 200
     assert not service.counters.storage_errors
     await service.storage.aclose()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -102,12 +101,6 @@ def runbook_anchors() -> set[str]:
         elif not in_code and (m := re.match(r"#{1,6}\s+(.*)", line)):
             anchors.add(github_anchor(m.group(1)))
     return anchors
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 20) -> None:

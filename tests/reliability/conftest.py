@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
+from .helpers import Pin
+
 
 @pytest.fixture
-def pin() -> Iterator[Callable[[int], None]]:
+def pin() -> Iterator[Pin]:
     """Keeps the servers and the load generator off each other's core: this
     test process (and the load threads it starts) moves to the last CPU, and
     ``pin(pid)`` puts a server process on the others. No-op on one CPU."""

@@ -53,10 +53,10 @@ async def flood(keys: int, max_keys: int) -> dict[str, object]:
         now[0] += STEP_US
         # Addresses as the resolver makes them (IPv4 dotted, IPv6 /64 prefixes).
         client = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}" if i < 1 << 24 else f"::{i}"
-        await limiter.check("/ping", "GET", client, ())
+        await limiter.check("/ping", "GET", client, {})
         if i % REAL_EVERY == 0:
             real_sent += 1
-            decision = await limiter.check("/ping", "GET", "192.0.2.1", ())
+            decision = await limiter.check("/ping", "GET", "192.0.2.1", {})
             real_admitted += decision.admitted
     timing.append(time.perf_counter())
     span_us = now[0] - started

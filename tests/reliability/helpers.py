@@ -13,14 +13,17 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
 
 CONNECTION_ERROR = 0  # the status recorded for a request that got no HTTP answer
+Pin = Callable[[int], None]  # the ``pin`` fixture: puts a server process on its own cores
 
 
 @dataclass(slots=True)
@@ -47,12 +50,14 @@ async def timed_load(
     stop: threading.Event | None = None,
     timeout: float = 10.0,  # noqa: ASYNC109 - aiohttp's per-request timeout
     pace: float = 0.0,
+    into: list[Sample] | None = None,
 ) -> list[Sample]:
     """``concurrency`` workers, each with one request in flight at a time for
     ``seconds``; worker i speaks for ``clients[i % len(clients)]`` through
     X-Forwarded-For (so the server must trust 127.0.0.1 as a proxy). With
-    ``pace``, a worker starts at most one request every ``pace`` seconds."""
-    samples: list[Sample] = []
+    ``pace``, a worker starts at most one request every ``pace`` seconds.
+    Samples are appended to ``into`` as they come (a test waits on them)."""
+    samples: list[Sample] = [] if into is None else into
     deadline = time.monotonic() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
     client_timeout = aiohttp.ClientTimeout(total=timeout)
@@ -84,20 +89,47 @@ async def timed_load(
 
 
 class Background:
-    """Runs ``timed_load`` in a thread of its own while the test injects faults."""
+    """Runs ``timed_load`` in a thread of its own while the test injects faults;
+    ``samples`` fills as answers come, so the test can wait on what it needs."""
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        urls: Sequence[str],
+        seconds: float,
+        concurrency: int = 16,
+        clients: Sequence[str] = (),
+        pace: float = 0.0,
+    ) -> None:
         self.stop = threading.Event()
-        kwargs.setdefault("stop", self.stop)
         self.samples: list[Sample] = []
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=args, kwargs=kwargs, daemon=True)
+        load = timed_load(
+            urls, seconds, concurrency, clients, stop=self.stop, pace=pace, into=self.samples
+        )
+        self._thread = threading.Thread(target=self._run, args=(load,), daemon=True)
 
-    def _run(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def _run(self, load: Coroutine[Any, Any, list[Sample]]) -> None:
         try:
-            self.samples = asyncio.run(timed_load(*args, **kwargs))
+            asyncio.run(load)
         except BaseException as exc:  # reported by join()
             self.error = exc
+
+    def served(self, after: float = 0.0, client: str | None = None) -> set[str]:
+        """Servers (X-Server) that answered 200 to requests sent after ``after``."""
+        return {
+            s.server
+            for s in list(self.samples)
+            if s.status == 200 and s.start > after and client in (None, s.client)
+        }
+
+    def answered(self, after: float, clients: Iterable[str]) -> bool:
+        """Every one of ``clients`` has an answer to a request sent after ``after``."""
+        return self.answered_times(after, clients, 1)
+
+    def answered_times(self, after: float, clients: Iterable[str], times: int) -> bool:
+        """Every one of ``clients`` has ``times`` answers to requests sent after ``after``."""
+        counts = Counter(s.client for s in list(self.samples) if s.start > after)
+        return all(counts[client] >= times for client in clients)
 
     def __enter__(self) -> Background:
         self._thread.start()

@@ -24,13 +24,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pingpong.cli import describe, main
-from pingpong.config import ENV_FIELDS, ENV_PREFIX, ConfigError, Settings, load_settings
-from tests.conftest import wait_until
+from pingpong.config import ENV_NAMES, ConfigError, Settings, load_settings
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.waiting import wait_until
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
 
-def test_schemathesis_against_the_running_service(pingpong) -> None:
+def test_schemathesis_against_the_running_service(pingpong: PingpongFactory) -> None:
     """Every documented operation (GET and HEAD of the six routes), through
     schemathesis' coverage and fuzzing phases, with other methods too: never a
     5xx, and every answer conforms to /openapi.json (status, content type,
@@ -158,9 +159,9 @@ def test_config_text_loads_or_raises_config_error(text: str) -> None:
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from(ENV_FIELDS), TEXTS, max_size=6))
+@given(st.dictionaries(st.sampled_from(sorted(ENV_NAMES.values())), TEXTS, max_size=6))
 def test_environment_loads_or_raises_config_error(values: dict[str, str]) -> None:
-    env = {ENV_PREFIX + name.upper(): value for name, value in values.items()}
+    env = dict(values)
     try:
         loaded = load_settings(None, env=env, flags={})
     except ConfigError:
@@ -216,7 +217,7 @@ def test_check_config_process_exit_codes(tmp_path: Path, content: bytes | None) 
         assert result.stderr.startswith("pingpong: configuration error\n")
 
 
-def test_sighup_with_a_hostile_config_is_refused(pingpong, tmp_path: Path) -> None:
+def test_sighup_with_a_hostile_config_is_refused(pingpong: PingpongFactory, tmp_path: Path) -> None:
     """A config file nobody could have meant, pushed to a running server:
     refused with a logged reason, the old config keeps serving."""
     config = tmp_path / "pingpong.yaml"

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,9 +24,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port, require, wait_until
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.haproxy import HAProxy
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.redis import RedisServer
+from pingpong_toolkit.waiting import wait_until
 
-from .helpers import CONNECTION_ERROR, Background, report, timed_load
+from .helpers import CONNECTION_ERROR, Background, Pin, report, timed_load
 
 CHECK_INTER = 0.5
 CONFIG = """
@@ -61,64 +63,42 @@ SERVER = "    server {name} 127.0.0.1:{port} check inter {inter}ms fall 1 rise 2
 
 
 @dataclass
-class HAProxy:
-    port: int
-    socket: Path
-    process: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def command(self, line: str) -> str:
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(str(self.socket))
-            sock.sendall(line.encode() + b"\n")
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode()
+class Balancer:
+    haproxy: HAProxy
+    url: str
 
     def status(self) -> dict[str, str]:
         """Server name -> UP / DOWN / ... from ``show stat``."""
-        rows = [line.split(",") for line in self.command("show stat").splitlines()]
-        header = rows[0]
-        col = header.index("status")
-        return {r[1]: r[col] for r in rows[1:] if len(r) > col and r[0] == "replicas"}
+        return self.haproxy.api.status()
+
+
+StartBalancer = Callable[[dict[str, int]], Balancer]
 
 
 @pytest.fixture
-def haproxy(tmp_path: Path) -> Iterator[Callable[[dict[str, int]], HAProxy]]:
-    binary = require("haproxy")
+def haproxy(tmp_path: Path) -> Iterator[StartBalancer]:
     started: list[HAProxy] = []
 
-    def start(servers: dict[str, int]) -> HAProxy:
+    def start(servers: dict[str, int]) -> Balancer:
         port = free_port()
         sock = tmp_path / "haproxy.sock"
-        config = tmp_path / "haproxy.cfg"
         lines = [
             SERVER.format(name=n, port=p, inter=int(CHECK_INTER * 1000)) for n, p in servers.items()
         ]
-        config.write_text(CONFIG.format(socket=sock, port=port, servers="\n".join(lines)))
-        check = subprocess.run([binary, "-c", "-f", str(config)], capture_output=True, text=True)
-        assert check.returncode == 0, check.stdout + check.stderr
-        process = subprocess.Popen(
-            [binary, "-db", "-f", str(config)],
-            stdout=(tmp_path / "haproxy.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        proxy = HAProxy(port, sock, process)
+        config = CONFIG.format(socket=sock, port=port, servers="\n".join(lines))
+        proxy = HAProxy.start(config, tmp_path / "haproxy", str(sock), "replicas")
         started.append(proxy)
-        wait_until(lambda: set(proxy.status().values()) == {"UP"}, 10)
-        return proxy
+        proxy.wait_up(*servers, timeout=10)
+        return Balancer(proxy, f"http://127.0.0.1:{port}")
 
     yield start
     for proxy in started:
-        proxy.process.terminate()
-        proxy.process.wait(10)
+        proxy.stop()
 
 
-def test_sigterm_under_load_loses_nothing(pingpong, redis_server, haproxy, pin) -> None:
+def test_sigterm_under_load_loses_nothing(
+    pingpong: PingpongFactory, redis_server: RedisServer, haproxy: StartBalancer, pin: Pin
+) -> None:
     drain = 2.0
     env = {
         "PINGPONG_DRAIN_SECONDS": str(drain),
@@ -127,13 +107,13 @@ def test_sigterm_under_load_loses_nothing(pingpong, redis_server, haproxy, pin) 
     }
     a = pingpong("--storage", redis_server.url, "--limit", "100000/second", env=env)
     b = pingpong("--storage", redis_server.url, "--limit", "100000/second", env=env)
-    assert a.process is not None
+    assert a.process is not None and b.process is not None
     pin(a.process.pid)
     pin(b.process.pid)
     proxy = haproxy({"a": a.port, "b": b.port})
 
     with Background([proxy.url], 30, 32) as load, httpx.Client(timeout=5) as direct:
-        time.sleep(2)
+        wait_until(lambda: load.served() == {"a", "b"}, 10)  # both replicas under load
         a.signal(signal.SIGTERM)
         sigterm = time.monotonic()
         wait_until(lambda: direct.get(a.url + "/readyz").status_code == 503, 1, 0.01)
@@ -148,7 +128,7 @@ def test_sigterm_under_load_loses_nothing(pingpong, redis_server, haproxy, pin) 
         in_flight = asyncio.run(timed_load([a.url], 0.01, 1))
         exit_code = a.process.wait(10)
         exited = time.monotonic() - sigterm
-        time.sleep(1.5)
+        wait_until(lambda: load.served(after=sigterm + 1.5), 10)  # answers after the stop
     samples = load.samples
 
     assert [s.status for s in in_flight] == [200], in_flight
@@ -176,7 +156,9 @@ def test_sigterm_under_load_loses_nothing(pingpong, redis_server, haproxy, pin) 
     )
 
 
-def test_sigkill_keeps_shared_limits_exact(pingpong, redis_server, haproxy, pin) -> None:
+def test_sigkill_keeps_shared_limits_exact(
+    pingpong: PingpongFactory, redis_server: RedisServer, haproxy: StartBalancer, pin: Pin
+) -> None:
     rate, burst = 20, 20  # per client and second; T = 50 ms
     clients = [f"198.51.100.{i}" for i in range(1, 5)]
     args = (

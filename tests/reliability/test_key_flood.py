@@ -15,7 +15,10 @@ import aiohttp
 import pytest
 import redis
 
-from tests.conftest import REPO, wait_until
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.redis import RedisServer
+from pingpong_toolkit.waiting import wait_until
+from tests import REPO
 
 from .helpers import Background, report, rss_kib
 
@@ -54,7 +57,7 @@ def flood_past_the_bound() -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_flood_past_the_table_bound_stays_bounded(flood_past_the_bound) -> None:
+def test_flood_past_the_table_bound_stays_bounded(flood_past_the_bound: dict[str, Any]) -> None:
     result = flood_past_the_bound
     assert result["table"] <= 50_000
     assert result["rotations"] >= 200_000 // 25_000  # a generation is half the bound
@@ -63,7 +66,9 @@ def test_flood_past_the_table_bound_stays_bounded(flood_past_the_bound) -> None:
 
 
 @pytest.mark.slow
-def test_flood_past_the_table_bound_keeps_real_clients_limited(flood_past_the_bound) -> None:
+def test_flood_past_the_table_bound_keeps_real_clients_limited(
+    flood_past_the_bound: dict[str, Any],
+) -> None:
     """A real client hammering far over its limit during the flood is held to
     it. Being rejected is being in use: evicting a throttled client's key as
     "least recently used" hands it a fresh burst each time the flood wraps
@@ -73,7 +78,9 @@ def test_flood_past_the_table_bound_keeps_real_clients_limited(flood_past_the_bo
 
 
 @pytest.mark.slow
-def test_flood_past_the_table_bound_costs_the_same_per_key(flood_past_the_bound) -> None:
+def test_flood_past_the_table_bound_costs_the_same_per_key(
+    flood_past_the_bound: dict[str, Any],
+) -> None:
     """Evicting must not get slower as the flood goes on: a new key late in the
     flood costs about what one did at its start (4x and 10 µs of slack)."""
     tenths = flood_past_the_bound["us_per_key_by_tenth"]
@@ -81,7 +88,9 @@ def test_flood_past_the_table_bound_costs_the_same_per_key(flood_past_the_bound)
 
 
 @pytest.mark.slow
-def test_redis_keys_of_a_flood_have_ttls_and_expire(pingpong, redis_server) -> None:
+def test_redis_keys_of_a_flood_have_ttls_and_expire(
+    pingpong: PingpongFactory, redis_server: RedisServer
+) -> None:
     """50,000 distinct clients through a trusted proxy (X-Forwarded-For) against
     a real server on Redis, while a real client floods: every key has a TTL,
     they are all gone once it passes, the server's RSS stays flat and the real

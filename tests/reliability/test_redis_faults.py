@@ -13,22 +13,22 @@ closed), which docs/reliability.md quotes.
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
 import time
 from collections.abc import Callable
 
 import httpx
 import pytest
-import redis
 
-from tests.conftest import RedisServer, free_port, wait_until
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.pingpong import Pingpong
+from pingpong_toolkit.redis import RedisServer
+from pingpong_toolkit.waiting import wait_until
 
 from .helpers import (
     CONNECTION_ERROR,
     Background,
     MetricPoller,
+    Pin,
     Window,
     percentile,
     report,
@@ -62,22 +62,20 @@ def client_pause(server: RedisServer) -> None:
 
 
 def sigstop(server: RedisServer) -> None:
-    assert server.process is not None
-    os.kill(server.process.pid, signal.SIGSTOP)
+    server.pause()
     try:
         time.sleep(FAULT_SECONDS)
     finally:
-        os.kill(server.process.pid, signal.SIGCONT)
+        server.resume()
 
 
 def sigstop_bursts(server: RedisServer) -> None:
     """Stopped 150 ms out of every 250 ms: a Redis that stalls again and again."""
-    assert server.process is not None
     deadline = time.monotonic() + FAULT_SECONDS
     while time.monotonic() < deadline:
-        os.kill(server.process.pid, signal.SIGSTOP)
+        server.pause()
         time.sleep(0.15)
-        os.kill(server.process.pid, signal.SIGCONT)
+        server.resume()
         time.sleep(0.1)
 
 
@@ -85,7 +83,7 @@ def busy_scripts(busy_ms: int, idle_ms: int) -> Callable[[RedisServer], None]:
     """Lua scripts that keep Redis busy ``busy_ms`` out of every busy+idle ms."""
 
     def fault(server: RedisServer) -> None:
-        client = redis.Redis(port=server.port, socket_timeout=5)
+        client = server.client()
         busy = client.register_script(BUSY_SCRIPT)
         deadline = time.monotonic() + FAULT_SECONDS
         while time.monotonic() < deadline:
@@ -105,22 +103,22 @@ def transitions(values: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return [(t, v) for i, (t, v) in enumerate(values) if i == 0 or values[i - 1][1] != v]
 
 
-def run_fault(  # type: ignore[no-untyped-def]
-    pingpong,
-    pin,
+def run_fault(
+    pingpong: PingpongFactory,
+    pin: Pin,
     mode: str,
     fault: Callable[[RedisServer], None],
     opens: bool,
     total_outage: bool = False,
-):
-    redis_server = RedisServer(free_port())
-    redis_server.start()
+) -> Pingpong:
+    redis_server = RedisServer().start()
     server = pingpong(
         "--storage", redis_server.url, "--limit", f"{RATE}/second", "--burst", str(BURST),
         "--trusted-proxy", "127.0.0.1/32", "--on-storage-error", mode,
     )  # fmt: skip
+    assert server.process is not None
     pin(server.process.pid)
-    pin(redis_server.process.pid)
+    pin(redis_server.pid)
     try:
         with (
             MetricPoller(server.url, CIRCUIT) as circuit,
@@ -129,15 +127,22 @@ def run_fault(  # type: ignore[no-untyped-def]
         ):
             # A fresh replica opens its Redis connections under the first burst,
             # which can outlast the 50 ms budget (docs/reliability.md): start
-            # measuring once the breaker is closed and the pools are warm.
-            time.sleep(1)
+            # measuring once every client was answered, the breaker is closed
+            # and the pools are warm.
+            wait_until(lambda: steady.answered(0, STEADY) and flood.answered(0, FLOODERS), 10)
             wait_until(lambda: circuit.values[-1][1] == 0, 5)
             warm = time.monotonic()
-            time.sleep(2)  # steady state
+            # Steady state: every steady client answered 10 times since, all by Redis.
+            wait_until(lambda: steady.answered_times(warm, STEADY, 10), 10)
             fault_start = time.monotonic()
             fault(redis_server)
             fault_end = time.monotonic()
-            time.sleep(CIRCUIT_RESET + 1.5)  # room for the breaker's next probe
+            # Room for the breaker's next probe: until it was seen closed again
+            # (when it opens) and every client was answered well after it.
+            if opens:
+                wait_until(lambda: circuit.first(0.0, fault_end) is not None, CIRCUIT_RESET + 5)
+            recovered = fault_end + CIRCUIT_RESET + 0.3
+            wait_until(lambda: steady.answered_times(recovered, STEADY, 5), CIRCUIT_RESET + 10)
         samples = steady.samples + flood.samples
         assert steady.samples and flood.samples
     finally:
@@ -200,7 +205,7 @@ def run_fault(  # type: ignore[no-untyped-def]
         assert 503 not in codes  # allow and local never refuse for lack of storage
     if mode == "allow" and opens:
         assert steady_open == {200}
-    if mode == "allow" and opens and total_outage:
+    if mode == "allow" and opens and total_outage and opened is not None:
         # Flooders pass too, once their deny-cache entries (<= 1/RATE s) expire. (Only
         # when the breaker stayed open: between bursts it may close, and then Redis
         # rightly rejects them again.)
@@ -236,16 +241,16 @@ def run_fault(  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("mode", ["allow", "deny", "local"])
-def test_client_pause(pingpong, pin, mode: str) -> None:
+def test_client_pause(pingpong: PingpongFactory, pin: Pin, mode: str) -> None:
     run_fault(pingpong, pin, mode, client_pause, opens=True, total_outage=True)
 
 
 @pytest.mark.parametrize("mode", ["local", "deny"])
-def test_sigstop_sigcont(pingpong, pin, mode: str) -> None:
+def test_sigstop_sigcont(pingpong: PingpongFactory, pin: Pin, mode: str) -> None:
     run_fault(pingpong, pin, mode, sigstop, opens=True, total_outage=True)
 
 
-def test_slow_redis_within_the_timeout(pingpong, pin) -> None:
+def test_slow_redis_within_the_timeout(pingpong: PingpongFactory, pin: Pin) -> None:
     """Redis answers, slowly (25 ms stalls): decisions stay on Redis, exact."""
     server = run_fault(pingpong, pin, "deny", SLOW_WITHIN_TIMEOUT, opens=False)
     assert httpx.get(server.url + "/metrics").status_code == 200
@@ -253,17 +258,19 @@ def test_slow_redis_within_the_timeout(pingpong, pin) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["allow", "local"])
-def test_sigstop_bursts(pingpong, pin, mode: str) -> None:
+def test_sigstop_bursts(pingpong: PingpongFactory, pin: Pin, mode: str) -> None:
     run_fault(pingpong, pin, mode, sigstop_bursts, opens=True)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["deny", "local"])
-def test_slower_than_the_timeout(pingpong, pin, mode: str) -> None:
+def test_slower_than_the_timeout(pingpong: PingpongFactory, pin: Pin, mode: str) -> None:
     run_fault(pingpong, pin, mode, SLOWER_THAN_TIMEOUT, opens=True)
 
 
-def test_decisions_exact_after_recovery(pingpong, redis_server) -> None:
+def test_decisions_exact_after_recovery(
+    pingpong: PingpongFactory, redis_server: RedisServer
+) -> None:
     """After timeouts cut commands short, no connection is left out of step
     (a reply read by the wrong request would admit or reject the wrong client):
     a fresh client gets exactly its burst, one request at a time."""
@@ -282,7 +289,5 @@ def test_decisions_exact_after_recovery(pingpong, redis_server) -> None:
         with httpx.Client(headers={"X-Forwarded-For": client}) as http:
             return [http.get(server.url + "/ping").status_code for _ in range(8)]
 
-    stop = threading.Event()
     codes = [exact(f"198.18.0.{i}") for i in range(10)]
-    stop.set()
     assert codes == [[200] * 5 + [429] * 3] * 10

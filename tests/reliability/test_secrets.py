@@ -7,17 +7,22 @@ import asyncio
 import hashlib
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import httpx
-import redis
 
 from pingpong.core.algorithms import Algorithm, Limit
 from pingpong.core.limiter import Limiter
 from pingpong.core.policy import Policy, Tier
 from pingpong.core.rates import Rate
 from pingpong.core.storage.memory import MemoryStorage
-from tests.conftest import RedisServer, free_port, require, wait_until
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.pingpong import Pingpong
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.redis import RedisServer
+from pingpong_toolkit.tls import make_certificates
+from pingpong_toolkit.waiting import wait_until
 
 API_KEY = "pp-live-3f9a8c1d2e7b4a60"
 WRONG_KEY = "pp-live-guessed-0000000"
@@ -47,7 +52,9 @@ def test_tier_lookup_is_by_sha256_digest() -> None:
     assert asyncio.run(tiers_of(by_plain, API_KEY)) == ["per-client"]
 
 
-def test_api_keys_never_in_logs_metrics_or_redis(pingpong, redis_server, tmp_path: Path) -> None:
+def test_api_keys_never_in_logs_metrics_or_redis(
+    pingpong: PingpongFactory, redis_server: RedisServer, tmp_path: Path
+) -> None:
     digest = hashlib.sha256(API_KEY.encode()).hexdigest()
     config = tmp_path / "pingpong.yaml"
     config.write_text(
@@ -99,7 +106,7 @@ api_keys:
     assert names <= BOUNDED_LABELS, names - BOUNDED_LABELS
 
 
-def test_redis_password_never_printed(pingpong, tmp_path: Path) -> None:
+def test_redis_password_never_printed(pingpong: PingpongFactory, tmp_path: Path) -> None:
     """The storage URL may carry the Redis password (PINGPONG_STORAGE is a
     secret): neither check-config nor the server's logs may show it."""
     port = free_port()  # nothing listens: the server logs its storage errors
@@ -120,59 +127,25 @@ def test_redis_password_never_printed(pingpong, tmp_path: Path) -> None:
     assert REDIS_PASSWORD not in check.stdout + check.stderr, check.stdout
 
 
-def make_certificates(directory: Path) -> dict[str, Path]:
-    """A throwaway CA and a certificate for 127.0.0.1 signed by it."""
-    openssl = require("openssl")
-    files = {name: directory / f"{name}.pem" for name in ("ca", "ca-key", "cert", "key")}
-    run = lambda *args: subprocess.run([openssl, *args], check=True, capture_output=True)  # noqa: E731
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
-        "-keyout", str(files["ca-key"]), "-out", str(files["ca"]))  # fmt: skip
-    csr = directory / "cert.csr"
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", str(files["key"]), "-out", str(csr))  # fmt: skip
-    ext = directory / "san.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", str(csr), "-CA", str(files["ca"]),
-        "-CAkey", str(files["ca-key"]), "-CAcreateserial", "-days", "1",
-        "-extfile", str(ext), "-out", str(files["cert"]))  # fmt: skip
-    return files
+def logged(server: Pingpong, text: str) -> bool:
+    return text in server.output()
 
 
-def test_redis_over_tls_with_auth(pingpong, tmp_path: Path) -> None:
+def test_redis_over_tls_with_auth(pingpong: PingpongFactory, tmp_path: Path) -> None:
     """rediss://user:password@host/db?ssl_ca_certs=CA against Debian's
     redis-server with TLS on and no plain port: shared limits work, the
     certificate is verified, a wrong password or an unknown CA never reaches
     Redis (and never a 500)."""
-    certs = make_certificates(tmp_path)
+    certs = make_certificates(tmp_path / "tls")
     tls = RedisServer(
-        free_port(),
-        args=[
-            "--tls-port", "0",  # replaced below
-            "--tls-cert-file", str(certs["cert"]), "--tls-key-file", str(certs["key"]),
-            "--tls-ca-cert-file", str(certs["ca"]), "--tls-auth-clients", "no",
-            "--user", "default", "off",
-            "--user", "pingpong", "on", f">{REDIS_PASSWORD}", "~pp:*", "+@all",
-        ],
-    )  # fmt: skip
-    tls_port = tls.port
-    tls.args[1] = str(tls_port)
-    tls.port = 0  # no plain-text port at all
-    binary = require("redis-server")
-    tls.process = subprocess.Popen(
-        [binary, "--port", "0", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         *tls.args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    admin = redis.Redis(
-        host="127.0.0.1", port=tls_port, ssl=True, ssl_ca_certs=str(certs["ca"]),
-        username="pingpong", password=REDIS_PASSWORD,
-    )  # fmt: skip
+        workdir=tmp_path / "redis", tls=certs, username="pingpong", password=REDIS_PASSWORD
+    )
+    tls_port = tls.port  # TLS only: no plain-text port at all
+    admin = tls.client()
     try:
-        wait_until(admin.ping, 10)
-        good = (
-            f"rediss://pingpong:{REDIS_PASSWORD}@127.0.0.1:{tls_port}/0?ssl_ca_certs={certs['ca']}"
-        )
+        tls.start()
+        good = f"rediss://pingpong:{REDIS_PASSWORD}@127.0.0.1:{tls_port}/0?ssl_ca_certs={certs.ca}"
+        assert tls.url == good
         slow_ok = {"PINGPONG_STORAGE_TIMEOUT": "1", "PINGPONG_ON_STORAGE_ERROR": "deny"}
         a = pingpong("--storage", good, "--limit", "3/minute", env=slow_ok)
         b = pingpong("--storage", good, "--limit", "3/minute", env=slow_ok)
@@ -186,12 +159,12 @@ def test_redis_over_tls_with_auth(pingpong, tmp_path: Path) -> None:
         bad_urls = [
             good.replace(REDIS_PASSWORD, "wrong-password"),
             good.replace("rediss://", "redis://").split("?")[0],
-            good.split("?")[0] + f"?ssl_ca_certs={certs['cert']}",  # not the CA
+            good.split("?")[0] + f"?ssl_ca_certs={certs.cert}",  # not the CA
         ]
         for url in bad_urls:
             bad = pingpong("--storage", url, "--limit", "3/minute", env=slow_ok)
             assert httpx.get(bad.url + "/ping").status_code == 503
-            wait_until(lambda bad=bad: "storage error" in bad.output())
+            wait_until(partial(logged, bad, "storage error"))
             assert REDIS_PASSWORD not in bad.output()
             assert "Traceback" not in bad.output()
             bad.stop()

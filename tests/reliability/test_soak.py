@@ -23,11 +23,15 @@ import threading
 import time
 from array import array
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import pytest
 
-from .helpers import open_fds, percentile, rss_kib
+from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.redis import RedisServer
+
+from .helpers import Pin, open_fds, percentile, rss_kib
 
 SECONDS = float(os.environ.get("PINGPONG_SOAK_SECONDS", "120"))
 BUCKET = 10.0 if SECONDS <= 180 else 60.0  # seconds per reported row
@@ -40,7 +44,7 @@ CHURN = [f"10.{i // 250}.{i % 250}.1" for i in range(5000)]  # rotated through b
 
 @dataclass
 class Bucket:
-    latencies: array = field(default_factory=lambda: array("d"))
+    latencies: array[float] = field(default_factory=lambda: array("d"))
     codes: dict[str, int] = field(default_factory=dict)
 
 
@@ -83,7 +87,7 @@ async def soak_load(url: str, seconds: float, origin: float) -> list[Bucket]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(SECONDS + 120)
-def test_soak(pingpong, redis_server, pin) -> None:
+def test_soak(pingpong: PingpongFactory, redis_server: RedisServer, pin: Pin) -> None:
     server = pingpong(
         "--storage", redis_server.url, "--limit", "50/second", "--trusted-proxy", "127.0.0.1/32"
     )  # fmt: skip
@@ -107,7 +111,7 @@ def test_soak(pingpong, redis_server, pin) -> None:
     finally:
         done.set()
         sampler.join(5)
-    assert server.process.poll() is None, server.output()[-3000:]
+    assert server.process is not None and server.process.alive(), server.output()[-3000:]
 
     rows = []
     for index, bucket in enumerate(buckets):
@@ -128,7 +132,7 @@ def test_soak(pingpong, redis_server, pin) -> None:
     last = array("d", (x for b in buckets[-third:] for x in b.latencies))
     warm_end = origin + SECONDS / 3
     settled = [r for r in resources if r[0] >= warm_end]
-    figures = {
+    figures: dict[str, Any] = {
         "seconds": SECONDS,
         "requests": sum(len(b.latencies) for b in buckets),
         "codes": {

@@ -38,7 +38,9 @@ def times(start: int, deltas: list[int]) -> list[int]:
 
 @settings(max_examples=300)
 @given(rates, st.integers(1, 30), gaps, st.integers(0, 10**12))
-def test_gcra_never_exceeds_burst_plus_rate(rate: Rate, burst: int, deltas: list[int], t0: int):
+def test_gcra_never_exceeds_burst_plus_rate(
+    rate: Rate, burst: int, deltas: list[int], t0: int
+) -> None:
     limit = Limit(Algorithm.GCRA, rate, burst)
     admitted, _ = run(limit, times(t0, deltas))
     for i, first in enumerate(admitted):
@@ -49,7 +51,7 @@ def test_gcra_never_exceeds_burst_plus_rate(rate: Rate, burst: int, deltas: list
 
 @settings(max_examples=300)
 @given(rates, st.integers(1, 30), gaps, st.integers(0, 10**12))
-def test_retry_after_is_honest(rate: Rate, burst: int, deltas: list[int], t0: int):
+def test_retry_after_is_honest(rate: Rate, burst: int, deltas: list[int], t0: int) -> None:
     for algorithm in Algorithm:
         limit = Limit(algorithm, rate, burst)
         arrivals = times(t0, deltas)
@@ -89,7 +91,9 @@ def test_gcra_remaining_counts_down_and_resets() -> None:
 
 @settings(max_examples=300)
 @given(rates, gaps, st.integers(0, 10**12))
-def test_fixed_window_admits_at_most_n_per_aligned_window(rate: Rate, deltas: list[int], t0: int):
+def test_fixed_window_admits_at_most_n_per_aligned_window(
+    rate: Rate, deltas: list[int], t0: int
+) -> None:
     limit = Limit(Algorithm.FIXED_WINDOW, rate, rate.count)
     admitted, _ = run(limit, times(t0, deltas))
     windows: dict[int, int] = {}
@@ -100,7 +104,7 @@ def test_fixed_window_admits_at_most_n_per_aligned_window(rate: Rate, deltas: li
 
 @settings(max_examples=300)
 @given(rates, gaps, st.integers(0, 10**12))
-def test_sliding_window_bound(rate: Rate, deltas: list[int], t0: int):
+def test_sliding_window_bound(rate: Rate, deltas: list[int], t0: int) -> None:
     """At most N per aligned window, and at most N + N*L/w in any span L <= w."""
     limit = Limit(Algorithm.SLIDING_WINDOW, rate, rate.count)
     window, n = limit.interval_us, rate.count

@@ -19,7 +19,7 @@ from pingpong.core.storage.resilient import (
     StorageUnavailable,
 )
 from pingpong.service import Counters
-from tests.conftest import free_port
+from pingpong_toolkit.ports import free_port
 
 CHECKS = [Check("p:c", Limit(Algorithm.GCRA, Rate(2, 60), 2), False)]
 

@@ -1,4 +1,4 @@
-"""HAProxy, driven through its runtime API (the stats socket).
+"""HAProxy (Debian's) from a config text, and its runtime API (the stats socket).
 
 Weights and server states change on the running process: no reload, so no
 connection is dropped and no request is lost while traffic moves. The socket
@@ -13,24 +13,17 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from string import Template
 
-TEMPLATE = Path(__file__).with_name("haproxy.cfg")
+from pingpong_toolkit.commands import require, run
+from pingpong_toolkit.processes import Process
+from pingpong_toolkit.waiting import eventually
+
 ERROR_SHAPES = ("no such", "unknown", "permission denied", "require", "expects", "invalid",
                 "not found", "cannot", "can't", "not ready")  # fmt: skip
 
 
 class HAProxyError(RuntimeError):
     """HAProxy refused a command or could not be reached."""
-
-
-def render_config(
-    *, bind: str, blue_addr: str, green_addr: str, socket_path: str, template: Path = TEMPLATE
-) -> str:
-    """haproxy.cfg with its placeholders filled (unknown ones are an error)."""
-    return Template(template.read_text()).substitute(
-        bind=bind, blue_addr=blue_addr, green_addr=green_addr, socket=socket_path
-    )
 
 
 @dataclass(frozen=True)
@@ -61,8 +54,12 @@ class RuntimeAPI:
             host, port = self.address.rsplit(":", 1)
             return socket.create_connection((host, int(port)), timeout=self.timeout)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.address)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.address)
+        except OSError:
+            sock.close()  # not there yet: no socket left for the collector
+            raise
         return sock
 
     def command(self, line: str, check: bool = True) -> str:
@@ -119,6 +116,10 @@ class RuntimeAPI:
             )
         return stats
 
+    def status(self) -> dict[str, str]:
+        """Server name -> UP / DOWN / MAINT / ..."""
+        return {name: stat.status for name, stat in self.stats().items()}
+
     def server(self, name: str) -> ServerStat:
         stats = self.stats()
         if name not in stats:
@@ -142,3 +143,36 @@ class RuntimeAPI:
                 return True
             time.sleep(0.1)
         return False
+
+
+class HAProxy:
+    """``HAProxy.start(config, workdir, socket, backend)``: a checked config, a running
+    process, and ``api`` on its stats socket (the config must declare it)."""
+
+    def __init__(self, process: Process, config: Path, api: RuntimeAPI) -> None:
+        self.process = process
+        self.config = config
+        self.api = api
+
+    @classmethod
+    def start(cls, config_text: str, workdir: Path, socket_path: str, backend: str) -> HAProxy:
+        """Refuses a config ``haproxy -c`` refuses; waits for the runtime API."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "haproxy.cfg"
+        config.write_text(config_text)
+        run(["haproxy", "-c", "-f", str(config)], timeout=30)
+        argv = [require("haproxy"), "-db", "-f", str(config)]
+        process = Process.start("haproxy", argv, log=workdir / "haproxy.log")
+        haproxy = cls(process, config, RuntimeAPI(socket_path, backend))
+        if not eventually(haproxy.api.stats, 10):
+            haproxy.stop()
+            raise HAProxyError(f"HAProxy did not start:\n{process.tail()}")
+        return haproxy
+
+    def wait_up(self, *servers: str, timeout: float = 15.0) -> None:
+        """Until HAProxy's health checks see every named server up."""
+        if not eventually(lambda: all(self.api.server(s).up for s in servers), timeout):
+            raise HAProxyError(f"{servers} never up: {self.api.status()}\n{self.process.tail()}")
+
+    def stop(self) -> None:
+        self.process.stop(10)
