@@ -32,6 +32,7 @@ class RedisSentinel:
         self.sentinel_ports = [free_port() for _ in range(sentinels)]
         self.sentinels: list[Process] = []
         self.paused: RedisServer | None = None
+        self.killed: RedisServer | None = None
 
     @property
     def url(self) -> str:
@@ -94,12 +95,14 @@ class RedisSentinel:
     # -- faults on the current master
 
     def kill(self) -> None:
-        self.master.kill()
+        self.killed = self.master
+        self.killed.kill()
 
     def restart(self) -> None:
-        """The master killed and started again: a replica of the new master once
-        the sentinels reconfigure it."""
-        server = self.master
+        """The server ``kill()`` killed started again (the sentinels may have
+        promoted the replica meanwhile: it comes back as its replica), or else
+        the master killed and started again."""
+        server, self.killed = self.killed or self.master, None
         server.kill()
         server.start()
 
