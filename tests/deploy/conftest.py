@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from .helpers import K8S, OVERLAYS, REPO, checkov, run
+from .helpers import K8S, OVERLAYS, REPO, TF, checkov, norm, run
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +40,16 @@ def checkov_reports(rendered_dir: Path) -> dict[str, dict]:
         "terraform": checkov(REPO / "deploy" / "terraform", "terraform"),
         "github_actions": checkov(REPO / ".github", "github_actions"),
     }
+
+
+@pytest.fixture(scope="session")
+def hcl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Every root .tf file parsed by python-hcl2 (hcl2tojson), by file name."""
+    out = tmp_path_factory.mktemp("hcl")
+    parsed = {}
+    for tf in sorted(TF.glob("*.tf")):
+        target = out / f"{tf.stem}.json"
+        run(["hcl2tojson", str(tf), str(target)])
+        parsed[tf.name] = norm(json.loads(target.read_text()))
+    assert parsed
+    return parsed

@@ -19,11 +19,13 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
+TF = REPO / "deploy" / "terraform"
 OVERLAYS = ("dev", "prod", "prod-bluegreen")
 INSTALL_HINT = (
     "python3 -m venv .tools-venv && .tools-venv/bin/pip install -r tools/requirements.txt; "
@@ -118,3 +120,42 @@ def checkov(target: Path, framework: str) -> dict:
     if isinstance(report, list):
         report = next(r for r in report if r.get("check_type") == framework)
     return report
+
+
+def norm(value: Any) -> Any:
+    """hcl2tojson wraps every attribute value in a list: unwrap that one
+    level, keep block lists (lists of objects) and drop the line markers."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k.startswith("__"):
+                continue
+            if isinstance(v, list) and len(v) == 1 and not isinstance(v[0], dict):
+                v = v[0]
+            out[k] = norm(v)
+        return out
+    if isinstance(value, list):
+        return [norm(v) for v in value]
+    return value
+
+
+def one(value: Any) -> Any:
+    """A block or object attribute given once: its single entry."""
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+def blocks(hcl: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
+    """All blocks of one kind (variable, output, module, ...) by name."""
+    found: dict[str, Any] = {}
+    for doc in hcl.values():
+        for entry in doc.get(kind, []):
+            found.update(entry)
+    return found
+
+
+def resources(hcl: dict[str, dict[str, Any]], rtype: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for doc in hcl.values():
+        for entry in doc.get("resource", []):
+            found.update(entry.get(rtype, {}))
+    return found

@@ -12,12 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from .helpers import REPO, run
+from .helpers import REPO, TF, blocks, one, resources, run
 
-TF = REPO / "deploy" / "terraform"
 ALARMS_INPUTS = {
     "name",
     "alb_arn_suffix",
@@ -25,58 +23,6 @@ ALARMS_INPUTS = {
     "alarm_emails",
     "node_asg_names",
 }
-
-
-def norm(value: Any) -> Any:
-    """hcl2tojson wraps every attribute value in a list: unwrap that one
-    level, keep block lists (lists of objects) and drop the line markers."""
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if k.startswith("__"):
-                continue
-            if isinstance(v, list) and len(v) == 1 and not isinstance(v[0], dict):
-                v = v[0]
-            out[k] = norm(v)
-        return out
-    if isinstance(value, list):
-        return [norm(v) for v in value]
-    return value
-
-
-def one(value: Any) -> Any:
-    """A block or object attribute given once: its single entry."""
-    return value[0] if isinstance(value, list) and len(value) == 1 else value
-
-
-@pytest.fixture(scope="module")
-def hcl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """Every root .tf file parsed by python-hcl2 (hcl2tojson), by file name."""
-    out = tmp_path_factory.mktemp("hcl")
-    parsed = {}
-    for tf in sorted(TF.glob("*.tf")):
-        target = out / f"{tf.stem}.json"
-        run(["hcl2tojson", str(tf), str(target)])
-        parsed[tf.name] = norm(json.loads(target.read_text()))
-    assert parsed
-    return parsed
-
-
-def blocks(hcl: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
-    """All blocks of one kind (variable, output, module, ...) by name."""
-    found: dict[str, Any] = {}
-    for doc in hcl.values():
-        for entry in doc.get(kind, []):
-            found.update(entry)
-    return found
-
-
-def resources(hcl: dict[str, dict[str, Any]], rtype: str) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for doc in hcl.values():
-        for entry in doc.get("resource", []):
-            found.update(entry.get(rtype, {}))
-    return found
 
 
 def test_terraform_fmt() -> None:
