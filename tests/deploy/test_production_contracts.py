@@ -120,7 +120,7 @@ def fake_kubectl(tmp_path: Path, status: str, refuse: str = "") -> tuple[dict[st
     real = run(["sh", "-c", "command -v kubectl"]).stdout.strip()
     log = tmp_path / "calls.log"
     script = tmp_path / "bin" / "kubectl"
-    script.parent.mkdir()
+    script.parent.mkdir(parents=True)
     script.write_text(
         f"""#!/usr/bin/env bash
 set -u
@@ -450,7 +450,8 @@ def test_alertmanager_pages_the_terraform_topic(
     arn = sns["topic_arn"].split(":")
     variables = {k: v.get("default") for k, v in blocks(hcl, "variable").items()}
     topic = parse_tf(TF / "modules" / "cloudwatch-alarms" / "sns.tf", tmp_path)
-    topic_name = one(topic["resource"][0]["aws_sns_topic"]["alarms"])["name"]
+    topics = {k: v for r in topic["resource"] for k, v in r.get("aws_sns_topic", {}).items()}
+    topic_name = topics["alarms"]["name"]
     assert arn[5] == topic_name.replace("${var.name}", variables["name"])
     assert arn[3] == sns["sigv4"]["region"] == variables["region"]
     policy = policy_docs(hcl)["alertmanager"]
@@ -642,7 +643,7 @@ def test_elasticache_alarms_and_a_tls_exporter(
     ReplicationLag. redis_exporter README: rediss:// addresses connect with
     TLS; ElastiCache with transit_encryption_mode required refuses plain TCP."""
     parsed = parse_tf(TF / "modules" / "cloudwatch-alarms" / "elasticache.tf", tmp_path)
-    metrics = one(parsed["locals"])["redis_metrics"]
+    metrics = one(one(parsed["locals"])["redis_metrics"])
     assert {m["metric"] for m in metrics.values()} == {
         "EngineCPUUtilization",
         "DatabaseMemoryUsagePercentage",

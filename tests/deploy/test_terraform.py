@@ -22,6 +22,7 @@ ALARMS_INPUTS = {
     "target_group_arn_suffix",
     "alarm_emails",
     "node_asg_names",
+    "redis_cluster_ids",
 }
 
 
@@ -38,7 +39,8 @@ def test_variables_and_outputs_are_described(hcl: dict[str, dict[str, Any]]) -> 
         assert "type" in v, f"variable {name} has no type"
     for name, o in blocks(hcl, "output").items():
         assert len(o.get("description", "")) > 10, f"output {name} has no description"
-    assert blocks(hcl, "output")["redis_auth_token"]["sensitive"] is True
+    # The Redis auth token is no output: it goes to Secrets Manager (secrets.tf).
+    assert not [n for n in blocks(hcl, "output") if "token" in n or "password" in n]
 
 
 def test_community_modules(hcl: dict[str, dict[str, Any]]) -> None:
@@ -94,19 +96,22 @@ def test_ci_role_is_oidc_and_least_privilege(hcl: dict[str, dict[str, Any]]) -> 
     for doc in hcl.values():
         for entry in doc.get("data", []):
             docs.update(entry.get("aws_iam_policy_document", {}))
-    trust = one(docs["ci_trust"]["statement"])
-    assert trust["actions"] == ["sts:AssumeRoleWithWebIdentity"]
-    conditions = {c["variable"]: c for c in trust["condition"]}
-    assert one(trust["principals"])["type"] == "Federated"
-    assert conditions["token.actions.githubusercontent.com:aud"]["values"] == ["sts.amazonaws.com"]
-    sub = conditions["token.actions.githubusercontent.com:sub"]
-    assert sub["test"] == "StringEquals", "no wildcards in the subject"
-    assert all(v.startswith("repo:${var.github_repo}:") for v in sub["values"])
-    assert not [v for v in sub["values"] if "*" in v]
-    for statement in docs["ci"]["statement"]:
-        if statement["resources"] == ["*"]:
-            assert statement["actions"] == ["ecr:GetAuthorizationToken"]
-        assert not [a for a in statement["actions"] if a.endswith("*")]
+    for name in ("ci_push_trust", "ci_deploy_trust"):
+        trust = one(docs[name]["statement"])
+        assert trust["actions"] == ["sts:AssumeRoleWithWebIdentity"]
+        conditions = {c["variable"]: c for c in trust["condition"]}
+        assert one(trust["principals"])["type"] == "Federated"
+        aud = conditions["token.actions.githubusercontent.com:aud"]
+        assert aud["values"] == ["sts.amazonaws.com"]
+        sub = conditions["token.actions.githubusercontent.com:sub"]
+        assert sub["test"] == "StringEquals", "no wildcards in the subject"
+        assert all(v.startswith("repo:${var.github_repo}:") for v in sub["values"])
+        assert not [v for v in sub["values"] if "*" in v]
+    for name in ("ci_push", "ci_deploy"):
+        for statement in docs[name]["statement"]:
+            if statement["resources"] == ["*"]:
+                assert statement["actions"] == ["ecr:GetAuthorizationToken"]
+            assert not [a for a in statement["actions"] if a.endswith("*")]
     # No long-lived keys anywhere.
     assert not resources(hcl, "aws_iam_access_key") and not resources(hcl, "aws_iam_user")
 
