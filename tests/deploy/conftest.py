@@ -19,7 +19,7 @@ def rendered_text() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def rendered(rendered_text: dict[str, str]) -> dict[str, list[dict]]:
+def rendered(rendered_text: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
     return {o: [d for d in yaml.safe_load_all(text) if d] for o, text in rendered_text.items()}
 
 
@@ -32,7 +32,7 @@ def rendered_dir(rendered_text: dict[str, str], tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture(scope="session")
-def checkov_reports(rendered_dir: Path) -> dict[str, dict]:
+def checkov_reports(rendered_dir: Path) -> dict[str, dict[str, Any]]:
     """checkov once per framework (each over one directory), reused by the tests."""
     return {
         "kubernetes": checkov(rendered_dir, "kubernetes"),

@@ -70,7 +70,7 @@ def run(
     return proc
 
 
-def find(docs: list[dict], kind: str, name: str | None = None) -> dict:
+def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
     matches = [
         d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
     ]
@@ -78,11 +78,11 @@ def find(docs: list[dict], kind: str, name: str | None = None) -> dict:
     return matches[0]
 
 
-def find_all(docs: list[dict], kind: str) -> list[dict]:
+def find_all(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
 
-def workload(docs: list[dict]) -> dict:
+def workload(docs: list[dict[str, Any]]) -> dict[str, Any]:
     """The pingpong Deployment (dev) or Rollout (prod overlays)."""
     found = [
         d
@@ -93,12 +93,12 @@ def workload(docs: list[dict]) -> dict:
     return found[0]
 
 
-def app_container(docs: list[dict]) -> dict:
+def app_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
     containers = workload(docs)["spec"]["template"]["spec"]["containers"]
     return next(c for c in containers if c["name"] == "pingpong")
 
 
-def checkov(target: Path, framework: str) -> dict:
+def checkov(target: Path, framework: str) -> dict[str, Any]:
     """One checkov run over a directory; the JSON report of that framework."""
     proc = run(
         [
@@ -116,7 +116,7 @@ def checkov(target: Path, framework: str) -> dict:
         env={"BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
         timeout=600,
     )
-    report = json.loads(proc.stdout)
+    report: dict[str, Any] | list[dict[str, Any]] = json.loads(proc.stdout)
     if isinstance(report, list):
         report = next(r for r in report if r.get("check_type") == framework)
     return report

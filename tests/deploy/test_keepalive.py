@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ from .helpers import find, workload
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: pingpong\r\n\r\n"
 
 
-def alb_idle_timeout(ingress: dict) -> int:
+def alb_idle_timeout(ingress: dict[str, Any]) -> int:
     attributes = ingress["metadata"]["annotations"][
         "alb.ingress.kubernetes.io/load-balancer-attributes"
     ]
@@ -81,7 +82,7 @@ def pingpong_port() -> Iterator[int]:
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
 def test_alb_idle_timeout_is_below_the_servers(
-    rendered: dict[str, list[dict]], overlay: str
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
     idle = alb_idle_timeout(find(rendered[overlay], "Ingress", "pingpong"))
     # Strictly below, with a margin for the timers' different start points.
@@ -92,7 +93,7 @@ def test_alb_idle_timeout_is_below_the_servers(
 
 
 def test_idle_connection_outlives_the_alb_idle_timeout(
-    rendered: dict[str, list[dict]], pingpong_port: int
+    rendered: dict[str, list[dict[str, Any]]], pingpong_port: int
 ) -> None:
     """One request, idle one second longer than the ALB would, then a second
     request on the same connection: the server must still answer it."""

@@ -55,7 +55,7 @@ def cpu_millicores(quantity: str) -> int:
 
 
 def test_alb_release_uses_ping_pong_and_verified_target_groups(
-    rendered: dict[str, list[dict]], hcl: dict[str, dict[str, Any]]
+    rendered: dict[str, list[dict[str, Any]]], hcl: dict[str, dict[str, Any]]
 ) -> None:
     """aws-load-balancer-controller docs/deploy/pod_readiness_gate.md: the
     readiness gate is injected by a webhook at pod creation, only for pods an
@@ -98,7 +98,7 @@ def test_alb_release_uses_ping_pong_and_verified_target_groups(
 
 @pytest.mark.parametrize("overlay", ["dev", "prod", "prod-bluegreen"])
 def test_no_replica_count_where_an_hpa_owns_it(
-    rendered: dict[str, list[dict]], overlay: str
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
     """Kubernetes docs, "Horizontal Pod Autoscaling / Migrating Deployments
     and StatefulSets to horizontal autoscaling": remove spec.replicas, or
@@ -174,7 +174,7 @@ def test_deploy_script_timeout_is_stuck(tmp_path: Path) -> None:
     assert proc.returncode == 3 and "stuck" in proc.stderr
 
 
-def test_rollouts_abort_on_progress_deadline(rendered: dict[str, list[dict]]) -> None:
+def test_rollouts_abort_on_progress_deadline(rendered: dict[str, list[dict[str, Any]]]) -> None:
     """argo-rollouts docs/features/specification.md: progressDeadlineAbort
     aborts the update when progressDeadlineSeconds passes; without it the
     rollout is only marked degraded, traffic stays split."""
@@ -206,7 +206,7 @@ def test_a_refused_podmonitor_changes_nothing(tmp_path: Path) -> None:
 
 
 def test_deployers_may_write_podmonitors_and_externalsecrets(
-    rendered: dict[str, list[dict]],
+    rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
     prod = rendered["prod"]
     role = find(prod, "ClusterRole", "pingpong-deployer-extras")
@@ -231,7 +231,7 @@ def test_deployers_may_write_podmonitors_and_externalsecrets(
 
 @pytest.mark.parametrize("overlay", ["prod", "prod-bluegreen"])
 def test_topology_spread_counts_each_version_alone(
-    rendered: dict[str, list[dict]], overlay: str
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
     """Kubernetes docs, "Pod Topology Spread Constraints": matchLabelKeys adds
     the incoming pod's values of those labels to the selector, so blue's pods
@@ -246,7 +246,7 @@ def test_topology_spread_counts_each_version_alone(
 
 
 def test_capacity_holds_a_release_at_peak(
-    rendered: dict[str, list[dict]], hcl: dict[str, dict[str, Any]]
+    rendered: dict[str, list[dict[str, Any]]], hcl: dict[str, dict[str, Any]]
 ) -> None:
     """setCanaryScale weight 100 runs both versions at full size (Argo
     Rollouts canary docs, "Mimicking Rolling Update"/setCanaryScale), the HPA
@@ -285,7 +285,7 @@ def test_capacity_holds_a_release_at_peak(
 # -- 7. analysis at low traffic --------------------------------------------
 
 
-def success_rate_query(template: dict, canary: str, stable: str) -> str:
+def success_rate_query(template: dict[str, Any], canary: str, stable: str) -> str:
     args = {a["name"]: a.get("value", "") for a in template["spec"]["args"]}
     args.update({"canary-hash": canary, "stable-hash": stable})
     query = template["spec"]["metrics"][0]["provider"]["prometheus"]["query"]
@@ -293,7 +293,7 @@ def success_rate_query(template: dict, canary: str, stable: str) -> str:
 
 
 def test_success_rate_needs_a_sample_and_compares_with_stable(
-    rendered: dict[str, list[dict]], tmp_path: Path
+    rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     """argo-rollouts docs/features/analysis.md: a measurement matching neither
     successCondition nor failureCondition is Inconclusive, which pauses the
@@ -359,7 +359,9 @@ def test_success_rate_needs_a_sample_and_compares_with_stable(
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod", "prod-bluegreen"])
-def test_service_ports_equal_container_ports(rendered: dict[str, list[dict]], overlay: str) -> None:
+def test_service_ports_equal_container_ports(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
     """amazon-vpc-cni / aws-network-policy-agent (EKS user guide, "Restrict
     Pod network traffic with Kubernetes network policies", considerations):
     for traffic to a Service, the agent matches the policy's port against
@@ -383,7 +385,7 @@ def test_service_ports_equal_container_ports(rendered: dict[str, list[dict]], ov
 
 
 def test_monitoring_objects_ship_to_the_cluster(
-    rendered: dict[str, list[dict]], tmp_path: Path
+    rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     """kube-prometheus-stack values.yaml: Prometheus selects only objects with
     the release label unless *SelectorNilUsesHelmValues is false, retention
@@ -422,7 +424,9 @@ def test_monitoring_objects_ship_to_the_cluster(
     assert kps["defaultRules"]["rules"]["general"] is True  # the chart's Watchdog
 
 
-def test_prometheus_yml_scrapes_a_service_that_exists(rendered: dict[str, list[dict]]) -> None:
+def test_prometheus_yml_scrapes_a_service_that_exists(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
     config = yaml.safe_load((MONITORING / "prometheus" / "prometheus.yml").read_text())
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "pingpong")
     (sd,) = job["dns_sd_configs"]
@@ -568,7 +572,7 @@ def test_push_and_deploy_roles_are_split(hcl: dict[str, dict[str, Any]]) -> None
 
 
 def test_redis_url_comes_from_secrets_manager(
-    rendered: dict[str, list[dict]], hcl: dict[str, dict[str, Any]]
+    rendered: dict[str, list[dict[str, Any]]], hcl: dict[str, dict[str, Any]]
 ) -> None:
     """External Secrets Operator, AWS Secrets Manager provider: an
     ExternalSecret's remoteRef.key/property select the secret and JSON key;
