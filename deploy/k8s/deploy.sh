@@ -11,11 +11,23 @@
 # The overlay is rendered with IMAGE in the pingpong container, without
 # touching the working tree, then applied (objects labelled
 # app.kubernetes.io/component=bootstrap, the Namespace and RBAC, are left to
-# a cluster admin). With a Rollout it then follows the steps until the new
-# version is stable, or the analysis aborts it.
+# a cluster admin). The order makes a refusal harmless: first a server-side
+# dry run of everything (RBAC, admission policies and schemas are checked by
+# the API server, nothing changes), then every object but the workload
+# (PodMonitor, AnalysisTemplates, Services, ...), and the workload last, so
+# the release never starts without what watches and judges it. With a
+# Rollout it then follows the steps until the new version is stable, or the
+# release is aborted.
 #
-# Exit status: 0 the new version is stable; 1 the rollout was aborted or is
-# degraded; 2 usage error; 3 timed out (ROLLOUT_TIMEOUT seconds, default 1800).
+# Exit status:
+#   0  the new version is stable
+#   1  aborted: the analysis failed or the progress deadline passed, and all
+#      traffic is back on the stable version (nothing to do but fix forward)
+#   2  usage error
+#   3  stuck: degraded without an abort, or no outcome after ROLLOUT_TIMEOUT
+#      seconds (default 1800); traffic may be split, a human must decide
+#      (kubectl argo rollouts abort|promote pingpong -n pingpong)
+#   4  refused by the API server before anything changed (dry run)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -79,9 +91,31 @@ if $render_only; then
   exit 0
 fi
 
-kubectl apply -f "$work/rendered.yaml" --selector 'app.kubernetes.io/component!=bootstrap'
+# Split the render: the pingpong Rollout/Deployment, and everything else.
+: > "$work/workload.yaml"
+: > "$work/rest.yaml"
+awk -v workload="$work/workload.yaml" -v rest="$work/rest.yaml" '
+  function flush() {
+    if (doc == "") return
+    out = (doc ~ /(^|\n)kind: (Rollout|Deployment)\n/ && doc ~ /\n  name: pingpong\n/) ? workload : rest
+    printf "---\n%s", doc > out
+    doc = ""
+  }
+  /^---$/ { flush(); next }
+  { doc = doc $0 "\n" }
+  END { flush() }
+' "$work/rendered.yaml"
+[ -s "$work/workload.yaml" ] || { echo "no pingpong workload in $overlay" >&2; exit 2; }
 
-if ! grep -q '^kind: Rollout$' "$work/rendered.yaml"; then
+selector='app.kubernetes.io/component!=bootstrap'
+if ! kubectl apply --dry-run=server --selector "$selector" -f "$work/rest.yaml" -f "$work/workload.yaml"; then
+  echo "refused by the API server (dry run): nothing was changed" >&2
+  exit 4
+fi
+kubectl apply --selector "$selector" -f "$work/rest.yaml"
+kubectl apply --selector "$selector" -f "$work/workload.yaml"
+
+if ! grep -q '^kind: Rollout$' "$work/workload.yaml"; then
   kubectl -n "$namespace" rollout status "deployment/$name" --timeout "${timeout}s"
   exit 0
 fi
@@ -102,9 +136,16 @@ while :; do
     last=$line
   fi
   if [ "$gen" = "$observed" ]; then
-    if [ "$aborted" = "true" ] || [ "$phase" = "Degraded" ]; then
+    # status.abort is what sends the traffic back to stable (a failed
+    # analysis, or progressDeadlineAbort); Degraded without it is a release
+    # that stopped half-way.
+    if [ "$aborted" = "true" ]; then
       echo "rollout/$name aborted: traffic is back on the stable version ($stable)" >&2
       exit 1
+    fi
+    if [ "$phase" = "Degraded" ]; then
+      echo "rollout/$name stuck: degraded but not aborted; traffic may be split (canary weight ${weight:-0}%)" >&2
+      exit 3
     fi
     if [ "$phase" = "Healthy" ] && [ -n "$current" ] && [ "$current" = "$stable" ]; then
       echo "rollout/$name complete: $image is stable ($stable)"
@@ -112,7 +153,7 @@ while :; do
     fi
   fi
   if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "rollout/$name: no outcome after ${timeout}s" >&2
+    echo "rollout/$name stuck: no outcome after ${timeout}s; traffic may be split (canary weight ${weight:-0}%)" >&2
     exit 3
   fi
   sleep "$interval"

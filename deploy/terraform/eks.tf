@@ -10,6 +10,12 @@ module "eks" {
   subnet_ids               = module.vpc.private_subnets
   control_plane_subnet_ids = module.vpc.private_subnets
 
+  # Operators reach the public endpoint from var.cluster_endpoint_public_access_cidrs.
+  # CD does not: GitHub-hosted runners have no fixed addresses. The deploy job
+  # runs on a self-hosted runner inside this VPC (an Actions Runner Controller
+  # scale set in this cluster, deploy/k8s/addons/arc-runner-set-values.yaml;
+  # Jenkins: an agent in the VPC) and reaches the API through the private
+  # endpoint, which the node security group may call on 443 (module default).
   endpoint_public_access       = true
   endpoint_public_access_cidrs = var.cluster_endpoint_public_access_cidrs
   endpoint_private_access      = true
@@ -39,7 +45,7 @@ module "eks" {
       instance_types = var.node_instance_types
 
       min_size     = var.node_min_size
-      max_size     = var.node_max_size
+      max_size     = local.node_max_size
       desired_size = var.node_min_size
 
       # Nodes pull the pingpong image (and nothing else) from ECR.
@@ -49,11 +55,18 @@ module "eks" {
     }
   }
 
-  # The CI role may edit objects in the pingpong namespace only: EKS maps it
-  # to the group bound by deploy/k8s/base/rbac.yaml.
+  # Karpenter finds the nodes' security group by this tag (EC2NodeClass in
+  # deploy/k8s/addons/karpenter/nodepool.yaml).
+  node_security_group_tags = {
+    "karpenter.sh/discovery" = var.name
+  }
+
+  # Only the deploy role may edit objects in the pingpong namespace: EKS maps
+  # it to the group bound by deploy/k8s/base/rbac.yaml. The push role has no
+  # access entry: it cannot reach the cluster at all.
   access_entries = {
-    ci = {
-      principal_arn     = aws_iam_role.ci.arn
+    ci_deploy = {
+      principal_arn     = aws_iam_role.ci_deploy.arn
       kubernetes_groups = ["pingpong-deployers"]
     }
   }

@@ -1,11 +1,18 @@
 # The shared rate-limit store: Redis OSS with TLS in transit (rediss://), an
 # auth token, encryption at rest, one replica in another AZ with automatic
 # failover. pingpong reaches it as PINGPONG_STORAGE from the Secret
-# "pingpong-storage" (docs/deploy.md shows how to create it from the outputs).
+# "pingpong-storage", which External Secrets fills from Secrets Manager
+# (secrets.tf).
 
 resource "random_password" "redis_auth" {
   length  = 64
   special = false
+
+  # A new value of var.redis_auth_token_version makes a new token (rotation,
+  # see secrets.tf).
+  keepers = {
+    version = var.redis_auth_token_version
+  }
 }
 
 resource "aws_kms_key" "redis" {
@@ -47,7 +54,7 @@ resource "aws_elasticache_replication_group" "redis" {
   port                 = 6379
   parameter_group_name = "default.redis7"
 
-  num_cache_clusters         = 2
+  num_cache_clusters         = local.redis_nodes
   automatic_failover_enabled = true
   multi_az_enabled           = true
 
@@ -65,4 +72,12 @@ resource "aws_elasticache_replication_group" "redis" {
   snapshot_retention_limit   = 1
   auto_minor_version_upgrade = true
   apply_immediately          = false
+}
+
+# The member clusters of a cluster-mode-disabled group are named
+# <group id>-001, -002, ... (ElastiCache). Built from known values, not from
+# member_clusters, so that the alarms' for_each is known at the first plan.
+locals {
+  redis_nodes           = 2
+  redis_member_clusters = [for i in range(1, local.redis_nodes + 1) : format("%s-ratelimit-%03d", var.name, i)]
 }

@@ -1,8 +1,17 @@
-# CI/CD identity: GitHub Actions assumes this role through OIDC, no
-# long-lived keys. It may push to the one ECR repository and find the
-# cluster; inside the cluster it may edit the pingpong namespace only
-# (access entry in eks.tf + deploy/k8s/base/rbac.yaml). A Jenkins agent can
-# get the same rights by attaching aws_iam_policy.ci to its own role.
+# CI/CD identities: GitHub Actions assumes these roles through OIDC, no
+# long-lived keys. Two roles, because pushing and deploying are trusted
+# differently (GitHub docs, "Configuring OpenID Connect in Amazon Web
+# Services": the sub claim of a job in an environment is
+# repo:OWNER/REPO:environment:NAME, of any other job on main
+# repo:OWNER/REPO:ref:refs/heads/main):
+#   push   any job of a push to main: build, push to the one ECR repository,
+#          sign with the cosign KMS key (Jenkins; GitHub signs keylessly).
+#   deploy only jobs of the "production" environment, whose required
+#          reviewers GitHub enforces before the job gets a token: may find
+#          the cluster; inside it, edit the pingpong namespace only (access
+#          entry in eks.tf + deploy/k8s/base/rbac.yaml).
+# A Jenkins agent gets the same rights by attaching the two policies
+# (outputs ci_push_policy_arn, ci_deploy_policy_arn) to its own roles.
 
 resource "aws_iam_openid_connect_provider" "github" {
   count = var.create_github_oidc_provider ? 1 : 0
@@ -21,9 +30,9 @@ locals {
   github_oidc_provider_arn = var.create_github_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : data.aws_iam_openid_connect_provider.github[0].arn
 }
 
-data "aws_iam_policy_document" "ci_trust" {
+data "aws_iam_policy_document" "ci_push_trust" {
   statement {
-    sid     = "GitHubActionsOIDC"
+    sid     = "GitHubActionsMainBranch"
     actions = ["sts:AssumeRoleWithWebIdentity"]
 
     principals {
@@ -37,32 +46,63 @@ data "aws_iam_policy_document" "ci_trust" {
       values   = ["sts.amazonaws.com"]
     }
 
-    # Pushes to main (build + push) and the protected deploy environment.
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values = [
-        "repo:${var.github_repo}:ref:refs/heads/main",
-        "repo:${var.github_repo}:environment:${var.github_deploy_environment}",
-      ]
+      values   = ["repo:${var.github_repo}:ref:refs/heads/main"]
     }
   }
 }
 
-resource "aws_iam_role" "ci" {
-  name                 = "${var.name}-ci"
-  description          = "GitHub Actions (OIDC) for ${var.github_repo}: push images, deploy the Rollout"
-  assume_role_policy   = data.aws_iam_policy_document.ci_trust.json
+data "aws_iam_policy_document" "ci_deploy_trust" {
+  statement {
+    sid     = "GitHubActionsProductionEnvironment"
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+
+    principals {
+      type        = "Federated"
+      identifiers = [local.github_oidc_provider_arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+
+    # The environment only: a job on main without the environment (and its
+    # approval) cannot deploy.
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:sub"
+      values   = ["repo:${var.github_repo}:environment:${var.github_deploy_environment}"]
+    }
+  }
+}
+
+resource "aws_iam_role" "ci_push" {
+  name                 = "${var.name}-ci-push"
+  description          = "GitHub Actions (OIDC), pushes to main of ${var.github_repo}: build, push and sign images"
+  assume_role_policy   = data.aws_iam_policy_document.ci_push_trust.json
   max_session_duration = 3600
 }
 
-data "aws_iam_policy_document" "ci" {
+resource "aws_iam_role" "ci_deploy" {
+  name                 = "${var.name}-ci-deploy"
+  description          = "GitHub Actions (OIDC), environment ${var.github_deploy_environment} of ${var.github_repo}: deploy the Rollout"
+  assume_role_policy   = data.aws_iam_policy_document.ci_deploy_trust.json
+  max_session_duration = 3600
+}
+
+data "aws_iam_policy_document" "ci_push" {
   statement {
     sid       = "EcrLogin"
     actions   = ["ecr:GetAuthorizationToken"]
     resources = ["*"] # this action has no resource-level permissions
   }
 
+  # Push and pull of the one repository; signatures and attestations
+  # (cosign) are stored next to the image in it.
   statement {
     sid = "EcrPushPullOneRepository"
     actions = [
@@ -79,6 +119,15 @@ data "aws_iam_policy_document" "ci" {
     resources = [aws_ecr_repository.app.arn]
   }
 
+  # cosign sign --key awskms:///alias/<name>-cosign (Jenkins).
+  statement {
+    sid       = "CosignKmsSign"
+    actions   = ["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey"]
+    resources = [aws_kms_key.cosign.arn]
+  }
+}
+
+data "aws_iam_policy_document" "ci_deploy" {
   statement {
     sid       = "FindTheCluster"
     actions   = ["eks:DescribeCluster"]
@@ -86,13 +135,41 @@ data "aws_iam_policy_document" "ci" {
   }
 }
 
-resource "aws_iam_policy" "ci" {
-  name        = "${var.name}-ci"
-  description = "Push ${var.name} images to ECR and reach the ${var.name} EKS cluster"
-  policy      = data.aws_iam_policy_document.ci.json
+resource "aws_iam_policy" "ci_push" {
+  name        = "${var.name}-ci-push"
+  description = "Push and sign ${var.name} images in ECR"
+  policy      = data.aws_iam_policy_document.ci_push.json
 }
 
-resource "aws_iam_role_policy_attachment" "ci" {
-  role       = aws_iam_role.ci.name
-  policy_arn = aws_iam_policy.ci.arn
+resource "aws_iam_policy" "ci_deploy" {
+  name        = "${var.name}-ci-deploy"
+  description = "Reach the ${var.name} EKS cluster (namespace rights come from its access entry)"
+  policy      = data.aws_iam_policy_document.ci_deploy.json
+}
+
+resource "aws_iam_role_policy_attachment" "ci_push" {
+  role       = aws_iam_role.ci_push.name
+  policy_arn = aws_iam_policy.ci_push.arn
+}
+
+resource "aws_iam_role_policy_attachment" "ci_deploy" {
+  role       = aws_iam_role.ci_deploy.name
+  policy_arn = aws_iam_policy.ci_deploy.arn
+}
+
+# Image signing key for pipelines without a Sigstore identity (Jenkins):
+# cosign signs with it through KMS, the private key never leaves KMS, and
+# the Kyverno policy verifies with its public key
+# (deploy/k8s/components/prod/verify-images.yaml).
+resource "aws_kms_key" "cosign" {
+  description              = "${var.name}: cosign image signatures"
+  customer_master_key_spec = "ECC_NIST_P256"
+  key_usage                = "SIGN_VERIFY"
+  deletion_window_in_days  = 30
+  policy                   = data.aws_iam_policy_document.kms_account_admin.json
+}
+
+resource "aws_kms_alias" "cosign" {
+  name          = "alias/${var.name}-cosign"
+  target_key_id = aws_kms_key.cosign.key_id
 }

@@ -51,6 +51,8 @@ module "vpc" {
   }
   private_subnet_tags = {
     "kubernetes.io/role/internal-elb" = 1
+    # Karpenter launches nodes into these subnets (EC2NodeClass selector).
+    "karpenter.sh/discovery" = var.name
   }
 }
 
@@ -62,4 +64,5 @@ module "alarms" {
   target_group_arn_suffix = var.target_group_arn_suffix
   alarm_emails            = var.alarm_emails
   node_asg_names          = module.eks.eks_managed_node_groups_autoscaling_group_names
+  redis_cluster_ids       = local.redis_member_clusters
 }

@@ -23,14 +23,29 @@ output "ecr_repository_url" {
   value       = aws_ecr_repository.app.repository_url
 }
 
-output "ci_role_arn" {
-  description = "Role GitHub Actions assumes (repository variable AWS_CI_ROLE_ARN)."
-  value       = aws_iam_role.ci.arn
+output "ci_push_role_arn" {
+  description = "Role the push job assumes (repository variable AWS_PUSH_ROLE_ARN): ECR push, any job of a push to main."
+  value       = aws_iam_role.ci_push.arn
 }
 
-output "ci_policy_arn" {
-  description = "The CI permissions as a policy, to attach to a Jenkins agent role."
-  value       = aws_iam_policy.ci.arn
+output "ci_deploy_role_arn" {
+  description = "Role the deploy job assumes (repository variable AWS_DEPLOY_ROLE_ARN): environment production only."
+  value       = aws_iam_role.ci_deploy.arn
+}
+
+output "ci_push_policy_arn" {
+  description = "The push permissions as a policy, to attach to a Jenkins agent role."
+  value       = aws_iam_policy.ci_push.arn
+}
+
+output "ci_deploy_policy_arn" {
+  description = "The deploy permissions as a policy, to attach to the Jenkins deploy agent's role (plus an EKS access entry)."
+  value       = aws_iam_policy.ci_deploy.arn
+}
+
+output "cosign_key_uri" {
+  description = "cosign --key value of the image signing key (Jenkins); its public key goes into the Kyverno policy."
+  value       = "awskms:///${aws_kms_alias.cosign.name}"
 }
 
 output "redis_primary_endpoint" {
@@ -38,10 +53,9 @@ output "redis_primary_endpoint" {
   value       = aws_elasticache_replication_group.redis.primary_endpoint_address
 }
 
-output "redis_auth_token" {
-  description = "Auth token of the Redis group; goes into the Secret pingpong-storage, never into git."
-  value       = random_password.redis_auth.result
-  sensitive   = true
+output "redis_secret_name" {
+  description = "Secrets Manager secret with the Redis URL (ExternalSecret remoteRef key)."
+  value       = aws_secretsmanager_secret.redis.name
 }
 
 output "node_asg_names" {
@@ -52,4 +66,34 @@ output "node_asg_names" {
 output "aws_lb_controller_role_arn" {
   description = "IAM role of the AWS Load Balancer Controller (through EKS Pod Identity)."
   value       = module.aws_lb_controller_pod_identity.iam_role_arn
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic of every page: CloudWatch alarms and Alertmanager (sns_configs topic_arn)."
+  value       = module.alarms.sns_topic_arn
+}
+
+output "alertmanager_role_arn" {
+  description = "IAM role of Alertmanager (Pod Identity, monitoring/alertmanager): publish to the alarm topic."
+  value       = module.alertmanager_pod_identity.iam_role_arn
+}
+
+output "argo_rollouts_role_arn" {
+  description = "IAM role of the Argo Rollouts controller (Pod Identity): target-group verification."
+  value       = module.argo_rollouts_pod_identity.iam_role_arn
+}
+
+output "external_secrets_role_arn" {
+  description = "IAM role of External Secrets Operator (Pod Identity): read the Redis secret."
+  value       = module.external_secrets_pod_identity.iam_role_arn
+}
+
+output "karpenter_queue_name" {
+  description = "Interruption queue of Karpenter (Helm value settings.interruptionQueue)."
+  value       = module.karpenter.queue_name
+}
+
+output "node_group_max_size" {
+  description = "Max size of the managed node group: a release at peak fits (addons.tf)."
+  value       = local.node_max_size
 }

@@ -45,9 +45,33 @@ variable "node_min_size" {
 }
 
 variable "node_max_size" {
-  description = "Maximum number of nodes."
+  description = "Maximum number of nodes of the managed node group; raised to what a release at peak needs (addons.tf, local.node_max_size)."
   type        = number
-  default     = 6
+  default     = 9
+}
+
+variable "pingpong_max_replicas" {
+  description = "maxReplicas of the prod HPA (deploy/k8s/components/prod/patch-hpa.yaml); a release runs twice that many pods."
+  type        = number
+  default     = 12
+}
+
+variable "pingpong_cpu_request_millicores" {
+  description = "CPU request of one pingpong pod (deploy/k8s/base/deployment.yaml), in millicores."
+  type        = number
+  default     = 250
+}
+
+variable "node_pod_cpu_millicores" {
+  description = "CPU of one node left for pingpong pods after kubelet reservations and DaemonSets, in millicores (m7i.large: 1930 allocatable)."
+  type        = number
+  default     = 1500
+}
+
+variable "node_headroom" {
+  description = "Nodes beyond the release surge, for the add-ons (monitoring, controllers, runners)."
+  type        = number
+  default     = 3
 }
 
 variable "redis_node_type" {
@@ -68,7 +92,7 @@ variable "github_repo" {
 }
 
 variable "github_deploy_environment" {
-  description = "GitHub environment the deploy job runs in; only it and pushes to main may assume the CI role."
+  description = "GitHub environment the deploy job runs in; only its jobs may assume the deploy role."
   type        = string
   default     = "production"
 }
@@ -95,6 +119,12 @@ variable "target_group_arn_suffix" {
   description = "ARN suffix (targetgroup/NAME/ID) of the stable target group behind the ALB; empty until the first deploy."
   type        = string
   default     = ""
+}
+
+variable "redis_auth_token_version" {
+  description = "Change (e.g. increment) to rotate the Redis auth token; see secrets.tf."
+  type        = number
+  default     = 1
 }
 
 variable "tags" {

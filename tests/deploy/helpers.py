@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from pingpong_toolkit.commands import run
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
+TF = REPO / "deploy" / "terraform"
 OVERLAYS = ("dev", "prod", "prod-bluegreen")
 INSTALL_HINT = (
     "python3 -m venv .tools-venv && .tools-venv/bin/pip install -r tools/requirements.txt; "
@@ -39,7 +41,7 @@ def require(tool: str) -> str:
     return path
 
 
-def find(docs: list[dict], kind: str, name: str | None = None) -> dict:
+def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
     matches = [
         d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
     ]
@@ -47,11 +49,11 @@ def find(docs: list[dict], kind: str, name: str | None = None) -> dict:
     return matches[0]
 
 
-def find_all(docs: list[dict], kind: str) -> list[dict]:
+def find_all(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
 
-def workload(docs: list[dict]) -> dict:
+def workload(docs: list[dict[str, Any]]) -> dict[str, Any]:
     """The pingpong Deployment (dev) or Rollout (prod overlays)."""
     found = [
         d
@@ -62,12 +64,12 @@ def workload(docs: list[dict]) -> dict:
     return found[0]
 
 
-def app_container(docs: list[dict]) -> dict:
+def app_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
     containers = workload(docs)["spec"]["template"]["spec"]["containers"]
     return next(c for c in containers if c["name"] == "pingpong")
 
 
-def checkov(target: Path, framework: str) -> dict:
+def checkov(target: Path, framework: str) -> dict[str, Any]:
     """One checkov run over a directory; the JSON report of that framework."""
     proc = run(
         [
@@ -85,7 +87,46 @@ def checkov(target: Path, framework: str) -> dict:
         env={"BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
         timeout=600,
     )
-    report = json.loads(proc.stdout)
+    report: dict[str, Any] | list[dict[str, Any]] = json.loads(proc.stdout)
     if isinstance(report, list):
         report = next(r for r in report if r.get("check_type") == framework)
     return report
+
+
+def norm(value: Any) -> Any:
+    """hcl2tojson wraps every attribute value in a list: unwrap that one
+    level, keep block lists (lists of objects) and drop the line markers."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k.startswith("__"):
+                continue
+            if isinstance(v, list) and len(v) == 1 and not isinstance(v[0], dict):
+                v = v[0]
+            out[k] = norm(v)
+        return out
+    if isinstance(value, list):
+        return [norm(v) for v in value]
+    return value
+
+
+def one(value: Any) -> Any:
+    """A block or object attribute given once: its single entry."""
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+def blocks(hcl: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
+    """All blocks of one kind (variable, output, module, ...) by name."""
+    found: dict[str, Any] = {}
+    for doc in hcl.values():
+        for entry in doc.get(kind, []):
+            found.update(entry)
+    return found
+
+
+def resources(hcl: dict[str, dict[str, Any]], rtype: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for doc in hcl.values():
+        for entry in doc.get("resource", []):
+            found.update(entry.get(rtype, {}))
+    return found

@@ -34,7 +34,14 @@ def test_terraform_outputs_exist() -> None:
     named = set(re.findall(r"output -raw (\w+)", text)) | set(
         re.findall(r"terraform output (\w+)", text)
     )
-    assert {"cluster_name", "ecr_repository_url", "redis_auth_token", "ci_role_arn"} <= named
+    assert {
+        "cluster_name",
+        "ecr_repository_url",
+        "redis_secret_name",
+        "ci_push_role_arn",
+        "ci_deploy_role_arn",
+        "alarm_topic_arn",
+    } <= named
     for name in named:
         assert f'output "{name}"' in outputs, name
 

@@ -63,7 +63,7 @@ def test_overlay_renders(rendered: dict[str, list[dict]], overlay: str) -> None:
     }
     assert expected <= kinds, f"missing kinds: {expected - kinds}"
     for d in rendered[overlay]:
-        if d["kind"] != "Namespace":
+        if d["kind"] not in ("Namespace", "ClusterRole"):  # cluster-scoped
             assert d["metadata"].get("namespace") == "pingpong", (
                 f"{d['kind']}/{d['metadata']['name']}"
             )
@@ -76,7 +76,9 @@ def test_kubernetes_validate_strict(rendered_dir: Path) -> None:
     # Only the CRDs may be skipped; validate-crds.mjs covers them.
     for line in proc.stdout.splitlines() + proc.stderr.splitlines():
         if "Couldn't find schema" in line:
-            assert re.search(r"api version (argoproj\.io|monitoring\.coreos\.com)/", line), line
+            assert re.search(
+                r"api version (argoproj\.io|monitoring\.coreos\.com|external-secrets\.io)/", line
+            ), line
 
 
 def test_crds_validate_against_their_schemas(rendered_dir: Path) -> None:
@@ -221,7 +223,8 @@ def test_prod_is_a_rollout_with_at_least_three_replicas_over_zones(
         docs = rendered[overlay]
         rollout = workload(docs)
         assert rollout["kind"] == "Rollout" and rollout["apiVersion"] == "argoproj.io/v1alpha1"
-        assert rollout["spec"]["replicas"] >= 3
+        # The HPA owns the count (issue 14, item 3): no replicas to reset it.
+        assert "replicas" not in rollout["spec"]
         hpa = find(docs, "HorizontalPodAutoscaler", "pingpong")["spec"]
         assert hpa["minReplicas"] >= 3 and hpa["maxReplicas"] > hpa["minReplicas"]
         assert hpa["scaleTargetRef"] == {
@@ -274,7 +277,7 @@ def test_selectors_match_the_pods(rendered: dict[str, list[dict]], overlay: str)
             assert svc["spec"]["ports"][0]["targetPort"] == "http"
     pdb = find(docs, "PodDisruptionBudget", "pingpong")["spec"]
     assert pdb["selector"]["matchLabels"].items() <= pod_labels.items()
-    replicas = w["spec"]["replicas"]
+    replicas = find(docs, "HorizontalPodAutoscaler", "pingpong")["spec"]["minReplicas"]
     assert pdb.get("maxUnavailable", 0) == 1 and replicas >= 2
 
 
@@ -338,7 +341,10 @@ def test_vpc_cidr_agrees_with_terraform(rendered: dict[str, list[dict]]) -> None
 
 
 def test_kustomize_sources_are_tidy() -> None:
-    """Every file under deploy/k8s is used by some kustomization (no strays)."""
+    """Every file under deploy/k8s is used by some kustomization (no strays).
+    addons/ (Helm values, Karpenter objects) and policies/ (the Kyverno policy)
+    are applied on their own in docs/deploy.md and checked in
+    test_production_contracts.py."""
     referenced: set[Path] = set()
     for k in K8S.rglob("kustomization.yaml"):
         data = yaml.safe_load(k.read_text())
@@ -352,6 +358,8 @@ def test_kustomize_sources_are_tidy() -> None:
             for f in g.get("files", []):
                 referenced.add((k.parent / f.split("=")[-1]).resolve())
     for f in K8S.rglob("*.yaml"):
+        if f.relative_to(K8S).parts[0] in ("addons", "policies"):
+            continue
         assert f.resolve() in referenced or f.resolve().parent in referenced, (
             f"unused: {f.relative_to(REPO)}"
         )

@@ -68,9 +68,16 @@ def test_no_long_lived_aws_keys(workflows: dict[str, dict[str, Any]]) -> None:
     for path in [*WORKFLOWS.glob("*.y*ml"), REPO / "Jenkinsfile"]:
         text = path.read_text()
         assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text, path.name
-    for _, step in steps(workflows["main.yaml"]):
-        if "configure-aws-credentials" in step.get("uses", ""):
-            assert step["with"]["role-to-assume"] == "${{ vars.AWS_CI_ROLE_ARN }}"
+    # One role per job: pushing and deploying are trusted differently (issue 14, item 15).
+    roles = {
+        job: step["with"]["role-to-assume"]
+        for job, step in steps(workflows["main.yaml"])
+        if "configure-aws-credentials" in step.get("uses", "")
+    }
+    assert roles == {
+        "push": "${{ vars.AWS_PUSH_ROLE_ARN }}",
+        "deploy": "${{ vars.AWS_DEPLOY_ROLE_ARN }}",
+    }
 
 
 def test_pull_requests_lint_test_build_and_scan(workflows: dict[str, dict[str, Any]]) -> None:
@@ -153,10 +160,11 @@ def test_jenkinsfile_lints_and_has_the_same_stages(tmp_path: Path) -> None:
         "Build image",
         "Scan image",
         "Push to ECR",
+        "SBOM, sign, attest",
         "Deploy (Argo Rollout)",
     ]
     assert "make test" in text and 'deploy/k8s/deploy.sh "$(cat image.ref)"' in text
-    assert text.count("when { branch 'main' }") == 2
+    assert text.count("when { branch 'main' }") == 3
     assert "credentials(" not in text, "no stored credentials: the agent's IAM role is used"
 
 
@@ -190,7 +198,7 @@ def test_deploy_script_renders_the_image_into_the_rollout() -> None:
         for d in docs
         if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "bootstrap"
     }
-    assert bootstrap == {"Namespace", "RoleBinding"}
+    assert bootstrap == {"Namespace", "RoleBinding", "ClusterRole"}
     dev = run(
         [
             str(DEPLOY_SH),

@@ -12,71 +12,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from .helpers import REPO, run
+from .helpers import REPO, TF, blocks, one, resources, run
 
-TF = REPO / "deploy" / "terraform"
 ALARMS_INPUTS = {
     "name",
     "alb_arn_suffix",
     "target_group_arn_suffix",
     "alarm_emails",
     "node_asg_names",
+    "redis_cluster_ids",
 }
-
-
-def norm(value: Any) -> Any:
-    """hcl2tojson wraps every attribute value in a list: unwrap that one
-    level, keep block lists (lists of objects) and drop the line markers."""
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if k.startswith("__"):
-                continue
-            if isinstance(v, list) and len(v) == 1 and not isinstance(v[0], dict):
-                v = v[0]
-            out[k] = norm(v)
-        return out
-    if isinstance(value, list):
-        return [norm(v) for v in value]
-    return value
-
-
-def one(value: Any) -> Any:
-    """A block or object attribute given once: its single entry."""
-    return value[0] if isinstance(value, list) and len(value) == 1 else value
-
-
-@pytest.fixture(scope="module")
-def hcl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """Every root .tf file parsed by python-hcl2 (hcl2tojson), by file name."""
-    out = tmp_path_factory.mktemp("hcl")
-    parsed = {}
-    for tf in sorted(TF.glob("*.tf")):
-        target = out / f"{tf.stem}.json"
-        run(["hcl2tojson", str(tf), str(target)])
-        parsed[tf.name] = norm(json.loads(target.read_text()))
-    assert parsed
-    return parsed
-
-
-def blocks(hcl: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
-    """All blocks of one kind (variable, output, module, ...) by name."""
-    found: dict[str, Any] = {}
-    for doc in hcl.values():
-        for entry in doc.get(kind, []):
-            found.update(entry)
-    return found
-
-
-def resources(hcl: dict[str, dict[str, Any]], rtype: str) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for doc in hcl.values():
-        for entry in doc.get("resource", []):
-            found.update(entry.get(rtype, {}))
-    return found
 
 
 def test_terraform_fmt() -> None:
@@ -92,7 +39,8 @@ def test_variables_and_outputs_are_described(hcl: dict[str, dict[str, Any]]) -> 
         assert "type" in v, f"variable {name} has no type"
     for name, o in blocks(hcl, "output").items():
         assert len(o.get("description", "")) > 10, f"output {name} has no description"
-    assert blocks(hcl, "output")["redis_auth_token"]["sensitive"] is True
+    # The Redis auth token is no output: it goes to Secrets Manager (secrets.tf).
+    assert not [n for n in blocks(hcl, "output") if "token" in n or "password" in n]
 
 
 def test_community_modules(hcl: dict[str, dict[str, Any]]) -> None:
@@ -148,19 +96,22 @@ def test_ci_role_is_oidc_and_least_privilege(hcl: dict[str, dict[str, Any]]) -> 
     for doc in hcl.values():
         for entry in doc.get("data", []):
             docs.update(entry.get("aws_iam_policy_document", {}))
-    trust = one(docs["ci_trust"]["statement"])
-    assert trust["actions"] == ["sts:AssumeRoleWithWebIdentity"]
-    conditions = {c["variable"]: c for c in trust["condition"]}
-    assert one(trust["principals"])["type"] == "Federated"
-    assert conditions["token.actions.githubusercontent.com:aud"]["values"] == ["sts.amazonaws.com"]
-    sub = conditions["token.actions.githubusercontent.com:sub"]
-    assert sub["test"] == "StringEquals", "no wildcards in the subject"
-    assert all(v.startswith("repo:${var.github_repo}:") for v in sub["values"])
-    assert not [v for v in sub["values"] if "*" in v]
-    for statement in docs["ci"]["statement"]:
-        if statement["resources"] == ["*"]:
-            assert statement["actions"] == ["ecr:GetAuthorizationToken"]
-        assert not [a for a in statement["actions"] if a.endswith("*")]
+    for name in ("ci_push_trust", "ci_deploy_trust"):
+        trust = one(docs[name]["statement"])
+        assert trust["actions"] == ["sts:AssumeRoleWithWebIdentity"]
+        conditions = {c["variable"]: c for c in trust["condition"]}
+        assert one(trust["principals"])["type"] == "Federated"
+        aud = conditions["token.actions.githubusercontent.com:aud"]
+        assert aud["values"] == ["sts.amazonaws.com"]
+        sub = conditions["token.actions.githubusercontent.com:sub"]
+        assert sub["test"] == "StringEquals", "no wildcards in the subject"
+        assert all(v.startswith("repo:${var.github_repo}:") for v in sub["values"])
+        assert not [v for v in sub["values"] if "*" in v]
+    for name in ("ci_push", "ci_deploy"):
+        for statement in docs[name]["statement"]:
+            if statement["resources"] == ["*"]:
+                assert statement["actions"] == ["ecr:GetAuthorizationToken"]
+            assert not [a for a in statement["actions"] if a.endswith("*")]
     # No long-lived keys anywhere.
     assert not resources(hcl, "aws_iam_access_key") and not resources(hcl, "aws_iam_user")
 

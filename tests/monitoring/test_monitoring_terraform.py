@@ -9,10 +9,10 @@ from . import helpers as mh
 
 # What deploy/terraform passes to the module; these inputs must stay, required,
 # and every other input needs a default.
+# alb_arn_suffix / target_group_arn_suffix default to "" (no ALB alarms before
+# the ALB exists), redis_cluster_ids to [] (issue 14, items 13 and 18).
 REQUIRED_INPUTS = {
     "name",
-    "alb_arn_suffix",
-    "target_group_arn_suffix",
     "alarm_emails",
     "node_asg_names",
 }
@@ -76,7 +76,8 @@ def test_alarms_the_issue_asks_for():
         text,
         re.MULTILINE | re.DOTALL,
     )
-    assert len(alarms) == 4
+    # 3 ALB alarms, the node status check, the ElastiCache alarms (for_each).
+    assert len(alarms) == 5
     for name, body in alarms:
         assert "alarm_actions" in body and "ok_actions" in body, name
 

@@ -77,6 +77,7 @@ def node_lost(topology: Topology) -> tuple[Callable[[], None], Callable[[], None
 
 def failover(topology: Topology) -> tuple[Callable[[], None], Callable[[], None]]:
     assert isinstance(topology, RedisSentinel)
+
     def promote() -> None:
         topology.failover()
 

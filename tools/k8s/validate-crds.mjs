@@ -5,7 +5,8 @@
 //   node tools/k8s/validate-crds.mjs rendered.yaml [more.yaml ...]
 //
 // kubernetes-validate checks the built-in kinds and skips CRDs; this covers
-// the CRDs we ship (Argo Rollouts, Prometheus Operator) in two passes:
+// the CRDs we ship (Argo Rollouts, Prometheus Operator, External Secrets,
+// Karpenter) in two passes:
 //   1. the models' JSON-schema validators (types, enums, required fields);
 //   2. a TypeScript type check of each document against the models' type
 //      declarations, which rejects unknown fields (a typo such as
@@ -24,7 +25,18 @@ const MODELS = {
   "argoproj.io/v1alpha1/AnalysisTemplate": "@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1/AnalysisTemplate",
   "argoproj.io/v1alpha1/ClusterAnalysisTemplate": "@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1/ClusterAnalysisTemplate",
   "monitoring.coreos.com/v1/PodMonitor": "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor",
+  "monitoring.coreos.com/v1/PrometheusRule": "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule",
+  "monitoring.coreos.com/v1/Probe": "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/Probe",
+  "monitoring.coreos.com/v1/ServiceMonitor": "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor",
+  "karpenter.sh/v1/NodePool": "@kubernetes-models/karpenter/karpenter.sh/v1/NodePool",
+  "karpenter.k8s.aws/v1/EC2NodeClass": "@kubernetes-models/karpenter/karpenter.k8s.aws/v1/EC2NodeClass",
+  // The models know external-secrets.io/v1beta1 only; v1 (served since ESO
+  // 0.16, v1beta1 deprecated) has the same fields for what we use, so v1
+  // documents are checked against the v1beta1 schema (see SCHEMA_VERSION).
+  "external-secrets.io/v1/ExternalSecret": "@kubernetes-models/external-secrets/external-secrets.io/v1beta1/ExternalSecret",
+  "external-secrets.io/v1/SecretStore": "@kubernetes-models/external-secrets/external-secrets.io/v1beta1/SecretStore",
 };
+const SCHEMA_VERSION = { "external-secrets.io/v1": "external-secrets.io/v1beta1" };
 
 function isBuiltIn(doc) {
   const group = doc.apiVersion.includes("/") ? doc.apiVersion.split("/")[0] : "";
@@ -44,6 +56,10 @@ for (const file of args) {
     if (doc && !isBuiltIn(doc)) docs.push(doc);
   }
 }
+const schemaDoc = (doc) =>
+  SCHEMA_VERSION[doc.apiVersion] ? { ...doc, apiVersion: SCHEMA_VERSION[doc.apiVersion] } : doc;
+{
+}
 
 const errors = new Map(); // index -> [messages]
 const fail = (i, msg) => errors.set(i, [...(errors.get(i) ?? []), msg]);
@@ -58,7 +74,7 @@ for (const [i, doc] of docs.entries()) {
   }
   const mod = await import(spec);
   try {
-    new mod[doc.kind](doc).validate();
+    new mod[doc.kind](schemaDoc(doc)).validate();
   } catch (err) {
     fail(i, err.message);
   }
@@ -72,12 +88,13 @@ if (checkable.length > 0) {
   const lines = [];
   const lineOf = new Map();
   for (const [i, spec] of checkable) {
-    const dts = fileURLToPath(import.meta.resolve(spec));
+    // A package with .mjs entry points ships .d.ts next to the .js ones.
+    const dts = fileURLToPath(import.meta.resolve(spec)).replace(/\.mjs$/, ".js");
     lines.push(`import type { I${docs[i].kind} as T${i} } from ${JSON.stringify(dts)};`);
   }
   for (const [i] of checkable) {
     lineOf.set(lines.length, i);
-    lines.push(`export const doc${i}: T${i} = ${JSON.stringify(docs[i])};`);
+    lines.push(`export const doc${i}: T${i} = ${JSON.stringify(schemaDoc(docs[i]))};`);
   }
   writeFileSync(file, lines.join("\n") + "\n");
   const program = ts.createProgram([file], {

@@ -5,6 +5,14 @@
 locals {
   alarm_topic = [aws_sns_topic.alarms.arn]
   alb_ns      = "AWS/ApplicationELB"
+
+  # The ALB is made by the AWS Load Balancer Controller at the first deploy,
+  # after the first apply. CloudWatch rejects a PutMetricAlarm whose
+  # dimension value is empty (InvalidParameterValue: dimension values must
+  # be 1-1024 characters), so until both suffixes are known these alarms are
+  # not created at all; docs/deploy.md step 9 sets them and applies again.
+  alb_known = var.alb_arn_suffix != "" && var.target_group_arn_suffix != ""
+  alb_count = local.alb_known ? 1 : 0
 }
 
 # 5xx share of the requests, by metric math:
@@ -18,6 +26,8 @@ locals {
 # All three metrics use the LoadBalancer dimension: HTTPCode_ELB_5XX_Count has
 # no TargetGroup dimension, and the load balancer serves pingpong alone.
 resource "aws_cloudwatch_metric_alarm" "alb_5xx_ratio" {
+  count = local.alb_count
+
   alarm_name          = "${var.name}-alb-5xx-ratio"
   alarm_description   = "More than ${var.error_ratio_threshold_percent} % of the requests to ${var.name} got a 5xx (target or load balancer) in 3 of the last 5 minutes. Runbook: docs/runbooks.md#cloudwatch-alb-5xx-ratio"
   comparison_operator = "GreaterThanThreshold"
@@ -85,6 +95,8 @@ resource "aws_cloudwatch_metric_alarm" "alb_5xx_ratio" {
 # p99 of the time from the load balancer sending a request to pingpong until
 # the response starts. No request means no data, which is not a breach.
 resource "aws_cloudwatch_metric_alarm" "alb_p99_latency" {
+  count = local.alb_count
+
   alarm_name          = "${var.name}-alb-p99-target-response-time"
   alarm_description   = "p99 TargetResponseTime of ${var.name} above ${var.p99_latency_threshold_seconds} s for 15 minutes. Runbook: docs/runbooks.md#cloudwatch-alb-p99-target-response-time"
   namespace           = local.alb_ns
@@ -106,6 +118,8 @@ resource "aws_cloudwatch_metric_alarm" "alb_p99_latency" {
 # breach: the ALB stops publishing HealthyHostCount when the target group is
 # gone or empty, which is the worst case, not a quiet one.
 resource "aws_cloudwatch_metric_alarm" "alb_healthy_hosts" {
+  count = local.alb_count
+
   alarm_name          = "${var.name}-alb-healthy-host-count"
   alarm_description   = "Fewer than ${var.min_healthy_hosts} healthy ${var.name} targets behind the load balancer for 2 minutes. Runbook: docs/runbooks.md#cloudwatch-alb-healthy-host-count"
   namespace           = local.alb_ns

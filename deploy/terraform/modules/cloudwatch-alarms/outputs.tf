@@ -11,11 +11,10 @@ output "kms_key_arn" {
 output "alarm_arns" {
   description = "ARNs of the alarms, by name."
   value = merge(
-    {
-      alb_5xx_ratio     = aws_cloudwatch_metric_alarm.alb_5xx_ratio.arn
-      alb_p99_latency   = aws_cloudwatch_metric_alarm.alb_p99_latency.arn
-      alb_healthy_hosts = aws_cloudwatch_metric_alarm.alb_healthy_hosts.arn
-    },
+    { for alarm in aws_cloudwatch_metric_alarm.alb_5xx_ratio : "alb_5xx_ratio" => alarm.arn },
+    { for alarm in aws_cloudwatch_metric_alarm.alb_p99_latency : "alb_p99_latency" => alarm.arn },
+    { for alarm in aws_cloudwatch_metric_alarm.alb_healthy_hosts : "alb_healthy_hosts" => alarm.arn },
     { for asg, alarm in aws_cloudwatch_metric_alarm.node_status_check : "node_status_check_${asg}" => alarm.arn },
+    { for key, alarm in aws_cloudwatch_metric_alarm.redis : "redis_${key}" => alarm.arn },
   )
 }

@@ -1,6 +1,6 @@
 # Inputs passed by the root module (deploy/terraform): name, alb_arn_suffix,
-# target_group_arn_suffix, alarm_emails, node_asg_names. Every other input has
-# a default.
+# target_group_arn_suffix, alarm_emails, node_asg_names, redis_cluster_ids.
+# Every other input has a default.
 
 variable "name" {
   description = "Name prefix of every resource (for example \"pingpong-prod\")."
@@ -8,13 +8,39 @@ variable "name" {
 }
 
 variable "alb_arn_suffix" {
-  description = "ARN suffix of the application load balancer (aws_lb.arn_suffix), the CloudWatch LoadBalancer dimension."
+  description = "ARN suffix of the application load balancer (aws_lb.arn_suffix), the CloudWatch LoadBalancer dimension. Empty: no ALB alarms yet."
   type        = string
+  default     = ""
 }
 
 variable "target_group_arn_suffix" {
-  description = "ARN suffix of the pingpong target group (aws_lb_target_group.arn_suffix), the CloudWatch TargetGroup dimension."
+  description = "ARN suffix of the pingpong target group (aws_lb_target_group.arn_suffix), the CloudWatch TargetGroup dimension. Empty: no ALB alarms yet."
   type        = string
+  default     = ""
+}
+
+variable "redis_cluster_ids" {
+  description = "ElastiCache cache cluster ids (members of the replication group); each gets the Redis alarms (elasticache.tf)."
+  type        = list(string)
+  default     = []
+}
+
+variable "redis_engine_cpu_threshold_percent" {
+  description = "EngineCPUUtilization (the Redis thread) above which the CPU alarm fires. AWS suggests alarming at 90 % of one core for the engine."
+  type        = number
+  default     = 80
+}
+
+variable "redis_memory_threshold_percent" {
+  description = "DatabaseMemoryUsagePercentage above which the memory alarm fires (evictions start at maxmemory)."
+  type        = number
+  default     = 80
+}
+
+variable "redis_replication_lag_threshold_seconds" {
+  description = "ReplicationLag of a replica, in seconds, above which the lag alarm fires (failover would lose that much)."
+  type        = number
+  default     = 1
 }
 
 variable "alarm_emails" {

@@ -1,0 +1,127 @@
+# AWS identities of the in-cluster add-ons (EKS Pod Identity), Karpenter, and
+# the node capacity a release needs. Namespaces and service-account names
+# are the ones the Helm values under deploy/k8s/addons and
+# deploy/monitoring/kube-prometheus-stack use; tests/deploy checks that they
+# agree.
+
+# Argo Rollouts with --aws-verify-target-group (argo-rollouts
+# docs/features/traffic-management/alb.md, "Zero-Downtime Updates with AWS
+# TargetGroup Verification"): before it scales the old version down or moves
+# on from a setWeight step, the controller checks in the ELB API that the
+# target groups hold the new pods and the weights. These six read-only calls
+# are the permissions that page lists.
+data "aws_iam_policy_document" "argo_rollouts" {
+  #checkov:skip=CKV_AWS_356:the elasticloadbalancing Describe* calls have no resource-level permissions
+  statement {
+    sid = "VerifyTargetGroups"
+    actions = [
+      "elasticloadbalancing:DescribeTargetGroups",
+      "elasticloadbalancing:DescribeLoadBalancers",
+      "elasticloadbalancing:DescribeListeners",
+      "elasticloadbalancing:DescribeRules",
+      "elasticloadbalancing:DescribeTags",
+      "elasticloadbalancing:DescribeTargetHealth",
+    ]
+    resources = ["*"]
+  }
+}
+
+module "argo_rollouts_pod_identity" {
+  source = "./modules/pod-identity-role"
+
+  name            = "${var.name}-argo-rollouts"
+  cluster_name    = module.eks.cluster_name
+  namespace       = "argo-rollouts"
+  service_account = "argo-rollouts"
+  policy_json     = data.aws_iam_policy_document.argo_rollouts.json
+}
+
+# Alertmanager publishes pages to the alarm topic (sns_configs). The topic is
+# KMS-encrypted, so the publisher also needs the key: SNS calls
+# kms:GenerateDataKey* and kms:Decrypt on the publisher's behalf (AWS SNS
+# docs, "Encryption at rest": "publishers ... must have kms:GenerateDataKey*
+# and kms:Decrypt permissions").
+data "aws_iam_policy_document" "alertmanager" {
+  statement {
+    sid       = "PublishPages"
+    actions   = ["sns:Publish"]
+    resources = [module.alarms.sns_topic_arn]
+  }
+
+  statement {
+    sid       = "UseTheTopicKey"
+    actions   = ["kms:GenerateDataKey*", "kms:Decrypt"]
+    resources = [module.alarms.kms_key_arn]
+  }
+}
+
+module "alertmanager_pod_identity" {
+  source = "./modules/pod-identity-role"
+
+  name            = "${var.name}-alertmanager"
+  cluster_name    = module.eks.cluster_name
+  namespace       = "monitoring"
+  service_account = "alertmanager"
+  policy_json     = data.aws_iam_policy_document.alertmanager.json
+}
+
+# External Secrets Operator reads the Redis URL secret (secrets.tf) for the
+# ExternalSecret pingpong-storage and the redis_exporter's password.
+data "aws_iam_policy_document" "external_secrets" {
+  statement {
+    sid       = "ReadTheRedisSecret"
+    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    resources = [aws_secretsmanager_secret.redis.arn]
+  }
+
+  statement {
+    sid       = "DecryptTheRedisSecret"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.secrets.arn]
+  }
+}
+
+module "external_secrets_pod_identity" {
+  source = "./modules/pod-identity-role"
+
+  name            = "${var.name}-external-secrets"
+  cluster_name    = module.eks.cluster_name
+  namespace       = "external-secrets"
+  service_account = "external-secrets"
+  policy_json     = data.aws_iam_policy_document.external_secrets.json
+}
+
+# Karpenter adds nodes when pods are Pending, in the zone they need: a
+# release doubles the pods (setCanaryScale 100) and zone spread is
+# DoNotSchedule, so a fixed node group would leave green Pending at peak.
+# The module creates the controller role (Pod Identity), the node role and
+# the interruption queue (terraform-aws-eks modules/karpenter/README.md).
+module "karpenter" {
+  source  = "terraform-aws-modules/eks/aws//modules/karpenter"
+  version = "~> 21.0"
+  #checkov:skip=CKV_TF_1:registry module pinned to one major version by its version constraint; commit pins apply to git sources only
+
+  cluster_name    = module.eks.cluster_name
+  namespace       = "kube-system"
+  service_account = "karpenter"
+
+  # A fixed name: the EC2NodeClass (deploy/k8s/addons/karpenter) names it.
+  node_iam_role_name            = "${var.name}-karpenter-node"
+  node_iam_role_use_name_prefix = false
+  node_iam_role_additional_policies = {
+    ecr_pull = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly"
+  }
+}
+
+# The managed node group alone must also hold a release at peak (Karpenter
+# runs on it, and a Karpenter outage must not stall releases): the HPA's
+# maximum, twice (old and new version at full size), spread evenly over the
+# three zones, at the pods' CPU request, plus var.node_headroom for the
+# add-ons (monitoring, controllers, runners).
+locals {
+  release_surge_pods     = 2 * var.pingpong_max_replicas
+  surge_pods_per_zone    = ceil(local.release_surge_pods / 3)
+  pingpong_pods_per_node = floor(var.node_pod_cpu_millicores / var.pingpong_cpu_request_millicores)
+  release_surge_nodes    = 3 * ceil(local.surge_pods_per_zone / local.pingpong_pods_per_node)
+  node_max_size          = max(var.node_max_size, local.release_surge_nodes + var.node_headroom)
+}

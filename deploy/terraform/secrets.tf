@@ -1,0 +1,36 @@
+# The Redis URL (with the auth token) lives in Secrets Manager, never in a
+# hand-made Kubernetes Secret: External Secrets Operator copies it into the
+# Secret "pingpong-storage" (deploy/k8s/components/prod/externalsecret.yaml)
+# and refreshes it every hour.
+#
+# Rotation (docs/deploy.md, "Rotating the Redis auth token"): bump
+# var.redis_auth_token_version and apply. random_password makes a new token;
+# ElastiCache applies it with auth_token_update_strategy = "ROTATE", which
+# keeps the old token valid next to the new one; this secret gets the new
+# URL; ESO refreshes the Kubernetes Secret; a restart of the Rollout
+# (kubectl argo rollouts restart pingpong -n pingpong) moves the pods to it.
+# Once they run, set the strategy to "SET" for one apply to drop the old one.
+
+resource "aws_kms_key" "secrets" {
+  description             = "${var.name}: Secrets Manager encryption"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.kms_account_admin.json
+}
+
+resource "aws_secretsmanager_secret" "redis" {
+  #checkov:skip=CKV2_AWS_57:the value is an ElastiCache auth token; terraform rotates it (random_password keepers + auth_token_update_strategy ROTATE), a Lambda rotator would fight terraform over it
+  name                    = "${var.name}/redis-url"
+  description             = "rediss:// URL of the ${var.name} rate-limit store, with its auth token"
+  kms_key_id              = aws_kms_key.secrets.arn
+  recovery_window_in_days = 7
+}
+
+resource "aws_secretsmanager_secret_version" "redis" {
+  secret_id = aws_secretsmanager_secret.redis.id
+  secret_string = jsonencode({
+    url      = "rediss://:${random_password.redis_auth.result}@${aws_elasticache_replication_group.redis.primary_endpoint_address}:6379/0"
+    password = random_password.redis_auth.result
+    address  = "rediss://${aws_elasticache_replication_group.redis.primary_endpoint_address}:6379"
+  })
+}
