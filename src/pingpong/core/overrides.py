@@ -29,7 +29,7 @@ class OverrideLimitReached(Exception):
 
 def check_key(key: str) -> str:
     """The client key, or ValueError saying what a key may contain."""
-    if not isinstance(key, str) or not CLIENT_KEY.match(key):
+    if not isinstance(key, str) or not CLIENT_KEY.fullmatch(key):
         raise ValueError(
             "a client key is 1-128 characters of letters, digits and . : / = * _ - [ ] "
             "(an IPv4 address, an IPv6 prefix such as 2001:db8::/64, * for global, ...)"

@@ -94,9 +94,9 @@ class AdminApp:
         given = scope.headers.get(REQUEST_ID)
         request_id = given if given and 0 < len(given) <= 128 and given.isprintable() else ""
         request_id = request_id or f"{self._id_prefix}{next(self._ids):x}"
-        operation = ""
+        operation = [""]  # set by _answer as soon as the route is known
         try:
-            operation, (status, headers, body) = await self._answer(scope, proto, request_id)
+            status, headers, body = await self._answer(scope, proto, request_id, operation)
         except Refused as exc:
             status, headers, body = _problem(exc.status, exc.detail, **exc.extra)
         except StorageError as exc:
@@ -106,23 +106,23 @@ class AdminApp:
             log.exception("admin request %s failed", request_id)
             status, headers, body = _problem(500, "unexpected error; see the server log")
         proto.response_bytes(status, [*headers, (REQUEST_ID, request_id)], body)
-        counted = operation or ("unauthorized" if status == 401 else "unknown")
+        counted = operation[0] or ("unauthorized" if status == 401 else "unknown")
         self.service.counters.admin_operations[(counted, _result(status))] += 1
 
     async def _answer(
-        self, scope: Scope, proto: HTTPProtocol, request_id: str
-    ) -> tuple[str, Response]:
+        self, scope: Scope, proto: HTTPProtocol, request_id: str, operation: list[str]
+    ) -> Response:
         path, method = scope.path, scope.method
         if len(path) + len(scope.query_string) > MAX_TARGET:
             raise Refused(414, f"the path and query are at most {MAX_TARGET} characters")
         if path == "/openapi.json" and method in ("GET", "HEAD"):
-            return "openapi", (200, [JSON], self._openapi)
+            operation[0] = "openapi"
+            return 200, [JSON], self._openapi
         token = self.tokens.name_of(scope.headers.get("authorization"))
         if token is None:
             detail = "a known admin token is required: Authorization: Bearer <token>"
-            return "unauthorized", _problem(
-                401, detail, ("www-authenticate", 'Bearer realm="admin"')
-            )
+            challenge = ("www-authenticate", 'Bearer realm="pingpong-admin"')
+            return _problem(401, detail, challenge)
         route, params = _route(path)
         methods = ROUTES.get(route, {})
         if not methods:
@@ -130,10 +130,10 @@ class AdminApp:
         found = methods.get(method)
         if found is None:
             allow = ", ".join(sorted(methods))
-            return "unknown", _problem(405, f"use {allow}", ("allow", allow))
-        operation, handler = found
+            return _problem(405, f"use {allow}", ("allow", allow))
+        operation[0], handler = found
         params.update(_query(scope.query_string))
-        return operation, await handler(self, scope, proto, params, Actor(token, request_id))
+        return await handler(self, scope, proto, params, Actor(token, request_id))
 
     # Handlers: ``params`` holds the path's policy and key and the query.
 

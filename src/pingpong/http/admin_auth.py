@@ -57,7 +57,7 @@ def load_tokens(env: Mapping[str, str]) -> Tokens:
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
-            match = LINE.match(line)
+            match = LINE.fullmatch(line)
             if match is None:
                 raise ValueError(
                     f"{path}: line {number}: expected name:sha256:<64 lower-case hex> "
