@@ -5,6 +5,8 @@ replica B within a second, top, auth, the public port, and the CLI."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -167,7 +169,8 @@ def test_the_cli_on_one_memory_replica(pingpong: Any) -> None:
     # Exit codes: 1 not found, 2 usage or auth.
     assert admin_cli(admin, "override", "default", "203.0.113.9", "--delete").returncode == 1
     assert admin_cli(admin, "inspect", "nope", "203.0.113.9").returncode == 1
-    denied = admin_cli(admin, "inspect", "default", "203.0.113.9", token="wrong-token-0123456789")
+    wrong = "wrong-token-0123456789"
+    denied = admin_cli(admin, "inspect", "default", "203.0.113.9", token=wrong)
     assert denied.returncode == 2 and "401" in denied.stderr
     assert admin_cli(admin, "inspect", "default", "bad key").returncode == 2
     assert (
@@ -187,12 +190,10 @@ def serve(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_an_admin_port_needs_a_token_and_a_free_port(monkeypatch: Any) -> None:
     monkeypatch.delenv("PINGPONG_ADMIN_TOKEN", raising=False)
     monkeypatch.delenv("PINGPONG_ADMIN_TOKENS_FILE", raising=False)
-    import os
-
     env = dict(os.environ)
     no_token = serve("--admin-port", str(free_port()), env=env)
     assert no_token.returncode == 2 and "admin API needs a token" in no_token.stderr
-    with __import__("socket").create_server(("127.0.0.1", 0)) as taken:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         busy = serve("--admin-port", str(port), env={**env, **ENV})
     assert busy.returncode == 1 and "cannot listen for admin" in busy.stderr
