@@ -169,7 +169,10 @@ class AdminApp:
             data = OverrideBody.model_validate_json(body)
         except ValidationError as exc:
             errors = [
-                {"field": ".".join(map(str, e["loc"])), "message": e["msg"]}
+                {
+                    "field": ".".join(map(str, e["loc"])),
+                    "message": e["msg"].removeprefix("Value error, "),
+                }
                 for e in exc.errors(include_url=False, include_input=False)
             ]
             detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
