@@ -36,7 +36,7 @@ from pingpong.config import Settings
 from pingpong.core.storage import StorageError
 from pingpong.http.admin_auth import Tokens
 from pingpong.service.counters import Counters
-from pingpong.service.watch import watch_config
+from pingpong.service.watch import ConfigWatch
 from pingpong.service.workers import WORKERS_DIR_ENV, all_workers, publish, workers_dir
 
 if TYPE_CHECKING:  # the supervisor process never builds a Service
@@ -180,7 +180,8 @@ async def _serve(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, drain)
-    loop.add_signal_handler(signal.SIGHUP, service.reload)
+    watch = ConfigWatch(service, watched) if watched is not None else None
+    loop.add_signal_handler(signal.SIGHUP, watch.reload if watch else service.reload)
     try:
         await service.storage.ping()
     except StorageError as exc:  # serve anyway: the failure mode decides
@@ -189,8 +190,8 @@ async def _serve(
     background = [asyncio.create_task(service.control.run())]
     if directory:
         background.append(asyncio.create_task(_publish(directory)))
-    if watched is not None:
-        background.append(asyncio.create_task(watch_config(service, watched)))
+    if watch is not None:
+        background.append(asyncio.create_task(watch.run()))
     log.info("listening on %s:%d", server.bind_addr, service.settings.port)
     if len(servers) > 1:
         log.info("admin API listening on %s:%d", servers[1].bind_addr, servers[1].bind_port)

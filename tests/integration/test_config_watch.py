@@ -97,3 +97,14 @@ def test_the_file_digest_follows_symlinks(tmp_path: Path) -> None:
     assert file_digest(path) not in (None, before)
     assert file_digest(tmp_path / "missing") is None
     assert re.fullmatch(r"[0-9a-f]{64}", before or "")
+
+
+def test_an_edit_then_sighup_reloads_once(pingpong: Any, tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("limit: 3/minute\n")
+    server = pingpong("--config", str(path))
+    path.write_text("limit: 4/minute\n")
+    server.signal(signal.SIGHUP)
+    wait_for(lambda: quota(server) == '"default";q=4;w=60', 5.0)
+    time.sleep(3)  # more than a poll: the watcher must not reload the same file again
+    assert 'pingpong_config_reloads_total{result="ok"} 1.0' in metric(server, "pingpong_config")

@@ -27,17 +27,29 @@ def file_digest(path: Path) -> str | None:
         return None
 
 
-async def watch_config(service: Service, path: Path, interval: float = WATCH_SECONDS) -> None:
-    """Until cancelled. ``watch_config: false`` pauses it (a reload may turn
-    it on or off); a change seen while paused is applied when it resumes."""
-    seen = file_digest(path)
-    while True:
-        await asyncio.sleep(interval)
-        if not service.settings.watch_config:
-            continue
-        current = file_digest(path)
-        if current is None or current == seen:
-            continue
-        seen = current
-        log.info("config file %s changed: reloading", path)
-        service.reload()
+class ConfigWatch:
+    """Polls ``path`` and reloads on change. SIGHUP goes through ``reload``
+    too, so that a signal after an edit does not reload the same file twice."""
+
+    def __init__(self, service: Service, path: Path, interval: float = WATCH_SECONDS) -> None:
+        self._service = service
+        self._path = path
+        self._interval = interval
+        self._seen = file_digest(path)
+
+    def reload(self) -> None:
+        self._seen = file_digest(self._path) or self._seen
+        self._service.reload()
+
+    async def run(self) -> None:
+        """Until cancelled. ``watch_config: false`` pauses it (a reload may turn
+        it on or off); a change seen while paused is applied when it resumes."""
+        while True:
+            await asyncio.sleep(self._interval)
+            if not self._service.settings.watch_config:
+                continue
+            current = file_digest(self._path)
+            if current is None or current == self._seen:
+                continue
+            log.info("config file %s changed: reloading", self._path)
+            self.reload()
