@@ -1,14 +1,17 @@
-"""The ``pingpong`` command: ``serve`` and ``check-config``."""
+"""The ``pingpong`` command: ``serve``, ``check-config`` and ``admin``."""
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from collections.abc import Sequence
 
 from pingpong import __version__
+from pingpong.cli_admin import add_admin_parser, run_admin
 from pingpong.config import FLAGS, ConfigError, Settings, load_settings, redacted
+from pingpong.http.admin_auth import TOKEN_ENV, TOKENS_FILE_ENV, Tokens, load_tokens
 from pingpong.logs import configure as configure_logging
 
 EXIT_CONFIG = 2
@@ -38,11 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a config file and show policies")
     check.add_argument("file")
+    add_admin_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "admin":
+        return run_admin(args)
     configure_logging("text")  # until the settings say otherwise
     try:
         if args.command == "check-config":
@@ -53,13 +59,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         loader = functools.partial(load_settings, args.config, None, flags)
         settings = loader()
         configure_logging(settings.log_format)
+        tokens = admin_tokens(settings)
     except ConfigError as exc:
         print(f"pingpong: configuration error\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
     from pingpong.server import serve
 
-    serve(settings, loader)
+    serve(settings, loader, args.config or os.environ.get("PINGPONG_CONFIG") or None, tokens)
     return 0
+
+
+def admin_tokens(settings: Settings) -> Tokens | None:
+    """The admin API's tokens; an admin port without any is a config error."""
+    if settings.admin_port is None:
+        return None
+    try:
+        tokens = load_tokens(os.environ)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if not tokens:
+        raise ConfigError(
+            f"admin_port: the admin API needs a token: set {TOKEN_ENV} or {TOKENS_FILE_ENV}"
+        )
+    return tokens
 
 
 def describe(settings: Settings, source: str) -> str:

@@ -175,6 +175,13 @@ class Settings(BaseModel):
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="also serve /metrics on this port"
     )
+    admin_port: int | None = Field(
+        None, ge=0, le=65535, description="serve the admin API on this port (off by default)"
+    )
+    admin_host: str | None = Field(
+        None, description="the admin API's listen address (default: host)"
+    )
+    watch_config: bool = Field(True, description="reload when the --config file changes")
     log_format: Literal["json", "text"] = Field("json", description="json | text")
     access_log: float = Field(
         0.0, ge=0, le=1, description="share of requests logged (5xx always are, bounded)"
@@ -215,6 +222,11 @@ class Settings(BaseModel):
             )
         if self.metrics_port is not None and self.metrics_port == self.port != 0:
             raise ValueError(f"metrics_port {self.metrics_port} is the main port; use another")
+        if self.admin_port and self.admin_port in (self.port, self.metrics_port):
+            raise ValueError(
+                f"admin_port {self.admin_port} is the main or the metrics port; "
+                "the admin API needs its own"
+            )
         self._check_limits()
         return self
 
@@ -269,7 +281,9 @@ class Settings(BaseModel):
 
 
 # What a reload cannot change (the listeners, the processes, the storage itself).
-RESTART_ONLY = ("storage", "host", "port", "workers", "metrics_port")
+RESTART_ONLY = (
+    "storage", "host", "port", "workers", "metrics_port", "admin_port", "admin_host",
+)  # fmt: skip
 
 
 class ConfigError(Exception):

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import uvloop
 from granian.constants import HTTPModes, Interfaces
@@ -34,7 +34,9 @@ from granian.server.embed import Server as EmbeddedServer
 
 from pingpong.config import Settings
 from pingpong.core.storage import StorageError
+from pingpong.http.admin_auth import Tokens
 from pingpong.service.counters import Counters
+from pingpong.service.watch import ConfigWatch
 from pingpong.service.workers import WORKERS_DIR_ENV, all_workers, publish, workers_dir
 
 if TYPE_CHECKING:  # the supervisor process never builds a Service
@@ -87,13 +89,30 @@ class Granian(EmbeddedServer):
         self._shd = SocketHolder(self._fd, False, BACKLOG)  # type: ignore[call-arg,assignment]
 
 
-def serve(settings: Settings, loader: Callable[[], Settings]) -> None:
+def serve(
+    settings: Settings,
+    loader: Callable[[], Settings],
+    config_file: str | None = None,
+    tokens: Tokens | None = None,
+) -> None:
     sock = _listen(settings.host, settings.port, "")
+    admin = None
+    if settings.admin_port is not None:
+        host = settings.admin_host or settings.host
+        admin = Admin(_listen(host, settings.admin_port, " for admin"), tokens or Tokens())
     if settings.workers > 1:
-        _supervise(settings, loader, sock)
+        _supervise(settings, loader, sock, admin, config_file)
     else:
         _serve_metrics_port(settings, lambda counters: counters)
-        _run_worker(settings, loader, sock, None)
+        _run_worker(settings, loader, sock, None, admin, config_file)
+
+
+class Admin(NamedTuple):
+    """The admin listener: bound once (by the supervisor with --workers N, whose
+    workers then share it, as they share the main socket) and its tokens."""
+
+    sock: socket.socket
+    tokens: Tokens
 
 
 def _listen(host: str, port: int, what: str) -> socket.socket:
@@ -113,15 +132,25 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def _run_worker(
-    settings: Settings, loader: Callable[[], Settings], sock: socket.socket, ready: Event | None
+    settings: Settings,
+    loader: Callable[[], Settings],
+    sock: socket.socket,
+    ready: Event | None,
+    admin: Admin | None = None,
+    config_file: str | None = None,
 ) -> None:
+    from pingpong.http.admin import AdminApp
     from pingpong.http.app import App
     from pingpong.logs import configure as configure_logging
     from pingpong.service import Service
 
     configure_logging(settings.log_format)
     service = Service(settings, loader, COUNTERS)
-    uvloop.run(_serve(service, Granian(App(service), sock), ready))
+    servers = [Granian(App(service), sock)]
+    if admin is not None:
+        servers.append(Granian(AdminApp(service, admin.tokens), admin.sock))
+    watched = Path(config_file) if config_file else None
+    uvloop.run(_serve(service, servers, ready, watched))
 
 
 # This process's counts: the service counts into them, /metrics (and the
@@ -129,36 +158,53 @@ def _run_worker(
 COUNTERS = Counters()
 
 
-async def _serve(service: Service, server: Granian, ready: Event | None) -> None:
+async def _serve(
+    service: Service, servers: list[Granian], ready: Event | None, watched: Path | None = None
+) -> None:
+    """``servers``: the public one, then the admin one if any."""
     loop = asyncio.get_running_loop()
+    server = servers[0]
+
+    def stop() -> None:
+        for each in servers:
+            each.stop()  # type: ignore[no-untyped-call]
 
     def drain() -> None:
         if service.draining:  # a second signal stops at once
-            server.stop()  # type: ignore[no-untyped-call]
+            stop()
             return
         service.draining = True
         seconds = service.settings.drain_seconds
         log.info("draining for %.1f s before shutdown", seconds)
-        loop.call_later(seconds, server.stop)
+        loop.call_later(seconds, stop)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, drain)
-    loop.add_signal_handler(signal.SIGHUP, service.reload)
+    watch = ConfigWatch(service, watched) if watched is not None else None
+    loop.add_signal_handler(signal.SIGHUP, watch.reload if watch else service.reload)
     try:
         await service.storage.ping()
     except StorageError as exc:  # serve anyway: the failure mode decides
         log.warning("storage not reachable at startup: %s", exc)
     directory = workers_dir()
-    publisher = asyncio.create_task(_publish(directory)) if directory else None
+    background = [asyncio.create_task(service.control.run())]
+    if directory:
+        background.append(asyncio.create_task(_publish(directory)))
+    if watch is not None:
+        background.append(asyncio.create_task(watch.run()))
     log.info("listening on %s:%d", server.bind_addr, service.settings.port)
+    if len(servers) > 1:
+        log.info("admin API listening on %s:%d", servers[1].bind_addr, servers[1].bind_port)
     if ready is not None:
         ready.set()
-    try:
-        await server.serve()
-    except TimeoutError:
-        log.warning("in-flight requests cut off after %d s", GRACEFUL_SHUTDOWN_SECONDS)
-    if publisher is not None:
-        publisher.cancel()
+    results = await asyncio.gather(*(each.serve() for each in servers), return_exceptions=True)
+    for result in results:
+        if isinstance(result, TimeoutError):
+            log.warning("in-flight requests cut off after %d s", GRACEFUL_SHUTDOWN_SECONDS)
+        elif isinstance(result, BaseException):
+            raise result
+    for task in background:
+        task.cancel()
     await service.storage.aclose()
     if directory:
         publish(COUNTERS, directory)
@@ -205,7 +251,13 @@ class RestartPolicy:
         return was_ready and len(self._deaths) <= self._per_minute
 
 
-def _supervise(settings: Settings, loader: Callable[[], Settings], sock: socket.socket) -> None:
+def _supervise(
+    settings: Settings,
+    loader: Callable[[], Settings],
+    sock: socket.socket,
+    admin: Admin | None,
+    config_file: str | None,
+) -> None:
     """Prefork: the parent binds once, spawns workers, forwards signals, and
     replaces workers that die, as RestartPolicy allows; otherwise everything
     stops with exit 1: a crash loop is never the answer. Workers publish their metrics to files in
@@ -214,7 +266,7 @@ def _supervise(settings: Settings, loader: Callable[[], Settings], sock: socket.
     directory = tempfile.mkdtemp(prefix="pingpong-metrics-")
     os.environ[WORKERS_DIR_ENV] = directory
     try:
-        code = _run_workers(settings, loader, sock, Path(directory))
+        code = _run_workers(settings, loader, sock, Path(directory), admin, config_file)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     if code:
@@ -222,7 +274,12 @@ def _supervise(settings: Settings, loader: Callable[[], Settings], sock: socket.
 
 
 def _run_workers(
-    settings: Settings, loader: Callable[[], Settings], sock: socket.socket, directory: Path
+    settings: Settings,
+    loader: Callable[[], Settings],
+    sock: socket.socket,
+    directory: Path,
+    admin: Admin | None,
+    config_file: str | None,
 ) -> int:
     context = multiprocessing.get_context("spawn")
     stopping = False
@@ -230,7 +287,9 @@ def _run_workers(
 
     def start() -> tuple[multiprocessing.process.BaseProcess, Event]:
         ready = context.Event()
-        process = context.Process(target=_run_worker, args=(settings, loader, sock, ready))
+        process = context.Process(
+            target=_run_worker, args=(settings, loader, sock, ready, admin, config_file)
+        )
         process.start()
         return process, ready
 
@@ -265,4 +324,6 @@ def _run_workers(
             workers[index] = start()
         time.sleep(0.2)
     sock.close()
+    if admin is not None:
+        admin.sock.close()
     return code

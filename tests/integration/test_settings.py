@@ -49,6 +49,11 @@ PROOFS = {
     "ipv6_prefix": "test_client_identity_settings",
     "drain_seconds": "tests.integration.test_http::test_sigterm_drains_then_exits_cleanly",
     "metrics_port": HTTP + "test_the_metrics_port_serves_and_a_taken_one_fails",
+    "admin_port": "tests.integration.test_admin::test_admin_host_binds_the_admin_api_elsewhere",
+    "admin_host": "tests.integration.test_admin::test_admin_host_binds_the_admin_api_elsewhere",
+    "watch_config": (
+        "tests.integration.test_config_watch::test_watch_config_false_ignores_edits_until_a_signal"
+    ),
     "log_format": "test_log_format_and_access_log",
     "access_log": "test_log_format_and_access_log",
     "fault_error_rate": "test_fault_injection_settings",
@@ -77,6 +82,9 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "ipv6_prefix": ("48", 48),
     "drain_seconds": ("7", 7.0),
     "metrics_port": ("9124", 9124),
+    "admin_port": ("9125", 9125),
+    "admin_host": ("127.0.0.2", "127.0.0.2"),
+    "watch_config": ("false", False),
     "log_format": ("text", "text"),
     "access_log": ("0.5", 0.5),
     "fault_error_rate": ("0.1", 0.1),

@@ -7,10 +7,13 @@ coroutine.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from pingpong.core.algorithms import Limit, Outcome
+from pingpong.core.heavy_hitters import HeavyHitters
+from pingpong.core.overrides import Override, OverrideLimits, override_limits
 from pingpong.core.policy import (
     API_KEY,
     CLIENT_IP,
@@ -68,6 +71,7 @@ class Limiter:
         tiers: Sequence[Tier] = (),
         api_key_header: str = "x-api-key",
         stats: Stats | None = None,
+        rejections: HeavyHitters | None = None,
     ) -> None:
         self.policies = tuple(policies)
         self.tiers = tuple(tiers)
@@ -82,6 +86,9 @@ class Limiter:
         self._matching: dict[tuple[str, str, str], tuple[Policy, ...]] = {}
         # key -> (rejected until, quota whole at), monotonic microseconds
         self._deny: dict[str, tuple[int, int]] | None = {} if storage.shared else None
+        # Operators' per-key limits (set_overrides); empty almost always.
+        self._overrides: OverrideLimits = {}
+        self._rejections = rejections  # the most-throttled keys, counted
 
     @property
     def all_policies(self) -> tuple[Policy, ...]:
@@ -109,6 +116,8 @@ class Limiter:
         for p in policies:
             value = client if p.key == CLIENT_IP else _value(p, headers, client, api_key)
             checks.append(Check(p.name + ":" + value, p.limit, p.shadow))
+        if self._overrides:
+            checks = self._overridden(checks)
         if self._memory is not None:
             return self._decide(policies, checks, self._memory.acquire_now(checks))
         if self._deny is not None:
@@ -122,6 +131,30 @@ class Limiter:
         if self._deny is not None:
             for key in keys:
                 self._deny.pop(key, None)
+
+    def forget_all(self) -> None:
+        if self._deny is not None:
+            self._deny.clear()
+
+    def set_overrides(self, overrides: Iterable[Override]) -> None:
+        """The operators' per-key limits now in force (replaced whole)."""
+        self._overrides = override_limits(overrides, self.all_policies)
+
+    def limit_for(self, policy: Policy, key: str) -> Limit:
+        """The limit ``policy`` applies to client ``key`` right now."""
+        found = self._overrides.get(policy.name + ":" + key)
+        return found[0] if found is not None and found[1] > time.time() else policy.limit
+
+    def _overridden(self, checks: list[Check]) -> list[Check]:
+        """Overridden keys take their override's limit until it expires (each
+        replica enforces the expiry itself, to the second)."""
+        overrides, now, out = self._overrides, time.time(), []
+        for check in checks:
+            found = overrides.get(check.key)
+            if found is not None and found[1] > now:
+                check = Check(check.key, found[0], check.shadow)
+            out.append(check)
+        return out
 
     def _decide(
         self, policies: Sequence[Policy], checks: Sequence[Check], outcomes: Sequence[Outcome]
@@ -138,6 +171,8 @@ class Limiter:
                 rejected.append(Reported(policy, check.limit, outcome))
                 if self._deny is not None:
                     self._remember_denial(check.key, outcome)
+                if self._rejections is not None:
+                    self._rejections.add(check.key)
         if rejected:
             for reported in rejected:
                 stats.decided(reported.policy.name, "limited")
@@ -157,6 +192,8 @@ class Limiter:
             now = now or monotonic_us()
             if until[0] > now:
                 self._stats.decided(policy.name, "limited")
+                if self._rejections is not None:
+                    self._rejections.add(check.key)
                 outcome = Outcome(False, 0, until[1] - now, until[0] - now)
                 return Decision(False, [Reported(policy, check.limit, outcome)])
             del deny[check.key]

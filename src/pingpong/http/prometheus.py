@@ -96,6 +96,10 @@ class CountersCollector(Collector):
             "pingpong_config_reloads", "Config reloads (SIGHUP or file change) by result.",
             ["result"], {result: c.reloads.get(result, 0) for result in ("ok", "error")},
         )  # fmt: skip
+        yield _counter(
+            "pingpong_admin_operations", "Admin API operations by operation and result.",
+            ["operation", "result"], c.admin_operations,
+        )  # fmt: skip
         yield _gauge(
             "pingpong_config_info", "Always 1; the hash of the running effective config.",
             ["hash"], {c.config_hash: 1},

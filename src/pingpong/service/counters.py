@@ -48,6 +48,7 @@ class Counters:
         self.fallbacks: defaultdict[str, int] = defaultdict(int)
         self.circuit_open: dict[str, int] = {}
         self.reloads: defaultdict[str, int] = defaultdict(int)
+        self.admin_operations: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.config_hash = ""
         self.build: tuple[str, str, str] = ("", "", "")
 
@@ -81,6 +82,7 @@ class Counters:
             "fallbacks": list(self.fallbacks.items()),
             "circuit_open": list(self.circuit_open.items()),
             "reloads": list(self.reloads.items()),
+            "admin_operations": [[*k, v] for k, v in list(self.admin_operations.items())],
             "config_hash": self.config_hash,
             "build": list(self.build),
         }
@@ -101,6 +103,8 @@ class Counters:
             self.fallbacks[mode] += count
         for result, count in data["reloads"]:
             self.reloads[result] += count
+        for operation, result, count in data.get("admin_operations", ()):
+            self.admin_operations[(operation, result)] += count
         if alive:
             self.in_flight += data["in_flight"]
             for storage, is_open in data["circuit_open"]:

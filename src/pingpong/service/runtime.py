@@ -13,9 +13,10 @@ from pingpong.core.clientip import ClientResolver
 from pingpong.core.limiter import Limiter
 from pingpong.core.storage.base import Storage, StorageOptions
 from pingpong.core.storage.memory import MemoryStorage
-from pingpong.core.storage.registry import open_storage
+from pingpong.core.storage.registry import control_store, open_storage
 from pingpong.core.storage.resilient import Resilience, ResilientStorage
 from pingpong.logs import configure as configure_logging
+from pingpong.service.control import ControlPlane
 from pingpong.service.counters import Counters
 
 log = logging.getLogger("pingpong")
@@ -38,6 +39,7 @@ class Service:
         self.storage: Storage = open_storage(
             settings.storage, _options(settings), _resilience(settings), self.counters
         )
+        self.control = ControlPlane(self, control_store(self.storage))
         self.limiter = self._limiter(settings)
         self.resolver = _resolver(settings)
         self.draining = False
@@ -49,13 +51,16 @@ class Service:
         self.counters.config_hash = config_hash(settings)
 
     def _limiter(self, settings: Settings) -> Limiter:
-        return Limiter(
+        limiter = Limiter(
             settings.effective_policies(),
             self.storage,
             tiers=settings.tiers(),
             api_key_header=settings.api_keys.header,
             stats=self.counters,
+            rejections=self.control.rejections,
         )
+        limiter.set_overrides(self.control.overrides.values())
+        return limiter
 
     def reload(self) -> bool:
         """Re-read the config; keep serving the old one if the new one is bad."""

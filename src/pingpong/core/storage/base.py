@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple, Protocol
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol
 
 from pingpong.core.algorithms import Limit, Outcome
+
+if TYPE_CHECKING:
+    from pingpong.core.storage.control import ControlStore
 
 
 class Check(NamedTuple):
@@ -63,6 +66,10 @@ class SharedStorage(Storage, Protocol):
     """A storage other processes share: it has a network to wait for."""
 
     def set_timeout(self, seconds: float) -> None: ...
+
+    def control(self) -> ControlStore:
+        """The control plane's store on the same backend."""
+        ...
 
 
 class Backend(Storage, Protocol):

@@ -30,6 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pingpong.core.algorithms import Outcome
 from pingpong.core.storage.base import Check, Storage, StorageError, StorageOptions
+from pingpong.core.storage.control import ControlStore
 
 SCRIPT = files("pingpong.core.storage").joinpath("lua/decide.lua").read_text()
 MAX_BATCH = 256
@@ -127,6 +128,11 @@ class RedisStorage:
 
     def set_timeout(self, seconds: float) -> None:
         self._timeout = seconds
+
+    def control(self) -> ControlStore:
+        from pingpong.core.storage.redis_control import RedisControl
+
+        return RedisControl(self._client, self._timeout)
 
     async def acquire(self, checks: Sequence[Check]) -> list[Outcome]:
         loop = asyncio.get_running_loop()

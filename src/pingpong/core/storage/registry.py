@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pingpong.core.stats import Stats
 from pingpong.core.storage.base import Backend, Storage, StorageOptions
+from pingpong.core.storage.control import ControlStore, MemoryControl
 from pingpong.core.storage.memory import MemoryStorage
 from pingpong.core.storage.redis import RedisStorage
 from pingpong.core.storage.redis_cluster import RedisClusterStorage
@@ -48,3 +49,11 @@ def open_storage(
     assert isinstance(storage, RedisStorage)  # every shared backend is a Redis one today
     fallback = MemoryStorage(max_keys=options.memory_max_keys)
     return ResilientStorage(storage, resilience, fallback, stats)
+
+
+def control_store(storage: Storage) -> ControlStore:
+    """Where the control plane keeps what every replica must agree on: the
+    same place as the limiter's state (in process for memory://)."""
+    if isinstance(storage, ResilientStorage):
+        return storage.primary.control()
+    return MemoryControl()

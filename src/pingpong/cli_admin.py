@@ -1,0 +1,170 @@
+"""``pingpong admin``: the admin API from a shell, with the standard library's
+urllib only. Human output by default, ``--json`` for scripts. Exit codes: 0
+done, 1 not found (or the service unreachable or failing), 2 usage or auth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote, urlencode
+
+URL_ENV = "PINGPONG_ADMIN_URL"
+TOKEN_ENV = "PINGPONG_ADMIN_TOKEN"  # noqa: S105 - the variable's name
+DEFAULT_URL = "http://127.0.0.1:8081"
+EXIT_NOT_FOUND, EXIT_USAGE = 1, 2
+
+
+class Failed(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def add_admin_parser(commands: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=None, help=f"admin API base URL ({URL_ENV}, "
+                        f"default {DEFAULT_URL})")  # fmt: skip
+    common.add_argument("--token", default=None, help=f"bearer token ({TOKEN_ENV})")
+    common.add_argument("--json", action="store_true", help="print the JSON answer")
+    common.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    admin = commands.add_parser("admin", help="operate a running service's admin API")
+    ops = admin.add_subparsers(dest="operation", required=True)
+
+    def client(name: str, text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = ops.add_parser(
+            name, parents=[common], help=text, description=text
+        )
+        parser.add_argument("policy")
+        parser.add_argument("key", nargs="?", default="", help="as the policy counts it: "
+                            "203.0.113.9, 2001:db8::/64, * (or --ip)")  # fmt: skip
+        return parser
+
+    client("inspect", "a client's state: remaining, reset, override").add_argument(
+        "--ip", help="the client's address, mapped as the service would"
+    )
+    client("reset", "give a client its whole quota again, on every replica").add_argument(
+        "--ip", help="the client's address, mapped as the service would"
+    )
+    override = client("override", "set (or --delete) a per-key limit")
+    override.add_argument("--rate", help="e.g. 1000/minute")
+    override.add_argument("--burst", type=int)
+    override.add_argument("--expires-in", type=int, default=86400, help="seconds (default 1 day)")
+    override.add_argument("--reason", default="")
+    override.add_argument("--delete", action="store_true", help="remove the override")
+    ops.add_parser("overrides", parents=[common], help="list the overrides")
+    top = ops.add_parser("top", parents=[common], help="the most-throttled keys")
+    top.add_argument("--policy")
+    top.add_argument("--window", type=int, default=300, help="seconds (default 300)")
+    top.add_argument("--limit", type=int, default=10)
+
+
+def run_admin(args: argparse.Namespace) -> int:
+    try:
+        answer = _call(args)
+    except Failed as exc:
+        print(f"pingpong admin: {exc}", file=sys.stderr)
+        return exc.code
+    print(json.dumps(answer, indent=2) if args.json else _human(args.operation, answer))
+    return 0
+
+
+def _call(args: argparse.Namespace) -> Any:
+    op = args.operation
+    if op == "overrides":
+        return _request(args, "GET", "overrides")
+    if op == "top":
+        query = {"window": args.window, "limit": args.limit}
+        if args.policy:
+            query["policy"] = args.policy
+        return _request(args, "GET", "top?" + urlencode(query))
+    key = quote(args.key, safe="/:*=")
+    ip = getattr(args, "ip", None)
+    if bool(ip) == bool(args.key):
+        raise Failed(EXIT_USAGE, "name the client: a KEY or --ip ADDRESS (one of them)")
+    target = f"{quote(args.policy, safe='')}/{key}" + ("?" + urlencode({"ip": ip}) if ip else "")
+    if op == "inspect":
+        return _request(args, "GET", "clients/" + target)
+    if op == "reset":
+        return _request(args, "DELETE", "clients/" + target)
+    if args.delete:
+        return _request(args, "DELETE", "overrides/" + target)
+    if not args.rate:
+        raise Failed(EXIT_USAGE, "override needs --rate (or --delete)")
+    body = {"rate": args.rate, "expires_in": args.expires_in, "reason": args.reason}
+    if args.burst is not None:
+        body["burst"] = args.burst
+    return _request(args, "PUT", "overrides/" + target, body)
+
+
+def _request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    base = (args.url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise Failed(EXIT_USAGE, f"--url must be http:// or https://, not {base!r}")
+    token = args.token or os.environ.get(TOKEN_ENV)
+    if not token:
+        raise Failed(EXIT_USAGE, f"no token: --token or {TOKEN_ENV}")
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+        f"{base}/admin/v1/{path}", data=data, method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:  # noqa: S310
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("detail", "")
+        except ValueError:
+            detail = ""
+        code = EXIT_NOT_FOUND if exc.code == 404 or exc.code >= 500 else EXIT_USAGE
+        raise Failed(code, f"{exc.code} {exc.reason}: {detail}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise Failed(EXIT_NOT_FOUND, f"cannot reach {base}: {exc}") from None
+
+
+def _when(epoch: float) -> str:
+    left = max(0, round(epoch - time.time()))
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(epoch))} (in {left} s)"
+
+
+def _override(o: dict[str, Any]) -> str:
+    burst = f" burst {o['burst']}" if o.get("burst") else ""
+    reason = f": {o['reason']}" if o.get("reason") else ""
+    return f"{o['rate']}{burst} until {_when(o['expires_at'])} by {o['created_by']}{reason}"
+
+
+def _human(op: str, a: Any) -> str:
+    if op == "inspect":
+        lines = [
+            f"{a['policy']} {a['key']}: {a['remaining']} of {a['burst']} left "
+            f"(limit {a['limit']}, {a['algorithm']}); whole again in {a['reset_seconds']} s"
+            + (f"; retry in {a['retry_after_seconds']} s" if a["retry_after_seconds"] else "")
+        ]
+        if a["override"]:
+            lines.append(f"override: {_override(a['override'])}")
+        return "\n".join(lines)
+    if op == "reset":
+        return f"reset {a['policy']} {a['key']}" + ("" if a["had_state"] else " (it had no state)")
+    if op == "override":
+        if "deleted" in a:
+            d = a["deleted"]
+            return f"deleted the override of {d['policy']} {d['key']} ({_override(d)})"
+        o, old = a["override"], a["previous"]
+        return f"override {o['policy']} {o['key']}: {_override(o)}" + (
+            f"\nreplaced: {_override(old)}" if old else ""
+        )
+    if op == "overrides":
+        rows = a["overrides"]
+        lines = [f"{o['policy']} {o['key']}: {_override(o)}" for o in rows]
+        return "\n".join(lines) if lines else "no overrides"
+    rows = a["top"]
+    lines = [f"{'rejected':>10}  policy  key"]
+    lines += [f"{r['rejected']:>10}  {r['policy']}  {r['key']}" for r in rows]
+    return "\n".join(lines) if rows else f"nothing throttled in the last {a['window']} s"

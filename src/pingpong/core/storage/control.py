@@ -1,0 +1,110 @@
+"""The control plane's storage: overrides, change announcements and rejection
+counts, shared by every replica that shares the limiter's storage.
+
+Changes are announced with a sequence number and the keys they touched (a
+bounded log): a replica that saw sequence ``n`` asks what changed since, and
+forgets those keys from its deny cache. A gap in the log (more changes than it
+keeps) means "forget everything". Redis also publishes each change, so replicas
+learn of it at once; the poll is the fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple, Protocol
+
+from pingpong.core.heavy_hitters import BUCKET_SECONDS, MAX_PER_BUCKET, bucket_of, buckets_for
+from pingpong.core.overrides import Override, OverrideLimitReached
+
+CHANGE_LOG = 1000  # announced keys kept for replicas that poll
+
+
+class Changes(NamedTuple):
+    seq: int
+    keys: list[str]
+    complete: bool  # False: the log lost some; forget every key
+
+
+class ControlStore(Protocol):
+    async def put_override(self, override: Override, now: float, bound: int) -> Override | None:
+        """Store ``override``; return the one it replaces. OverrideLimitReached
+        when ``bound`` overrides exist already (expired ones do not count)."""
+
+    async def delete_override(self, full_key: str, now: float) -> Override | None:
+        """Remove one; return it (None: there was none)."""
+
+    async def overrides(self, now: float) -> list[Override]:
+        """Every unexpired override."""
+
+    async def announce(self, keys: Sequence[str]) -> int:
+        """Tell every replica that ``keys`` changed; the new sequence number."""
+
+    async def changes(self, since: int | None) -> Changes | None:
+        """What changed after ``since`` (None: nothing did)."""
+
+    async def add_rejections(self, counts: Mapping[str, int], now: float) -> None: ...
+
+    async def rejections(self, window: int, now: float) -> list[dict[str, float]]:
+        """The rejection counts of the buckets that overlap the window."""
+
+    async def listen(self, changed: Callable[[], None]) -> None:
+        """Call ``changed`` whenever a change is announced, until cancelled
+        (returns at once when the store cannot push changes: poll then)."""
+
+
+class MemoryControl:
+    """memory:// : one process is the only replica."""
+
+    def __init__(self) -> None:
+        self._overrides: dict[str, Override] = {}
+        self._seq = 0
+        self._log: list[tuple[int, str]] = []
+        self._buckets: dict[int, dict[str, int]] = {}
+
+    async def put_override(self, override: Override, now: float, bound: int) -> Override | None:
+        self._expire(now)
+        old = self._overrides.get(override.full_key)
+        if old is None and len(self._overrides) >= bound:
+            raise OverrideLimitReached(f"at most {bound} overrides")
+        self._overrides[override.full_key] = override
+        return old
+
+    async def delete_override(self, full_key: str, now: float) -> Override | None:
+        self._expire(now)
+        return self._overrides.pop(full_key, None)
+
+    async def overrides(self, now: float) -> list[Override]:
+        self._expire(now)
+        return list(self._overrides.values())
+
+    def _expire(self, now: float) -> None:
+        for key in [k for k, o in self._overrides.items() if o.expires_at <= now]:
+            del self._overrides[key]
+
+    async def announce(self, keys: Sequence[str]) -> int:
+        self._seq += 1
+        self._log = [*self._log, *((self._seq, key) for key in keys)][-CHANGE_LOG:]
+        return self._seq
+
+    async def changes(self, since: int | None) -> Changes | None:
+        if since == self._seq:
+            return None
+        return Changes(self._seq, [k for seq, k in self._log if since is None or seq > since], True)
+
+    async def add_rejections(self, counts: Mapping[str, int], now: float) -> None:
+        current = bucket_of(now)
+        for old in [b for b in self._buckets if b < current - 3600 // BUCKET_SECONDS]:
+            del self._buckets[old]
+        bucket = self._buckets.setdefault(current, {})
+        for key, count in counts.items():
+            bucket[key] = bucket.get(key, 0) + count
+        if len(bucket) > MAX_PER_BUCKET:
+            kept = sorted(bucket.items(), key=lambda item: -item[1])[:MAX_PER_BUCKET]
+            self._buckets[current] = dict(kept)
+
+    async def rejections(self, window: int, now: float) -> list[dict[str, float]]:
+        return [dict(self._buckets[b]) for b in buckets_for(window, now) if b in self._buckets]
+
+    async def listen(self, changed: Callable[[], None]) -> None:
+        await asyncio.Event().wait()  # changes are local: nothing to listen to
