@@ -15,7 +15,9 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Pingpong, RedisServer, free_port
+from pingpong_toolkit.pingpong import Pingpong
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.redis import RedisServer
 
 TOKEN = "integration-token-0123456789"  # noqa: S105 - a test token
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
