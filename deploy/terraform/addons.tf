@@ -66,12 +66,13 @@ module "alertmanager_pod_identity" {
 }
 
 # External Secrets Operator reads the Redis URL secret (secrets.tf) for the
-# ExternalSecret pingpong-storage and the redis_exporter's password.
+# ExternalSecret pingpong-storage and the redis_exporter's password, and the
+# admin token digests for pingpong-admin-tokens.
 data "aws_iam_policy_document" "external_secrets" {
   statement {
-    sid       = "ReadTheRedisSecret"
+    sid       = "ReadThePingpongSecrets"
     actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-    resources = [aws_secretsmanager_secret.redis.arn]
+    resources = [aws_secretsmanager_secret.redis.arn, aws_secretsmanager_secret.admin_tokens.arn]
   }
 
   statement {

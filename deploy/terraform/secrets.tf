@@ -34,3 +34,14 @@ resource "aws_secretsmanager_secret_version" "redis" {
     address  = "rediss://${aws_elasticache_replication_group.redis.primary_endpoint_address}:6379"
   })
 }
+
+# The admin API's bearer tokens, as digests only (lines "name:sha256:<hex>", see
+# docs/operations.md): operators put the value (aws secretsmanager put-secret-value);
+# External Secrets Operator copies it into the Secret pingpong-admin-tokens.
+resource "aws_secretsmanager_secret" "admin_tokens" {
+  #checkov:skip=CKV2_AWS_57:digests of operator tokens, rotated by the operators who hold the tokens (docs/operations.md)
+  name                    = "${var.name}/admin-tokens"
+  description             = "SHA-256 digests of the ${var.name} admin API tokens"
+  kms_key_id              = aws_kms_key.secrets.arn
+  recovery_window_in_days = 7
+}

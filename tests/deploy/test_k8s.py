@@ -139,7 +139,10 @@ def test_app_container_matches_the_contract(rendered: dict[str, list[dict]], ove
     c = app_container(docs)
     assert pod["securityContext"]["runAsUser"] == 10001
     assert c["securityContext"]["runAsUser"] == 10001
-    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "admin", "containerPort": 8081, "protocol": "TCP"},  # no Service exposes it
+    ]
     env = {e["name"]: e for e in c["env"]}
     assert env["PINGPONG_HOST"]["value"] == "0.0.0.0"
     assert env["PINGPONG_PORT"]["value"] == "8080"
@@ -159,6 +162,8 @@ def test_app_container_matches_the_contract(rendered: dict[str, list[dict]], ove
         "PINGPONG_DRAIN_SECONDS",
         "PINGPONG_SLOT",
         "PINGPONG_COMMIT",
+        "PINGPONG_ADMIN_PORT",
+        "PINGPONG_ADMIN_TOKENS_FILE",
     }, "env var not in the contract"
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
@@ -292,7 +297,17 @@ def test_network_policy_default_deny_plus_needed(
     assert "ingress" not in deny and "egress" not in deny
     app = policies["pingpong"]
     ports = [p["port"] for rule in app["ingress"] for p in rule["ports"]]
-    assert set(ports) == {"http"}, "only the http port is open"
+    assert set(ports) == {"http", "admin"}, "only the http and admin ports are open"
+    admin_from = [rule["from"] for rule in app["ingress"] if rule["ports"][0]["port"] == "admin"]
+    assert admin_from == [  # the admin API only from the operators' namespace
+        [
+            {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": "pingpong-operators"}
+                }
+            }
+        ]
+    ]
     egress_ports = {p["port"] for rule in app["egress"] for p in rule["ports"]}
     assert {53, 6379} <= egress_ports
 

@@ -222,8 +222,9 @@ def test_deployers_may_write_podmonitors_and_externalsecrets(
     ]
     assert [s["name"] for b in bindings for s in b["subjects"]] == ["pingpong-deployers"]
     for kind in ("PodMonitor", "ExternalSecret", "SecretStore"):
-        api = find(prod, kind)["apiVersion"].split("/")[0]
-        assert any(api == g for g, _ in grants), kind
+        for obj in find_all(prod, kind):
+            api = obj["apiVersion"].split("/")[0]
+            assert any(api == g for g, _ in grants), kind
 
 
 # -- 5. topology spread per version ----------------------------------------
@@ -398,6 +399,7 @@ def test_monitoring_objects_ship_to_the_cluster(
     run(["node", str(REPO / "tools/k8s/validate-crds.mjs"), str(tmp_path / "monitoring.yaml")])
     assert {r["metadata"]["name"] for r in find_all(docs, "PrometheusRule")} == {
         "pingpong-alerts",
+        "pingpong-control-alerts",
         "pingpong-slo",
     }
     probe = find(docs, "Probe", "pingpong")
