@@ -6,11 +6,12 @@ file's groups, per its API reference)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+
+from pingpong_toolkit.commands import run
 
 from . import helpers as mh
 
@@ -18,13 +19,7 @@ KPS = mh.REPO / "deploy" / "monitoring" / "kube-prometheus-stack"
 
 
 def test_generated_files_are_current() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(KPS / "generate.py"), "--check"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    run([sys.executable, str(KPS / "generate.py"), "--check"])
 
 
 def test_prometheus_rules_equal_the_rule_files() -> None:
