@@ -3,15 +3,19 @@ CRD schemas, and says what the contract and the issue ask for."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from .helpers import K8S, OVERLAYS, REPO, app_container, find, find_all, require, run, workload
+from pingpong_toolkit.commands import run
+
+from .helpers import K8S, OVERLAYS, REPO, app_container, captured, find, find_all, workload
 
 PROD_OVERLAYS = ("prod", "prod-bluegreen")
 VALIDATE_CRDS = REPO / "tools" / "k8s" / "validate-crds.mjs"
@@ -28,7 +32,7 @@ CONTRACT_CONFIG_KEYS = {
 CONTRACT_POLICY_KEYS = {"name", "match", "key", "rate", "burst", "algorithm", "shadow"}
 
 
-def pod_specs(docs: list[dict]) -> list[tuple[str, dict]]:
+def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     """Every pod spec of a render, including the smoke-test Job in the AnalysisTemplate."""
     specs = []
     for d in docs:
@@ -48,7 +52,7 @@ def pod_specs(docs: list[dict]) -> list[tuple[str, dict]]:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_overlay_renders(rendered: dict[str, list[dict]], overlay: str) -> None:
+def test_overlay_renders(rendered: dict[str, list[dict[str, Any]]], overlay: str) -> None:
     kinds = {d["kind"] for d in rendered[overlay]}
     expected = {
         "Namespace",
@@ -82,7 +86,6 @@ def test_kubernetes_validate_strict(rendered_dir: Path) -> None:
 
 
 def test_crds_validate_against_their_schemas(rendered_dir: Path) -> None:
-    require("node")
     files = sorted(str(p) for p in rendered_dir.glob("*.yaml"))
     proc = run(["node", str(VALIDATE_CRDS), *files])
     assert "INVALID" not in proc.stdout and "UNKNOWN" not in proc.stdout, proc.stdout
@@ -101,7 +104,9 @@ def test_crd_validation_rejects_unknown_fields(rendered_text: dict[str, str]) ->
     )
 
 
-def test_namespace_enforces_restricted_pod_security(rendered: dict[str, list[dict]]) -> None:
+def test_namespace_enforces_restricted_pod_security(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
     for overlay in OVERLAYS:
         labels = find(rendered[overlay], "Namespace", "pingpong")["metadata"]["labels"]
         for mode in ("enforce", "audit", "warn"):
@@ -111,7 +116,7 @@ def test_namespace_enforces_restricted_pod_security(rendered: dict[str, list[dic
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_pod_is_restricted(rendered: dict[str, list[dict]], overlay: str) -> None:
+def test_every_pod_is_restricted(rendered: dict[str, list[dict[str, Any]]], overlay: str) -> None:
     specs = pod_specs(rendered[overlay])
     assert specs
     for where, spec in specs:
@@ -133,7 +138,9 @@ def test_every_pod_is_restricted(rendered: dict[str, list[dict]], overlay: str) 
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_app_container_matches_the_contract(rendered: dict[str, list[dict]], overlay: str) -> None:
+def test_app_container_matches_the_contract(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
     docs = rendered[overlay]
     pod = workload(docs)["spec"]["template"]["spec"]
     c = app_container(docs)
@@ -172,7 +179,7 @@ def test_app_container_matches_the_contract(rendered: dict[str, list[dict]], ove
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_shutdown_outlasts_drain_and_alb_deregistration(
-    rendered: dict[str, list[dict]], overlay: str
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
     docs = rendered[overlay]
     pod = workload(docs)["spec"]["template"]["spec"]
@@ -182,10 +189,10 @@ def test_shutdown_outlasts_drain_and_alb_deregistration(
     grace = pod["terminationGracePeriodSeconds"]
     annotations = find(docs, "Ingress", "pingpong")["metadata"]["annotations"]
     dereg = int(
-        re.search(
+        captured(
             r"deregistration_delay\.timeout_seconds=(\d+)",
             annotations["alb.ingress.kubernetes.io/target-group-attributes"],
-        ).group(1)
+        )
     )
     assert pre_stop >= 10, "the ALB needs time to stop sending new connections"
     assert dereg <= pre_stop, "the target must be gone from the ALB before SIGTERM"
@@ -194,7 +201,7 @@ def test_shutdown_outlasts_drain_and_alb_deregistration(
     )
 
 
-def test_config_map_is_in_the_contract_format(rendered: dict[str, list[dict]]) -> None:
+def test_config_map_is_in_the_contract_format(rendered: dict[str, list[dict[str, Any]]]) -> None:
     for overlay in OVERLAYS:
         cms = [
             d
@@ -217,7 +224,7 @@ def test_config_map_is_in_the_contract_format(rendered: dict[str, list[dict]]) -
 
 
 def test_prod_is_a_rollout_with_at_least_three_replicas_over_zones(
-    rendered: dict[str, list[dict]],
+    rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
     for overlay in PROD_OVERLAYS:
         docs = rendered[overlay]
@@ -246,7 +253,7 @@ def test_prod_is_a_rollout_with_at_least_three_replicas_over_zones(
         assert not [d for d in docs if "redis" in d["metadata"]["name"]]
 
 
-def test_dev_has_its_own_small_redis(rendered: dict[str, list[dict]]) -> None:
+def test_dev_has_its_own_small_redis(rendered: dict[str, list[dict[str, Any]]]) -> None:
     docs = rendered["dev"]
     assert workload(docs)["kind"] == "Deployment"
     redis = find(docs, "Deployment", "pingpong-redis")
@@ -254,8 +261,6 @@ def test_dev_has_its_own_small_redis(rendered: dict[str, list[dict]]) -> None:
     service = find(docs, "Service", "pingpong-redis")
     secret = find(docs, "Secret", "pingpong-storage")
     assert "url" in secret.get("data", {}) or "url" in secret.get("stringData", {})
-    import base64
-
     url = base64.b64decode(secret["data"]["url"]).decode()
     assert url.startswith(
         f"redis://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/"
@@ -263,7 +268,7 @@ def test_dev_has_its_own_small_redis(rendered: dict[str, list[dict]]) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_selectors_match_the_pods(rendered: dict[str, list[dict]], overlay: str) -> None:
+def test_selectors_match_the_pods(rendered: dict[str, list[dict[str, Any]]], overlay: str) -> None:
     docs = rendered[overlay]
     w = workload(docs)
     pod_labels = w["spec"]["template"]["metadata"]["labels"]
@@ -283,7 +288,7 @@ def test_selectors_match_the_pods(rendered: dict[str, list[dict]], overlay: str)
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_network_policy_default_deny_plus_needed(
-    rendered: dict[str, list[dict]], overlay: str
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
     docs = rendered[overlay]
     policies = {p["metadata"]["name"]: p["spec"] for p in find_all(docs, "NetworkPolicy")}
@@ -297,7 +302,7 @@ def test_network_policy_default_deny_plus_needed(
     assert {53, 6379} <= egress_ports
 
 
-def test_service_account_has_no_token(rendered: dict[str, list[dict]]) -> None:
+def test_service_account_has_no_token(rendered: dict[str, list[dict[str, Any]]]) -> None:
     for overlay in OVERLAYS:
         sa = find(rendered[overlay], "ServiceAccount", "pingpong")
         assert sa["automountServiceAccountToken"] is False
@@ -307,7 +312,9 @@ def test_service_account_has_no_token(rendered: dict[str, list[dict]]) -> None:
         )
 
 
-def test_ingress_is_for_the_aws_load_balancer_controller(rendered: dict[str, list[dict]]) -> None:
+def test_ingress_is_for_the_aws_load_balancer_controller(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
     for overlay in ("dev", "prod"):
         ing = find(rendered[overlay], "Ingress", "pingpong")
         assert ing["spec"]["ingressClassName"] == "alb"
@@ -321,12 +328,10 @@ def test_ingress_is_for_the_aws_load_balancer_controller(rendered: dict[str, lis
     ) == [{"HTTP": 80}, {"HTTPS": 443}]
 
 
-def test_vpc_cidr_agrees_with_terraform(rendered: dict[str, list[dict]]) -> None:
+def test_vpc_cidr_agrees_with_terraform(rendered: dict[str, list[dict[str, Any]]]) -> None:
     """NetworkPolicy ipBlocks and trusted_proxies assume the Terraform VPC."""
     variables = (REPO / "deploy" / "terraform" / "variables.tf").read_text()
-    vpc_cidr = re.search(
-        r'variable "vpc_cidr" \{.*?default\s*=\s*"([^"]+)"', variables, re.S
-    ).group(1)
+    vpc_cidr = captured(r'variable "vpc_cidr" \{.*?default\s*=\s*"([^"]+)"', variables, re.S)
     docs = rendered["prod"]
     blocks = {
         peer["ipBlock"]["cidr"]

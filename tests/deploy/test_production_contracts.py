@@ -15,7 +15,22 @@ from typing import Any
 import pytest
 import yaml
 
-from .helpers import K8S, REPO, TF, blocks, find, find_all, norm, one, resources, run, workload
+from pingpong_toolkit.commands import run
+
+from .helpers import (
+    K8S,
+    REPO,
+    TF,
+    analysis_query,
+    blocks,
+    find,
+    find_all,
+    norm,
+    one,
+    promtool_eval,
+    resources,
+    workload,
+)
 
 MONITORING = REPO / "deploy" / "monitoring"
 ADDONS = K8S / "addons"
@@ -285,13 +300,6 @@ def test_capacity_holds_a_release_at_peak(
 # -- 7. analysis at low traffic --------------------------------------------
 
 
-def success_rate_query(template: dict[str, Any], canary: str, stable: str) -> str:
-    args = {a["name"]: a.get("value", "") for a in template["spec"]["args"]}
-    args.update({"canary-hash": canary, "stable-hash": stable})
-    query = template["spec"]["metrics"][0]["provider"]["prometheus"]["query"]
-    return re.sub(r"\{\{\s*args\.([\w-]+)\s*\}\}", lambda m: args[m.group(1)], query)
-
-
 def test_success_rate_needs_a_sample_and_compares_with_stable(
     rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
@@ -332,27 +340,11 @@ def test_success_rate_needs_a_sample_and_compares_with_stable(
         ("bad", "none", 0),  # 2 % errors against the SLO: fail
         ("bad", "stable", 1),  # as good as stable (both failing, e.g. Redis): pass
     ]
-    tests = []
+    expected = []
     for canary, stable, passes in cases:
-        query = success_rate_query(template, canary, stable)
-        samples = [] if passes is None else [{"labels": "{}", "value": passes}]
-        tests.append({"expr": f"({query}) >= bool 0", "eval_time": "5m", "exp_samples": samples})
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("groups: []\n")
-    spec = {
-        "rule_files": [str(rules)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [{"series": s, "values": v} for s, v in inputs],
-                "promql_expr_test": tests,
-            }
-        ],
-    }
-    test_file = tmp_path / "success_rate_test.yaml"
-    test_file.write_text(yaml.safe_dump(spec, sort_keys=False))
-    run(["promtool", "test", "rules", str(test_file)])
+        query = analysis_query(template, {"canary-hash": canary, "stable-hash": stable})
+        expected.append((f"({query}) >= bool 0", passes))
+    promtool_eval(tmp_path, inputs, expected)
 
 
 # -- 8. NetworkPolicy ports ------------------------------------------------

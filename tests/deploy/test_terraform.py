@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
-from .helpers import REPO, TF, blocks, one, resources, run
+from pingpong_toolkit.commands import run
+
+from .helpers import REPO, TF, blocks, one, resources
 
 ALARMS_INPUTS = {
     "name",
