@@ -1,5 +1,7 @@
 """deploy/k8s: every overlay renders, validates against the Kubernetes and
-CRD schemas, and says what the contract and the issue ask for."""
+CRD schemas, and holds to the deployment contract: restricted pods, the app
+container's ports, env and probes, a shutdown that outlasts the ALB, prod as a
+zone-spread Rollout scaled by its HPA, default-deny networking."""
 
 from __future__ import annotations
 
@@ -230,7 +232,7 @@ def test_prod_is_a_rollout_with_at_least_three_replicas_over_zones(
         docs = rendered[overlay]
         rollout = workload(docs)
         assert rollout["kind"] == "Rollout" and rollout["apiVersion"] == "argoproj.io/v1alpha1"
-        # The HPA owns the count (issue 14, item 3): no replicas to reset it.
+        # The HPA owns the count: no replicas for every apply to reset.
         assert "replicas" not in rollout["spec"]
         hpa = find(docs, "HorizontalPodAutoscaler", "pingpong")["spec"]
         assert hpa["minReplicas"] >= 3 and hpa["maxReplicas"] > hpa["minReplicas"]

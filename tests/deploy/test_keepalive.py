@@ -1,4 +1,4 @@
-"""Issue 14, item 2: the ALB must close idle connections before pingpong does.
+"""The ALB must close idle connections before pingpong does.
 
 AWS, "Application Load Balancers / Connection idle timeout": "we recommend
 that you configure the idle timeout of your application to be larger than

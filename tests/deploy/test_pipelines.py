@@ -1,5 +1,8 @@
 """CI/CD: the GitHub workflows, the Jenkinsfile and deploy/k8s/deploy.sh,
-linted with the real linters and checked for what issue 4 asks."""
+linted with the real linters and checked for what delivery needs: actions
+pinned by SHA, least-privilege tokens, OIDC roles instead of stored keys, pull
+requests that lint, test, build and scan, and main that pushes by SHA and
+deploys through the rollout."""
 
 from __future__ import annotations
 
@@ -80,7 +83,8 @@ def test_no_long_lived_aws_keys(workflows: dict[str, Workflow]) -> None:
     for path in [*WORKFLOWS.glob("*.y*ml"), REPO / "Jenkinsfile"]:
         text = path.read_text()
         assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text, path.name
-    # One role per job: pushing and deploying are trusted differently (issue 14, item 15).
+    # One role per job: pushing and deploying are trusted differently (only the
+    # deploy job, in the production environment, may reach the cluster).
     roles = {
         job: step["with"]["role-to-assume"]
         for job, step in steps(workflows["main.yaml"])

@@ -1,6 +1,7 @@
-"""Issue 14: contract tests. Each encodes an upstream project's documented
+"""Contract tests for production on EKS. Each encodes an upstream project's documented
 behaviour (cited next to it) on our files, so that a first release on EKS
-does what the files promise. Each fails on the files before issue 14."""
+does what the files promise. Each failed on these files as they were before
+it was written."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def cpu_millicores(quantity: str) -> int:
     return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
 
 
-# -- 1. target-group gaps --------------------------------------------------
+# -- target-group gaps -----------------------------------------------------
 
 
 def test_alb_release_uses_ping_pong_and_verified_target_groups(
@@ -108,7 +109,7 @@ def test_alb_release_uses_ping_pong_and_verified_target_groups(
     assert "pingPong" in docs and "--aws-verify-target-group" in docs
 
 
-# -- 3. HPA vs replicas ----------------------------------------------------
+# -- HPA vs replicas -------------------------------------------------------
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod", "prod-bluegreen"])
@@ -126,7 +127,7 @@ def test_no_replica_count_where_an_hpa_owns_it(
     assert "replicas" not in wl["spec"]
 
 
-# -- 4 and 10. deploy.sh: apply order, aborted vs stuck ---------------------
+# -- deploy.sh: apply order, aborted vs stuck ------------------------------
 
 
 def fake_kubectl(tmp_path: Path, status: str, refuse: str = "") -> tuple[dict[str, str], Path]:
@@ -241,7 +242,7 @@ def test_deployers_may_write_podmonitors_and_externalsecrets(
         assert any(api == g for g, _ in grants), kind
 
 
-# -- 5. topology spread per version ----------------------------------------
+# -- topology spread per version -------------------------------------------
 
 
 @pytest.mark.parametrize("overlay", ["prod", "prod-bluegreen"])
@@ -257,7 +258,7 @@ def test_topology_spread_counts_each_version_alone(
         assert "rollouts-pod-template-hash" in constraint["matchLabelKeys"]
 
 
-# -- 6. capacity for the surge ---------------------------------------------
+# -- capacity for the surge ------------------------------------------------
 
 
 def test_capacity_holds_a_release_at_peak(
@@ -297,7 +298,7 @@ def test_capacity_holds_a_release_at_peak(
     )
 
 
-# -- 7. analysis at low traffic --------------------------------------------
+# -- analysis at low traffic -----------------------------------------------
 
 
 def test_success_rate_needs_a_sample_and_compares_with_stable(
@@ -347,7 +348,7 @@ def test_success_rate_needs_a_sample_and_compares_with_stable(
     promtool_eval(tmp_path, inputs, expected)
 
 
-# -- 8. NetworkPolicy ports ------------------------------------------------
+# -- NetworkPolicy ports ---------------------------------------------------
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod", "prod-bluegreen"])
@@ -373,7 +374,7 @@ def test_service_ports_equal_container_ports(
     assert ports["http"] in allowed
 
 
-# -- 9. monitoring in the cluster ------------------------------------------
+# -- monitoring in the cluster ---------------------------------------------
 
 
 def test_monitoring_objects_ship_to_the_cluster(
@@ -430,7 +431,7 @@ def test_prometheus_yml_scrapes_a_service_that_exists(
     assert sd["port"] == svc["spec"]["ports"][0]["port"]
 
 
-# -- 11. pages reach SNS ---------------------------------------------------
+# -- pages reach SNS -------------------------------------------------------
 
 
 def test_alertmanager_pages_the_terraform_topic(
@@ -461,7 +462,7 @@ def test_alertmanager_pages_the_terraform_topic(
     assert "alarm_topic_arn" in blocks(hcl, "output")
 
 
-# -- 12. runbooks for what runs --------------------------------------------
+# -- runbooks for what runs ------------------------------------------------
 
 
 def test_runbooks_fit_an_hpa_managed_rollout(hcl: dict[str, dict[str, Any]]) -> None:
@@ -487,7 +488,7 @@ def test_runbooks_fit_an_hpa_managed_rollout(hcl: dict[str, dict[str, Any]]) -> 
     assert versions and all("rollouts_pod_template_hash" in e and "slot" not in e for e in versions)
 
 
-# -- 13. first apply ------------------------------------------------------
+# -- first apply -----------------------------------------------------------
 
 
 def test_alb_alarms_wait_for_the_alb(tmp_path: Path) -> None:
@@ -508,7 +509,7 @@ def test_alb_alarms_wait_for_the_alb(tmp_path: Path) -> None:
     assert "not created" in (REPO / "docs" / "deploy.md").read_text()
 
 
-# -- 14. CD reaches the API -----------------------------------------------
+# -- CD reaches the API ----------------------------------------------------
 
 
 def test_deploy_runs_where_the_api_is_reachable(hcl: dict[str, dict[str, Any]]) -> None:
@@ -526,7 +527,7 @@ def test_deploy_runs_where_the_api_is_reachable(hcl: dict[str, dict[str, Any]]) 
     assert "agent { label 'pingpong-deploy' }" in deploy_stage
 
 
-# -- 15. push and deploy roles --------------------------------------------
+# -- push and deploy roles -------------------------------------------------
 
 
 def test_push_and_deploy_roles_are_split(hcl: dict[str, dict[str, Any]]) -> None:
@@ -560,7 +561,7 @@ def test_push_and_deploy_roles_are_split(hcl: dict[str, dict[str, Any]]) -> None
     )
 
 
-# -- 16. secrets -----------------------------------------------------------
+# -- secrets ---------------------------------------------------------------
 
 
 def test_redis_url_comes_from_secrets_manager(
@@ -596,7 +597,7 @@ def test_redis_url_comes_from_secrets_manager(
     assert "Rotating the Redis auth token" in (REPO / "docs" / "deploy.md").read_text()
 
 
-# -- 17. supply chain ------------------------------------------------------
+# -- supply chain ----------------------------------------------------------
 
 
 def test_images_are_signed_with_an_sbom_and_admission_checks_it() -> None:
@@ -628,7 +629,7 @@ def test_images_are_signed_with_an_sbom_and_admission_checks_it() -> None:
     assert [a["type"] for a in verify["attestations"]] == ["https://cyclonedx.org/bom"]
 
 
-# -- 18. ElastiCache ------------------------------------------------------
+# -- ElastiCache -----------------------------------------------------------
 
 
 def test_elasticache_alarms_and_a_tls_exporter(

@@ -1,4 +1,4 @@
-"""Argo Rollouts (issue 5): blue-green with weighted ALB traffic in prod,
+"""Argo Rollouts: blue-green with weighted ALB traffic in prod,
 plain blueGreen as the alternative, and analysis that fails on missing data."""
 
 from __future__ import annotations
@@ -141,7 +141,8 @@ def test_latency_is_p99_from_the_histogram(templates: dict[str, dict[str, Any]])
     ("template", "good", "bad", "empty"),
     [
         # The success rate is a margin over the baseline; no result means
-        # too few requests: inconclusive (neither condition), issue 14 item 7.
+        # too few requests: inconclusive (neither condition), which pauses the
+        # rollout instead of aborting it.
         ("pingpong-success-rate", 0.0005, -0.01, None),
         ("pingpong-latency-p99", 0.05, 0.25, False),
     ],

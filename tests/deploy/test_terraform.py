@@ -1,6 +1,6 @@
 """deploy/terraform and deploy/eksctl: formatted, parseable, and shaped as
-issue 4 asks (community modules, immutable scanned ECR, Redis with TLS and
-auth, OIDC role for CI, the alarms module wired in).
+production needs (community modules, immutable scanned ECR, Redis with TLS and
+auth, OIDC roles for CI, the alarms module wired in).
 
 `terraform init/validate` need the provider registry, which this machine
 cannot reach: hcl2tojson parses (bc-python-hcl2, the python-hcl2 fork that

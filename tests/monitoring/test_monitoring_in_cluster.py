@@ -1,8 +1,8 @@
-"""Issue 14, item 9: the PrometheusRules and the Alertmanager chart values
-that reach the cluster are the tested sources, unchanged (one source of
-truth: promtool/amtool test the files under deploy/monitoring, and the
-Prometheus Operator loads PrometheusRule.spec.groups exactly as a rule
-file's groups, per its API reference)."""
+"""The PrometheusRules and the Alertmanager chart values that reach the
+cluster are the tested sources, unchanged (one source of truth: promtool and
+amtool test the files under deploy/monitoring, and the Prometheus Operator
+loads PrometheusRule.spec.groups exactly as a rule file's groups, per its API
+reference)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from . import helpers as mh
 # What deploy/terraform passes to the module; these inputs must stay, required,
 # and every other input needs a default.
 # alb_arn_suffix / target_group_arn_suffix default to "" (no ALB alarms before
-# the ALB exists), redis_cluster_ids to [] (issue 14, items 13 and 18).
+# the ALB exists), redis_cluster_ids to [] (no ElastiCache alarms without a Redis).
 REQUIRED_INPUTS = {
     "name",
     "alarm_emails",
@@ -50,7 +50,7 @@ def test_module_inputs() -> None:
     assert re.search(r"type\s*=\s*list\(string\)", found["node_asg_names"])
 
 
-def test_alarms_the_issue_asks_for() -> None:
+def test_alb_node_and_elasticache_alarms_with_a_node_surge_policy() -> None:
     text = module_text()
     for metric in (
         "HTTPCode_Target_5XX_Count",
