@@ -140,7 +140,13 @@ def test_eksctl_matches_terraform(hcl: dict[str, dict[str, Any]]) -> None:
     )
     addons = {a["name"]: a for a in cfg["addons"]}
     assert json.loads(addons["vpc-cni"]["configurationValues"]) == {"enableNetworkPolicy": "true"}
-    assert cfg["accessConfig"]["accessEntries"][0]["kubernetesGroups"] == ["pingpong-deployers"]
+    # Only the deploy role of iam.tf reaches the cluster, as in eks.tf's access_entries.
+    (entry,) = cfg["accessConfig"]["accessEntries"]
+    deploy_role = resources(hcl, "aws_iam_role")["ci_deploy"]["name"]
+    assert entry["principalARN"].endswith(
+        ":role/" + deploy_role.replace("${var.name}", variables["name"]["default"])
+    )
+    assert entry["kubernetesGroups"] == ["pingpong-deployers"]
     lbc = cfg["iam"]["podIdentityAssociations"][0]
     assert lbc["wellKnownPolicies"] == {"awsLoadBalancerController": True}
 
