@@ -1,4 +1,4 @@
-"""Medians, the issue's targets as ratios of one run, the table, and the JSON file."""
+"""Medians, the performance targets as ratios of one run, the table, and the JSON file."""
 
 from __future__ import annotations
 
@@ -114,7 +114,11 @@ def ratio_target(
 
 
 def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 6's seven targets, each computed from this one run."""
+    """The seven performance targets, each computed from this one run: throughput
+    against the bare server and slowapi, rejections no slower than admissions,
+    Redis commands per 429, nothing admitted beyond the GCRA bound across
+    replicas, memory per key and idle keys reclaimed, and the p99 added at 50 %
+    load."""
     summary = data["summary"]
     found = [ratio_target(data, *spec) for spec in RATIO_TARGETS]
     per_429 = (summary.get("pingpong-redis-rejected") or {}).get("redis_calls_per_429")

@@ -89,7 +89,7 @@ def command(
     if config.family in ("raw", "raw-rsgi"):  # on pingpong's own server class, repo's venv
         interface = "asgi" if config.family == "raw" else "rsgi"
         argv = [sys.executable, "-m", "raw_granian", str(port), interface]
-    elif config.family == "raw-uvicorn":  # the reference figure
+    elif config.family == "raw-uvicorn":  # the reference figure of shared/peers.md
         argv = [str(peers_bin("python")), "-m", "uvicorn", "raw_asgi:app", *bind, *UVICORN_FLAGS]
     elif config.family == "flask-limiter":
         flags = f"--workers 1 --worker-class sync --bind 127.0.0.1:{port} --log-level warning"

@@ -1,4 +1,5 @@
-"""``pingpong-rollout drill``: the self-contained demo writes its report (issue 5, proof 4).
+"""``pingpong-rollout drill``: the self-contained demo writes its report, a
+JSON timeline and a PNG chart, for a good and a bad release.
 
 The drill starts its own redis-server, blue, HAProxy and steady load; the
 test checks what it leaves behind: report.json (the timeline the tool saw and

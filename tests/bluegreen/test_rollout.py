@@ -1,4 +1,6 @@
-"""Blue-green through a real HAProxy, under a steady load (issue 5, proof 1-3).
+"""Blue-green through a real HAProxy, under a steady load: a good release takes
+all traffic with zero failed requests, a bad one is rolled back at its first
+failing step, and a client's quota carries over from blue to green.
 
 Each test: blue behind HAProxy (shared redis-server), a bounded steady load on
 the frontend, then ``pingpong-rollout run`` starts green and shifts the weights.

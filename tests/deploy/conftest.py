@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from .helpers import K8S, OVERLAYS, REPO, TF, checkov, norm, run
+from pingpong_toolkit.commands import run
+
+from .helpers import K8S, OVERLAYS, REPO, TF, checkov, norm
 
 
 @pytest.fixture(scope="session")

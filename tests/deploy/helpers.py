@@ -8,18 +8,20 @@ Install the tools once (the Makefile does the same):
     python3 -m pytest tests/deploy
 
 Also needed on PATH: kubectl (kustomize is built in), terraform, node >= 20,
-java >= 17 (npm-groovy-lint). A missing tool fails the test that needs it;
-nothing is skipped.
+java >= 17 (npm-groovy-lint), promtool. Every tool runs through
+pingpong_toolkit's ``run``: a missing tool fails the test that needs it (nothing
+is skipped), and so does a non-zero exit unless the test passes ``check=False``.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
+import yaml
 
 from pingpong_toolkit.commands import run
 
@@ -27,18 +29,16 @@ REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 TF = REPO / "deploy" / "terraform"
 OVERLAYS = ("dev", "prod", "prod-bluegreen")
-INSTALL_HINT = (
-    "python3 -m venv .tools-venv && .tools-venv/bin/pip install -r tools/requirements.txt; "
-    "npm ci --prefix tools/k8s; then put .tools-venv/bin and tools/k8s/node_modules/.bin on PATH"
-)
+# An AnalysisTemplate argument reference, {{args.NAME}}.
+ARG = re.compile(r"\{\{\s*args\.([\w-]+)\s*\}\}")
 
 
-def require(tool: str) -> str:
-    """Path of a tool on PATH; fail (never skip) when it is missing."""
-    path = shutil.which(tool)
-    if path is None:
-        pytest.fail(f"{tool!r} is not on PATH ({INSTALL_HINT})", pytrace=False)
-    return path
+def captured(pattern: str, text: str, flags: int = 0) -> str:
+    """The first group of ``pattern``'s first match in ``text``; the test fails
+    when nothing matches."""
+    match = re.search(pattern, text, flags)
+    assert match, f"no {pattern!r} in {text!r}"
+    return match.group(1)
 
 
 def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def norm(value: Any) -> Any:
     """hcl2tojson wraps every attribute value in a list: unwrap that one
     level, keep block lists (lists of objects) and drop the line markers."""
     if isinstance(value, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for k, v in value.items():
             if k.startswith("__"):
                 continue
@@ -130,3 +130,53 @@ def resources(hcl: dict[str, dict[str, Any]], rtype: str) -> dict[str, Any]:
         for entry in doc.get("resource", []):
             found.update(entry.get(rtype, {}))
     return found
+
+
+def arg_defaults(template: dict[str, Any]) -> dict[str, str]:
+    """The arguments an AnalysisTemplate gives a value of its own."""
+    return {a["name"]: a["value"] for a in template["spec"].get("args", []) if "value" in a}
+
+
+def with_args(text: str, args: Mapping[str, str]) -> str:
+    """``text`` with each {{args.NAME}} filled in (KeyError for one not given)."""
+    return ARG.sub(lambda m: args[m.group(1)], text)
+
+
+def analysis_query(template: dict[str, Any], args: Mapping[str, str]) -> str:
+    """The Prometheus query of a one-metric AnalysisTemplate, with the
+    template's argument values overridden by ``args``."""
+    (metric,) = template["spec"]["metrics"]
+    query: str = metric["provider"]["prometheus"]["query"]
+    return with_args(query, {**arg_defaults(template), **args})
+
+
+def promtool_eval(
+    tmp_path: Path, series: list[tuple[str, str]], expected: list[tuple[str, int | None]]
+) -> None:
+    """Evaluate each PromQL expression at 5m over synthetic ``series`` (name,
+    promtool values notation; one sample a minute) with `promtool test rules`:
+    it must give one sample with no labels and the expected value, or no
+    sample at all for None."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("groups: []\n")
+    spec = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series],
+                "promql_expr_test": [
+                    {
+                        "expr": expr,
+                        "eval_time": "5m",
+                        "exp_samples": [] if value is None else [{"labels": "{}", "value": value}],
+                    }
+                    for expr, value in expected
+                ],
+            }
+        ],
+    }
+    test_file = tmp_path / "promql_test.yaml"
+    test_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    run(["promtool", "test", "rules", str(test_file)])

@@ -4,6 +4,7 @@ the GitHub workflows: no failed check, and no skip without a written reason."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ TF_SKIP = re.compile(r"#\s*checkov:skip=(?P<id>CKV2?_[A-Z0-9_]+)(?::(?P<reason>.
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_checkov_passes(checkov_reports: dict[str, dict], framework: str) -> None:
+def test_checkov_passes(checkov_reports: dict[str, dict[str, Any]], framework: str) -> None:
     report = checkov_reports[framework]
     summary = report["summary"]
     failed = report.get("results", {}).get("failed_checks", [])
@@ -33,7 +34,9 @@ def test_checkov_passes(checkov_reports: dict[str, dict], framework: str) -> Non
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_every_checkov_skip_has_a_reason(checkov_reports: dict[str, dict], framework: str) -> None:
+def test_every_checkov_skip_has_a_reason(
+    checkov_reports: dict[str, dict[str, Any]], framework: str
+) -> None:
     skipped = checkov_reports[framework].get("results", {}).get("skipped_checks", [])
     for c in skipped:
         reason = (c.get("check_result") or {}).get("suppress_comment") or ""

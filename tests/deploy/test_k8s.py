@@ -1,17 +1,23 @@
 """deploy/k8s: every overlay renders, validates against the Kubernetes and
-CRD schemas, and says what the contract and the issue ask for."""
+CRD schemas, and holds to the deployment contract: restricted pods, the app
+container's ports, env and probes, a shutdown that outlasts the ALB, prod as a
+zone-spread Rollout scaled by its HPA, default-deny networking."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from .helpers import K8S, OVERLAYS, REPO, app_container, find, find_all, require, run, workload
+from pingpong_toolkit.commands import run
+
+from .helpers import K8S, OVERLAYS, REPO, app_container, captured, find, find_all, workload
 
 PROD_OVERLAYS = ("prod", "prod-bluegreen")
 VALIDATE_CRDS = REPO / "tools" / "k8s" / "validate-crds.mjs"
@@ -28,7 +34,7 @@ CONTRACT_CONFIG_KEYS = {
 CONTRACT_POLICY_KEYS = {"name", "match", "key", "rate", "burst", "algorithm", "shadow"}
 
 
-def pod_specs(docs: list[dict]) -> list[tuple[str, dict]]:
+def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     """Every pod spec of a render, including the smoke-test Job in the AnalysisTemplate."""
     specs = []
     for d in docs:
@@ -48,7 +54,7 @@ def pod_specs(docs: list[dict]) -> list[tuple[str, dict]]:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_overlay_renders(rendered: dict[str, list[dict]], overlay: str) -> None:
+def test_overlay_renders(rendered: dict[str, list[dict[str, Any]]], overlay: str) -> None:
     kinds = {d["kind"] for d in rendered[overlay]}
     expected = {
         "Namespace",
@@ -82,7 +88,6 @@ def test_kubernetes_validate_strict(rendered_dir: Path) -> None:
 
 
 def test_crds_validate_against_their_schemas(rendered_dir: Path) -> None:
-    require("node")
     files = sorted(str(p) for p in rendered_dir.glob("*.yaml"))
     proc = run(["node", str(VALIDATE_CRDS), *files])
     assert "INVALID" not in proc.stdout and "UNKNOWN" not in proc.stdout, proc.stdout
@@ -101,7 +106,9 @@ def test_crd_validation_rejects_unknown_fields(rendered_text: dict[str, str]) ->
     )
 
 
-def test_namespace_enforces_restricted_pod_security(rendered: dict[str, list[dict]]) -> None:
+def test_namespace_enforces_restricted_pod_security(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
     for overlay in OVERLAYS:
         labels = find(rendered[overlay], "Namespace", "pingpong")["metadata"]["labels"]
         for mode in ("enforce", "audit", "warn"):
@@ -111,7 +118,7 @@ def test_namespace_enforces_restricted_pod_security(rendered: dict[str, list[dic
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_pod_is_restricted(rendered: dict[str, list[dict]], overlay: str) -> None:
+def test_every_pod_is_restricted(rendered: dict[str, list[dict[str, Any]]], overlay: str) -> None:
     specs = pod_specs(rendered[overlay])
     assert specs
     for where, spec in specs:
@@ -133,7 +140,9 @@ def test_every_pod_is_restricted(rendered: dict[str, list[dict]], overlay: str) 
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_app_container_matches_the_contract(rendered: dict[str, list[dict]], overlay: str) -> None:
+def test_app_container_matches_the_contract(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
     docs = rendered[overlay]
     pod = workload(docs)["spec"]["template"]["spec"]
     c = app_container(docs)
@@ -177,7 +186,7 @@ def test_app_container_matches_the_contract(rendered: dict[str, list[dict]], ove
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_shutdown_outlasts_drain_and_alb_deregistration(
-    rendered: dict[str, list[dict]], overlay: str
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
     docs = rendered[overlay]
     pod = workload(docs)["spec"]["template"]["spec"]
@@ -187,10 +196,10 @@ def test_shutdown_outlasts_drain_and_alb_deregistration(
     grace = pod["terminationGracePeriodSeconds"]
     annotations = find(docs, "Ingress", "pingpong")["metadata"]["annotations"]
     dereg = int(
-        re.search(
+        captured(
             r"deregistration_delay\.timeout_seconds=(\d+)",
             annotations["alb.ingress.kubernetes.io/target-group-attributes"],
-        ).group(1)
+        )
     )
     assert pre_stop >= 10, "the ALB needs time to stop sending new connections"
     assert dereg <= pre_stop, "the target must be gone from the ALB before SIGTERM"
@@ -199,7 +208,7 @@ def test_shutdown_outlasts_drain_and_alb_deregistration(
     )
 
 
-def test_config_map_is_in_the_contract_format(rendered: dict[str, list[dict]]) -> None:
+def test_config_map_is_in_the_contract_format(rendered: dict[str, list[dict[str, Any]]]) -> None:
     for overlay in OVERLAYS:
         cms = [
             d
@@ -222,13 +231,13 @@ def test_config_map_is_in_the_contract_format(rendered: dict[str, list[dict]]) -
 
 
 def test_prod_is_a_rollout_with_at_least_three_replicas_over_zones(
-    rendered: dict[str, list[dict]],
+    rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
     for overlay in PROD_OVERLAYS:
         docs = rendered[overlay]
         rollout = workload(docs)
         assert rollout["kind"] == "Rollout" and rollout["apiVersion"] == "argoproj.io/v1alpha1"
-        # The HPA owns the count (issue 14, item 3): no replicas to reset it.
+        # The HPA owns the count: no replicas for every apply to reset.
         assert "replicas" not in rollout["spec"]
         hpa = find(docs, "HorizontalPodAutoscaler", "pingpong")["spec"]
         assert hpa["minReplicas"] >= 3 and hpa["maxReplicas"] > hpa["minReplicas"]
@@ -251,7 +260,7 @@ def test_prod_is_a_rollout_with_at_least_three_replicas_over_zones(
         assert not [d for d in docs if "redis" in d["metadata"]["name"]]
 
 
-def test_dev_has_its_own_small_redis(rendered: dict[str, list[dict]]) -> None:
+def test_dev_has_its_own_small_redis(rendered: dict[str, list[dict[str, Any]]]) -> None:
     docs = rendered["dev"]
     assert workload(docs)["kind"] == "Deployment"
     redis = find(docs, "Deployment", "pingpong-redis")
@@ -259,8 +268,6 @@ def test_dev_has_its_own_small_redis(rendered: dict[str, list[dict]]) -> None:
     service = find(docs, "Service", "pingpong-redis")
     secret = find(docs, "Secret", "pingpong-storage")
     assert "url" in secret.get("data", {}) or "url" in secret.get("stringData", {})
-    import base64
-
     url = base64.b64decode(secret["data"]["url"]).decode()
     assert url.startswith(
         f"redis://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/"
@@ -268,7 +275,7 @@ def test_dev_has_its_own_small_redis(rendered: dict[str, list[dict]]) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_selectors_match_the_pods(rendered: dict[str, list[dict]], overlay: str) -> None:
+def test_selectors_match_the_pods(rendered: dict[str, list[dict[str, Any]]], overlay: str) -> None:
     docs = rendered[overlay]
     w = workload(docs)
     pod_labels = w["spec"]["template"]["metadata"]["labels"]
@@ -288,7 +295,7 @@ def test_selectors_match_the_pods(rendered: dict[str, list[dict]], overlay: str)
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_network_policy_default_deny_plus_needed(
-    rendered: dict[str, list[dict]], overlay: str
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
     docs = rendered[overlay]
     policies = {p["metadata"]["name"]: p["spec"] for p in find_all(docs, "NetworkPolicy")}
@@ -312,7 +319,7 @@ def test_network_policy_default_deny_plus_needed(
     assert {53, 6379} <= egress_ports
 
 
-def test_service_account_has_no_token(rendered: dict[str, list[dict]]) -> None:
+def test_service_account_has_no_token(rendered: dict[str, list[dict[str, Any]]]) -> None:
     for overlay in OVERLAYS:
         sa = find(rendered[overlay], "ServiceAccount", "pingpong")
         assert sa["automountServiceAccountToken"] is False
@@ -322,7 +329,9 @@ def test_service_account_has_no_token(rendered: dict[str, list[dict]]) -> None:
         )
 
 
-def test_ingress_is_for_the_aws_load_balancer_controller(rendered: dict[str, list[dict]]) -> None:
+def test_ingress_is_for_the_aws_load_balancer_controller(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
     for overlay in ("dev", "prod"):
         ing = find(rendered[overlay], "Ingress", "pingpong")
         assert ing["spec"]["ingressClassName"] == "alb"
@@ -336,12 +345,10 @@ def test_ingress_is_for_the_aws_load_balancer_controller(rendered: dict[str, lis
     ) == [{"HTTP": 80}, {"HTTPS": 443}]
 
 
-def test_vpc_cidr_agrees_with_terraform(rendered: dict[str, list[dict]]) -> None:
+def test_vpc_cidr_agrees_with_terraform(rendered: dict[str, list[dict[str, Any]]]) -> None:
     """NetworkPolicy ipBlocks and trusted_proxies assume the Terraform VPC."""
     variables = (REPO / "deploy" / "terraform" / "variables.tf").read_text()
-    vpc_cidr = re.search(
-        r'variable "vpc_cidr" \{.*?default\s*=\s*"([^"]+)"', variables, re.S
-    ).group(1)
+    vpc_cidr = captured(r'variable "vpc_cidr" \{.*?default\s*=\s*"([^"]+)"', variables, re.S)
     docs = rendered["prod"]
     blocks = {
         peer["ipBlock"]["cidr"]

@@ -1,4 +1,4 @@
-"""Issue 14, item 2: the ALB must close idle connections before pingpong does.
+"""The ALB must close idle connections before pingpong does.
 
 AWS, "Application Load Balancers / Connection idle timeout": "we recommend
 that you configure the idle timeout of your application to be larger than
@@ -14,19 +14,16 @@ ALB idle timeout below it; this test holds a real server to that.
 
 from __future__ import annotations
 
-import re
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from pingpong import server
+from pingpong_toolkit.pingpong import Pingpong
 
-from .helpers import find, workload
+from .helpers import captured, find, workload
 
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: pingpong\r\n\r\n"
 
@@ -35,15 +32,7 @@ def alb_idle_timeout(ingress: dict[str, Any]) -> int:
     attributes = ingress["metadata"]["annotations"][
         "alb.ingress.kubernetes.io/load-balancer-attributes"
     ]
-    match = re.search(r"idle_timeout\.timeout_seconds=(\d+)", attributes)
-    assert match, f"no idle_timeout.timeout_seconds in {attributes!r}"
-    return int(match.group(1))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return int(captured(r"idle_timeout\.timeout_seconds=(\d+)", attributes))
 
 
 def read_response(sock: socket.socket) -> bytes:
@@ -54,30 +43,6 @@ def read_response(sock: socket.socket) -> bytes:
             break
         data += chunk
     return data
-
-
-@pytest.fixture(scope="module")
-def pingpong_port() -> Iterator[int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pingpong.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, "pingpong exited at startup"
-                assert time.monotonic() < deadline, "pingpong did not listen"
-                time.sleep(0.1)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
@@ -93,12 +58,13 @@ def test_alb_idle_timeout_is_below_the_servers(
 
 
 def test_idle_connection_outlives_the_alb_idle_timeout(
-    rendered: dict[str, list[dict[str, Any]]], pingpong_port: int
+    rendered: dict[str, list[dict[str, Any]]], pingpong_shared: Pingpong
 ) -> None:
     """One request, idle one second longer than the ALB would, then a second
     request on the same connection: the server must still answer it."""
     idle = alb_idle_timeout(find(rendered["prod"], "Ingress", "pingpong"))
-    with socket.create_connection(("127.0.0.1", pingpong_port), timeout=5) as sock:
+    address = (pingpong_shared.host, pingpong_shared.port)
+    with socket.create_connection(address, timeout=5) as sock:
         sock.sendall(REQUEST)
         assert read_response(sock).startswith(b"HTTP/1.1 200")
         time.sleep(idle + 1)

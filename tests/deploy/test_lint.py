@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from .helpers import REPO, run
+from pingpong_toolkit.commands import run
+
+from .helpers import REPO
 
 YAMLLINT_CONFIG = REPO / "tests" / "deploy" / "yamllint.yaml"
 

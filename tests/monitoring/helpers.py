@@ -1,23 +1,27 @@
 """Shared helpers for the monitoring-as-code tests.
 
 The tests run the real tools (promtool, amtool, blackbox_exporter, Alertmanager,
-tsc, terraform, checkov) found on PATH. A missing tool is a failure, never a
-skip: CI must not pass by testing nothing. See docs/monitoring.md for how to
-install them.
+tsc, terraform, checkov) found on PATH, through pingpong_toolkit's ``run`` and
+``require``: a missing tool is a failure, never a skip (CI must not pass by
+testing nothing), and a command that exits non-zero fails with its output unless
+the test asks for ``check=False``. docs/monitoring.md says how to install them.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import time
-import urllib.error
-import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import yaml
+
+from pingpong_toolkit.commands import require
+from pingpong_toolkit.processes import Process
+from pingpong_toolkit.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "deploy" / "monitoring"
@@ -39,33 +43,9 @@ ALERTMANAGER = "prometheus-alertmanager"
 BLACKBOX_EXPORTER = "prometheus-blackbox-exporter"
 
 
-def tool(name: str) -> str:
-    """Absolute path of a tool on PATH; fails the test when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(
-            f"required tool {name!r} is not on PATH (see docs/monitoring.md, 'Running the checks')"
-        )
-    return path
-
-
-def run(
-    cmd: list[str], *, timeout: float = 120, cwd: Path | None = None, env: dict | None = None
-) -> subprocess.CompletedProcess:
-    """Run a command, capture its output; the caller checks the exit code."""
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
-
-
-def assert_ok(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, (
-        f"{' '.join(map(str, result.args))} exited {result.returncode}\n"
-        f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
-    )
-
-
-def load_rules() -> list[dict]:
+def load_rules() -> list[dict[str, Any]]:
     """Every rule of every rule file, each with the file and group it came from."""
-    rules = []
+    rules: list[dict[str, Any]] = []
     for path in RULE_FILES:
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
@@ -73,7 +53,7 @@ def load_rules() -> list[dict]:
     return rules
 
 
-def alert_rules() -> list[dict]:
+def alert_rules() -> list[dict[str, Any]]:
     return [r for r in load_rules() if "alert" in r]
 
 
@@ -93,7 +73,7 @@ def github_anchor(heading: str) -> str:
 
 
 def runbook_anchors() -> set[str]:
-    anchors = set()
+    anchors: set[str] = set()
     in_code = False
     for line in RUNBOOKS.read_text().splitlines():
         if line.startswith("```"):
@@ -103,30 +83,23 @@ def runbook_anchors() -> set[str]:
     return anchors
 
 
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 20) -> None:
-    """Wait until url answers 200, failing early if the process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(
-                f"{proc.args[0]} exited {proc.returncode} before {url} answered:\n{out}\n{err}"
+@contextmanager
+def serving(
+    name: str, argv: Sequence[str], ready_url: str, log_dir: Path, timeout: float = 20
+) -> Iterator[Process]:
+    """``argv`` running, once ``ready_url`` answers 200; stopped when the block
+    ends. A process that exits before it is ready fails the test at once."""
+    process = Process.start(name, [require(argv[0]), *argv[1:]], log=log_dir / f"{name}.log")
+    try:
+        try:
+            wait_until(
+                lambda: not process.alive() or httpx.get(ready_url, timeout=1).status_code == 200,
+                timeout,
             )
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 (loopback)
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, OSError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"{url} did not answer within {timeout} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        except TimeoutError:
+            pytest.fail(f"{ready_url} did not answer within {timeout} s:\n{process.tail()}")
+        if not process.alive():
+            pytest.fail(f"{name} exited before {ready_url} answered:\n{process.tail()}")
+        yield process
+    finally:
+        process.stop()

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 import yaml
+
+from pingpong_toolkit.commands import run
+from pingpong_toolkit.ports import free_port
 
 from . import helpers as mh
 
 ALERTS = mh.alert_rules()
 
 
-def test_there_are_alerts():
+def test_there_are_alerts() -> None:
     names = {r["alert"] for r in ALERTS}
     assert len(names) == len(ALERTS), "duplicate alert names"
     assert {
@@ -33,7 +38,7 @@ def test_there_are_alerts():
 
 
 @pytest.mark.parametrize("rule", ALERTS, ids=[r["alert"] for r in ALERTS])
-def test_alert_has_severity_summary_description_and_runbook(rule):
+def test_alert_has_severity_summary_description_and_runbook(rule: dict[str, Any]) -> None:
     assert rule.get("labels", {}).get("severity") in {"page", "ticket"}
     annotations = rule.get("annotations", {})
     for key in ("summary", "description", "runbook_url"):
@@ -46,14 +51,14 @@ def test_alert_has_severity_summary_description_and_runbook(rule):
     )
 
 
-def test_every_alert_has_its_own_runbook_section():
+def test_every_alert_has_its_own_runbook_section() -> None:
     fragments = [urlparse(r["annotations"]["runbook_url"]).fragment for r in ALERTS]
     assert len(set(fragments)) == len(fragments)
     for rule in ALERTS:
         assert urlparse(rule["annotations"]["runbook_url"]).fragment == rule["alert"].lower()
 
 
-def test_cloudwatch_alarm_runbook_links_exist():
+def test_cloudwatch_alarm_runbook_links_exist() -> None:
     text = "\n".join(p.read_text() for p in mh.CLOUDWATCH_MODULE.glob("*.tf"))
     anchors = re.findall(r"docs/runbooks\.md#([\w-]+)", text)
     assert len(anchors) >= 4
@@ -61,7 +66,7 @@ def test_cloudwatch_alarm_runbook_links_exist():
     assert not missing, f"CloudWatch alarm runbook links without a section: {missing}"
 
 
-def test_runbook_sections_have_meaning_impact_diagnosis_mitigation():
+def test_runbook_sections_have_meaning_impact_diagnosis_mitigation() -> None:
     sections = re.split(r"^## ", mh.RUNBOOKS.read_text(), flags=re.MULTILINE)[1:]
     assert sections
     for section in sections:
@@ -73,24 +78,23 @@ def test_runbook_sections_have_meaning_impact_diagnosis_mitigation():
 # --- Alertmanager -----------------------------------------------------------
 
 
-def test_amtool_check_config():
-    result = mh.run([mh.tool(mh.AMTOOL), "check-config", str(mh.ALERTMANAGER_CONFIG)])
-    mh.assert_ok(result)
+def test_amtool_check_config() -> None:
+    result = run([mh.AMTOOL, "check-config", str(mh.ALERTMANAGER_CONFIG)])
     assert "SUCCESS" in result.stdout
 
 
-def test_amtool_rejects_a_broken_config(tmp_path):
+def test_amtool_rejects_a_broken_config(tmp_path: Path) -> None:
     broken = tmp_path / "alertmanager.yml"
     broken.write_text("route:\n  receiver: nowhere\nreceivers:\n  - name: somewhere\n")
-    assert mh.run([mh.tool(mh.AMTOOL), "check-config", str(broken)]).returncode != 0
+    assert run([mh.AMTOOL, "check-config", str(broken)], check=False).returncode != 0
 
 
 @pytest.mark.parametrize("rule", ALERTS, ids=[r["alert"] for r in ALERTS])
-def test_alert_routes_to_the_receiver_of_its_severity(rule):
+def test_alert_routes_to_the_receiver_of_its_severity(rule: dict[str, Any]) -> None:
     labels = {"alertname": rule["alert"], "job": "pingpong", **rule["labels"]}
-    result = mh.run(
+    result = run(
         [
-            mh.tool(mh.AMTOOL),
+            mh.AMTOOL,
             "config",
             "routes",
             "test",
@@ -98,12 +102,11 @@ def test_alert_routes_to_the_receiver_of_its_severity(rule):
             *(f"{k}={v}" for k, v in labels.items()),
         ]
     )
-    mh.assert_ok(result)
     expected = {"page": "pingpong-page", "ticket": "pingpong-ticket"}[labels["severity"]]
     assert result.stdout.strip() == expected
 
 
-def test_pages_go_to_sns_and_tickets_to_a_webhook():
+def test_pages_go_to_sns_and_tickets_to_a_webhook() -> None:
     config = yaml.safe_load(mh.ALERTMANAGER_CONFIG.read_text())
     receivers = {r["name"]: r for r in config["receivers"]}
     assert receivers["pingpong-page"]["sns_configs"][0]["topic_arn"].startswith("arn:aws:sns:")
@@ -112,34 +115,25 @@ def test_pages_go_to_sns_and_tickets_to_a_webhook():
 
 
 @pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory):
-    """A real Alertmanager with our config on a free loopback port. Its
-    notifications fail (no SNS, no ticket bridge here); routing and inhibition
-    do not depend on them."""
-    binary = mh.tool(mh.ALERTMANAGER)
-    port = mh.free_port()
-    storage = tmp_path_factory.mktemp("alertmanager")
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={mh.ALERTMANAGER_CONFIG}",
-            f"--storage.path={storage}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Alertmanager with our config on a free loopback port; its base URL.
+    Its notifications fail (no SNS, no ticket bridge here); routing and
+    inhibition do not depend on them."""
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("alertmanager")
+    argv = [
+        mh.ALERTMANAGER,
+        f"--config.file={mh.ALERTMANAGER_CONFIG}",
+        f"--storage.path={workdir}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
     base = f"http://127.0.0.1:{port}"
-    try:
-        mh.wait_http(f"{base}/-/ready", proc)
+    with mh.serving("alertmanager", argv, f"{base}/-/ready", workdir):
         yield base
-    finally:
-        mh.stop(proc)
 
 
-def _api(base, path, payload=None):
+def _api(base: str, path: str, payload: object = None) -> Any:
     data = None if payload is None else json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
     request = urllib.request.Request(base + path, data=data, headers=headers)  # noqa: S310 (loopback)
@@ -148,7 +142,7 @@ def _api(base, path, payload=None):
     return json.loads(body) if body else None
 
 
-def test_inhibition_in_a_running_alertmanager(alertmanager):
+def test_inhibition_in_a_running_alertmanager(alertmanager: str) -> None:
     """A page inhibits the ticket of the same SLO, and nothing else."""
     alerts = [
         ("PingpongErrorBudgetBurnFast", "page", {"slo": "availability"}),

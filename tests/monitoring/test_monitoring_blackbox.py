@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import threading
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+
+from pingpong_toolkit.commands import run
+from pingpong_toolkit.ports import free_port
 
 from . import helpers as mh
 
@@ -31,27 +35,24 @@ CASES = {
 }
 
 
-def test_config_check():
-    result = mh.run(
-        [mh.tool(mh.BLACKBOX_EXPORTER), "--config.check", f"--config.file={mh.BLACKBOX_CONFIG}"]
-    )
-    mh.assert_ok(result)
+def test_config_check() -> None:
+    run([mh.BLACKBOX_EXPORTER, "--config.check", f"--config.file={mh.BLACKBOX_CONFIG}"])
 
 
-def test_config_check_rejects_a_broken_module(tmp_path):
+def test_config_check_rejects_a_broken_module(tmp_path: Path) -> None:
     broken = tmp_path / "blackbox.yml"
     broken.write_text(
         "modules:\n  x:\n    prober: http\n    http:\n"
         "      fail_if_body_not_matches_regexp: ['(']\n"  # not a regexp
     )
-    result = mh.run([mh.tool(mh.BLACKBOX_EXPORTER), "--config.check", f"--config.file={broken}"])
+    result = run([mh.BLACKBOX_EXPORTER, "--config.check", f"--config.file={broken}"], check=False)
     assert result.returncode != 0
 
 
 class _Stub(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # the module accepts HTTP/1.1 and HTTP/2 only
 
-    def do_GET(self):
+    def do_GET(self) -> None:
         status, ctype, body, _ = CASES[self.path]
         data = body.encode()
         self.send_response(status)
@@ -60,42 +61,36 @@ class _Stub(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, *args):
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
 @pytest.fixture(scope="module")
-def stub():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def stub() -> Iterator[str]:
+    with ThreadingHTTPServer(("127.0.0.1", 0), _Stub) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+        server.shutdown()
+        thread.join()
 
 
 @pytest.fixture(scope="module")
-def exporter():
-    port = mh.free_port()
-    proc = subprocess.Popen(
-        [
-            mh.tool(mh.BLACKBOX_EXPORTER),
-            f"--config.file={mh.BLACKBOX_CONFIG}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """blackbox_exporter with our config on a free loopback port; its base URL."""
+    port = free_port()
+    argv = [
+        mh.BLACKBOX_EXPORTER,
+        f"--config.file={mh.BLACKBOX_CONFIG}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
     base = f"http://127.0.0.1:{port}"
-    try:
-        mh.wait_http(f"{base}/-/healthy", proc)
+    with mh.serving("blackbox", argv, f"{base}/-/healthy", tmp_path_factory.mktemp("blackbox")):
         yield base
-    finally:
-        mh.stop(proc)
 
 
 @pytest.mark.parametrize("path", CASES)
-def test_http_ping_module(stub, exporter, path):
+def test_http_ping_module(stub: str, exporter: str, path: str) -> None:
     query = urllib.parse.urlencode({"module": "http_ping", "target": stub + path})
     url = f"{exporter}/probe?{query}"
     with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (loopback URL built here)

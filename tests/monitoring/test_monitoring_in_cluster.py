@@ -1,16 +1,17 @@
-"""Issue 14, item 9: the PrometheusRules and the Alertmanager chart values
-that reach the cluster are the tested sources, unchanged (one source of
-truth: promtool/amtool test the files under deploy/monitoring, and the
-Prometheus Operator loads PrometheusRule.spec.groups exactly as a rule
-file's groups, per its API reference)."""
+"""The PrometheusRules and the Alertmanager chart values that reach the
+cluster are the tested sources, unchanged (one source of truth: promtool and
+amtool test the files under deploy/monitoring, and the Prometheus Operator
+loads PrometheusRule.spec.groups exactly as a rule file's groups, per its API
+reference)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+
+from pingpong_toolkit.commands import run
 
 from . import helpers as mh
 
@@ -18,13 +19,7 @@ KPS = mh.REPO / "deploy" / "monitoring" / "kube-prometheus-stack"
 
 
 def test_generated_files_are_current() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(KPS / "generate.py"), "--check"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    run([sys.executable, str(KPS / "generate.py"), "--check"])
 
 
 def test_prometheus_rules_equal_the_rule_files() -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import yaml
+
+from pingpong_toolkit.commands import run
 
 from . import helpers as mh
 
@@ -22,15 +25,14 @@ PER_WINDOW = [
 ]
 
 
-def test_promtool_check_config():
-    result = mh.run([mh.tool(mh.PROMTOOL), "check", "config", "prometheus.yml"], cwd=mh.PROMETHEUS)
-    mh.assert_ok(result)
+def test_promtool_check_config() -> None:
+    result = run([mh.PROMTOOL, "check", "config", "prometheus.yml"], cwd=mh.PROMETHEUS)
     # check config also checks the rule files it names; make sure it named ours.
     for path in mh.RULE_FILES:
         assert f"rules/{path.name}" in result.stdout + result.stderr
 
 
-def test_scrape_config_has_the_jobs_the_rules_and_dashboards_use():
+def test_scrape_config_has_the_jobs_the_rules_and_dashboards_use() -> None:
     config = yaml.safe_load((mh.PROMETHEUS / "prometheus.yml").read_text())
     jobs = {sc["job_name"]: sc for sc in config["scrape_configs"]}
     assert {"pingpong", "pingpong-probe", "redis", "cadvisor"} <= jobs.keys()
@@ -41,36 +43,36 @@ def test_scrape_config_has_the_jobs_the_rules_and_dashboards_use():
     assert config["alerting"]["alertmanagers"], "no Alertmanager configured"
 
 
-def test_promtool_check_rules():
-    mh.assert_ok(mh.run([mh.tool(mh.PROMTOOL), "check", "rules", *map(str, mh.RULE_FILES)]))
+def test_promtool_check_rules() -> None:
+    run([mh.PROMTOOL, "check", "rules", *map(str, mh.RULE_FILES)])
 
 
-def test_promtool_check_rules_rejects_a_broken_rule(tmp_path):
+def test_promtool_check_rules_rejects_a_broken_rule(tmp_path: Path) -> None:
     """The check is real: a rule with broken PromQL fails it."""
     broken = tmp_path / "broken.yml"
     broken.write_text(
         "groups:\n  - name: x\n    rules:\n"
         "      - record: a:b:c\n        expr: sum(rate(x[5m])\n"  # unbalanced parenthesis
     )
-    assert mh.run([mh.tool(mh.PROMTOOL), "check", "rules", str(broken)]).returncode != 0
+    assert run([mh.PROMTOOL, "check", "rules", str(broken)], check=False).returncode != 0
 
 
 @pytest.fixture(scope="module")
-def unit_test_results():
+def unit_test_results() -> dict[str, subprocess.CompletedProcess[str]]:
     """Run every promtool unit-test file at once (they are independent, and the
-    long-window ones take several seconds each)."""
-    promtool = mh.tool(mh.PROMTOOL)
+    long-window ones take several seconds each); each test asserts on its own."""
 
-    def run_one(path):
-        return path.name, mh.run(
-            [promtool, "test", "rules", path.name], cwd=path.parent, timeout=180
+    def run_one(path: Path) -> tuple[str, subprocess.CompletedProcess[str]]:
+        result = run(
+            [mh.PROMTOOL, "test", "rules", path.name], cwd=path.parent, timeout=180, check=False
         )
+        return path.name, result
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         return dict(pool.map(run_one, UNIT_TESTS))
 
 
-def test_there_are_unit_tests():
+def test_there_are_unit_tests() -> None:
     names = {p.name for p in UNIT_TESTS}
     assert {
         "availability-burn.test.yml",
@@ -82,20 +84,22 @@ def test_there_are_unit_tests():
 
 
 @pytest.mark.parametrize("name", [p.name for p in UNIT_TESTS])
-def test_promtool_test_rules(unit_test_results, name):
-    result: subprocess.CompletedProcess = unit_test_results[name]
-    mh.assert_ok(result)
+def test_promtool_test_rules(
+    unit_test_results: dict[str, subprocess.CompletedProcess[str]], name: str
+) -> None:
+    result = unit_test_results[name]
+    assert result.returncode == 0, f"{name}:\n{result.stdout}\n{result.stderr}"
     assert "SUCCESS" in result.stdout
 
 
-def test_unit_tests_cover_every_alert():
+def test_unit_tests_cover_every_alert() -> None:
     """Each alert is exercised by at least one promtool unit test."""
     tested = "\n".join(p.read_text() for p in UNIT_TESTS)
     missing = [r["alert"] for r in mh.alert_rules() if f"alertname: {r['alert']}" not in tested]
     assert not missing, f"alerts without a promtool unit test: {missing}"
 
 
-def test_every_window_has_every_sli_series():
+def test_every_window_has_every_sli_series() -> None:
     recorded = mh.recorded_series()
     expected = {name.format(w=w) for w in WINDOWS for name in PER_WINDOW}
     assert expected <= recorded, sorted(expected - recorded)
@@ -110,7 +114,7 @@ def test_every_window_has_every_sli_series():
         assert extra in recorded
 
 
-def test_ratios_are_nan_safe():
+def test_ratios_are_nan_safe() -> None:
     """Every ratio divides by "(... > 0)", so no traffic gives no sample, not NaN."""
     for rule in mh.load_rules():
         name = rule.get("record", "")
@@ -118,7 +122,7 @@ def test_ratios_are_nan_safe():
             assert "> 0)" in rule["expr"], f"{name} divides without a '> 0' guard"
 
 
-def test_rules_read_only_series_that_are_recorded():
+def test_rules_read_only_series_that_are_recorded() -> None:
     recorded = mh.recorded_series()
     for rule in mh.load_rules():
         used = set(mh.RECORDED_NAME.findall(rule["expr"]))
@@ -127,7 +131,7 @@ def test_rules_read_only_series_that_are_recorded():
         )
 
 
-def test_alerts_share_a_group_with_the_series_they_read():
+def test_alerts_share_a_group_with_the_series_they_read() -> None:
     """Rules of one group run in order; across groups an alert could read values
     one evaluation old (and the promtool tests would be flaky)."""
     rules = mh.load_rules()
@@ -140,7 +144,7 @@ def test_alerts_share_a_group_with_the_series_they_read():
                 )
 
 
-def test_burn_rate_thresholds_follow_the_workbook():
+def test_burn_rate_thresholds_follow_the_workbook() -> None:
     exprs = {r["alert"]: " ".join(r["expr"].split()) for r in mh.alert_rules()}
     fast = exprs["PingpongErrorBudgetBurnFast"]
     assert "ratio_rate1h > (14.4 * 0.001)" in fast and "ratio_rate5m > (14.4 * 0.001)" in fast
