@@ -14,12 +14,11 @@ import raw_rsgi
 import uvloop
 from granian.constants import Interfaces
 
-from pingpong.config import Settings
 from pingpong.server import Granian, bind
 
 APPS = {"asgi": (raw_asgi.app, Interfaces.ASGI), "rsgi": (raw_rsgi.app, Interfaces.RSGI)}
 
 if __name__ == "__main__":
     app, interface = APPS[sys.argv[2]]
-    sock = bind(Settings(host="127.0.0.1", port=int(sys.argv[1])))
+    sock = bind("127.0.0.1", int(sys.argv[1]))
     uvloop.run(Granian(app, sock, interface).serve())
