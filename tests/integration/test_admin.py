@@ -14,10 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from pingpong_toolkit.pingpong import Pingpong
 from pingpong_toolkit.ports import free_port
 from pingpong_toolkit.redis import RedisServer
+from pingpong_toolkit.topologies import Topology
 
 TOKEN = "integration-token-0123456789"  # noqa: S105 - a test token
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -213,3 +215,27 @@ def test_admin_host_binds_the_admin_api_elsewhere(pingpong: Any) -> None:
     else:
         raise AssertionError("the admin API answered on the main host")
     assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("topology", ["rediss", "sentinel", "cluster"])
+def test_reset_and_override_reach_the_other_replica_on_every_topology(
+    pingpong: Any, request: pytest.FixtureRequest, topology: str
+) -> None:
+    """TLS, Sentinel and Cluster too (on a Cluster redis-py's asyncio client has
+    no pub/sub: replicas follow by the 0.5 s poll, still within the second)."""
+    storage: Topology = request.getfixturevalue(f"storage_{topology}")
+    a, admin_a = replica(pingpong, storage.url)
+    b, admin_b = replica(pingpong, storage.url)
+    assert [ping(a).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert ping(b).status_code == 429
+    reset = httpx.delete(admin_a + "/admin/v1/clients/default/203.0.113.9", headers=AUTH)
+    assert reset.status_code == 200, reset.text
+    assert seconds_until(lambda: ping(b).status_code == 200) < 1.0
+    body = {"rate": "100/minute", "burst": 50, "expires_in": 60, "reason": topology}
+    put = httpx.put(admin_a + "/admin/v1/overrides/default/203.0.113.9", json=body, headers=AUTH)
+    assert put.status_code == 200, put.text
+    policy = '"default";q=50;w=30'
+    assert seconds_until(lambda: ping(b).headers["ratelimit-policy"] == policy) < 1.0
+    state = httpx.get(admin_b + "/admin/v1/clients/default/203.0.113.9", headers=AUTH).json()
+    assert state["override"]["reason"] == topology
+    assert "storage error" not in a.output() + b.output()

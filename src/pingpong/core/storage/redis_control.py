@@ -91,7 +91,13 @@ class RedisControl:
     async def announce(self, keys: Sequence[str]) -> int:
         async with answer_within(self._timeout):
             seq = int(await self._announce(keys=[SEQ, LOG], args=list(keys)))
-            await self._client.publish(CHANNEL, str(seq))
+        try:
+            async with answer_within(self._timeout):
+                await self._client.publish(CHANNEL, str(seq))
+        except StorageError:
+            # Best effort: the change is recorded under SEQ, which every replica
+            # also polls (an ACL user without channel rights cannot publish).
+            pass
         return seq
 
     async def changes(self, since: int | None) -> Changes | None:
