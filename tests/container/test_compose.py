@@ -132,9 +132,11 @@ def test_limit_is_shared_across_replicas(stack: Stack) -> None:
     assert all(a + lim > LIMIT for a, lim in per_replica.values()), per_replica
     assert sum(a for a, _ in per_replica.values()) == LIMIT, per_replica
 
-    # The shared state is in Redis: one GCRA key for the one client (the LB's peer).
+    # The shared state is in Redis: one GCRA key for the one client (the LB's peer),
+    # beside the control plane's own counts (pp:{pp-admin}:...).
     redis = stack.container("redis")
-    keys = stack.docker("exec", redis, "redis-cli", "--scan", "--pattern", "pp:*").stdout
+    pattern = "pp:{default:*"
+    keys = stack.docker("exec", redis, "redis-cli", "--scan", "--pattern", pattern).stdout
     assert len(keys.split()) == 1, keys
 
 
