@@ -143,7 +143,7 @@ class AdminApp:
             if key:
                 raise Refused(400, "give the key in the path or ?ip=, not both")
             try:
-                key = self.service.control.key_for_address(self.service.control.policy(policy), ip)
+                key = self.service.control.key_for(policy, ip)
             except UnknownPolicy as exc:
                 raise Refused(404, str(exc)) from None
             except ValueError as exc:
