@@ -199,6 +199,11 @@ class Limiter:
         self._overrides.pop(full_key, None)
         self._override_limits.pop(full_key, None)
 
+    def drop_expired(self, now: float) -> None:
+        """Forget the overrides that have expired (they no longer apply anyway)."""
+        for full_key in [k for k, o in self._overrides.items() if o.expires_at <= now]:
+            self.drop_override(full_key)
+
     def limit_for(self, policy: Policy, key: str) -> Limit:
         """The limit ``policy`` applies to client ``key`` right now."""
         found = self._override_limits.get(policy.name + ":" + key)

@@ -29,7 +29,7 @@ from pingpong.http.admin_auth import Tokens
 from pingpong.http.admin_openapi import admin_openapi_document
 from pingpong.http.responses import PROBLEM_TYPE, problem
 from pingpong.service import Service
-from pingpong.service.control import Actor, NoSuchOverride, UnknownPolicy
+from pingpong.service.control import MAX_PAGE, PAGE, Actor, NoSuchOverride, UnknownPolicy
 
 log = logging.getLogger("pingpong.admin")
 MAX_BODY = 4096
@@ -190,7 +190,9 @@ class AdminApp:
 
     async def list_overrides(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
                              actor: Actor) -> Response:  # fmt: skip
-        return _json({"overrides": await self.service.control.list_overrides()})
+        limit = _int(params, "limit", PAGE, 1, MAX_PAGE)
+        page = self.service.control.list_overrides(params.get("cursor", ""), limit)
+        return _json(await _control(page))
 
     async def top(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
                   actor: Actor) -> Response:  # fmt: skip
@@ -230,7 +232,7 @@ def _query(query_string: str) -> dict[str, str]:
         pairs = parse_qs(query_string, strict_parsing=False, max_num_fields=8)
     except ValueError as exc:
         raise Refused(400, f"malformed query: {exc}") from None
-    unknown = set(pairs) - {"ip", "policy", "window", "limit"}
+    unknown = set(pairs) - {"ip", "policy", "window", "limit", "cursor"}
     if unknown:
         raise Refused(400, f"unknown query parameter {sorted(unknown)[0]!r}")
     return {name: values[-1] for name, values in pairs.items()}

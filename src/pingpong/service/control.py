@@ -11,6 +11,7 @@ overrides. Every change is one audit log line.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from pingpong.core.clientip import ClientResolver, parse_address
 from pingpong.core.heavy_hitters import MAX_WINDOW, merge_top
 from pingpong.core.limiter import Limiter
 from pingpong.core.logthrottle import LogThrottle
-from pingpong.core.overrides import MAX_OVERRIDES, Override, check_key
+from pingpong.core.overrides import MAX_OVERRIDES, Override, check_full_key, check_key
 from pingpong.core.policy import API_KEY, CLIENT_IP, GLOBAL, Policy
 from pingpong.core.rates import Rate
 from pingpong.core.storage.admin import AdminStore
@@ -32,6 +33,8 @@ log = logging.getLogger("pingpong.control")
 audit = logging.getLogger("pingpong.audit")
 POLL_SECONDS = 0.5  # the fallback when no change is pushed
 FLUSH_SECONDS = 1.0  # rejection counts merged into the storage this often
+PRUNE_EVERY = 60  # flushes between two sweeps of the expired overrides
+PAGE, MAX_PAGE = 100, 1000  # overrides listed per page: by default, at most
 
 
 class UnknownPolicy(LookupError):
@@ -131,6 +134,7 @@ class ControlPlane:
         now = self._clock()
         override = Override(name, key, rate, burst, now + expires_in, reason, actor.token, now)
         override.limit_for(policy.limit)  # ValueError when its arithmetic would overflow
+        Override.from_dict(override.to_dict())  # what every replica will accept reading back
         old = await self.admin_store.put_override(override, now, MAX_OVERRIDES)
         self._limiter.put_override(override)
         await self._changed(override.full_key)
@@ -148,9 +152,18 @@ class ControlPlane:
         self._audit(actor, "override_delete", name, key, old.to_dict(), None)
         return {"deleted": old.to_dict()}
 
-    async def list_overrides(self) -> list[dict[str, Any]]:
-        found = await self.admin_store.overrides(self._clock())
-        return [o.to_dict() for o in sorted(found, key=lambda o: (o.policy, o.key))]
+    async def list_overrides(self, cursor: str = "", limit: int = PAGE) -> dict[str, Any]:
+        """One page of the unexpired overrides in full-key order; pass
+        ``next_cursor`` back for the next (None after the last page)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"the limit is 1 to {MAX_PAGE}")
+        if cursor:
+            check_full_key(cursor)
+        found = await self.admin_store.page(cursor, limit, self._clock())
+        return {
+            "overrides": [o.to_dict() for o in found.overrides],
+            "next_cursor": found.next_cursor,
+        }
 
     async def top(self, name: str | None, window: int, limit: int) -> list[dict[str, Any]]:
         if name is not None:
@@ -182,14 +195,22 @@ class ControlPlane:
             flusher.cancel()
 
     async def sync(self) -> None:
+        """Follow what changed since the last sync: re-read only the overrides
+        of the keys the change log names (all of them the first time, or when
+        the log lost some)."""
         changes = await self.admin_store.changes(self._seq)
         if changes is None:
             return
-        if changes.complete:
+        if changes.complete and self._seq is not None:
             self._limiter.forget(changes.keys)
+            for full_key, found in (await self.admin_store.overrides_for(changes.keys)).items():
+                if found is None:
+                    self._limiter.drop_override(full_key)
+                else:
+                    self._limiter.put_override(found)
         else:
             self._limiter.forget_all()
-        self._limiter.set_overrides(await self.admin_store.overrides(self._clock()))
+            self._limiter.set_overrides(await self.admin_store.overrides(self._clock()))
         self._seq = changes.seq
 
     async def flush(self) -> None:
@@ -198,9 +219,11 @@ class ControlPlane:
             await self.admin_store.add_rejections(counts, self._clock())
 
     async def _flush_forever(self) -> None:
-        while True:
+        for flushes in itertools.count(1):
             await asyncio.sleep(FLUSH_SECONDS)
             await self._quietly(self.flush)
+            if flushes % PRUNE_EVERY == 0:
+                self._limiter.drop_expired(self._clock())
 
     async def _quietly(self, step: Callable[[], Any]) -> None:
         try:
