@@ -28,7 +28,7 @@ def test_the_core_imports_no_framework(module: str, absent: list[str]) -> None:
 
 def test_importing_the_app_registers_nothing_globally() -> None:
     code = (
-        "import pingpong.http.app, pingpong.server\n"
+        "import pingpong.http.app, pingpong.server.run\n"
         "from prometheus_client import REGISTRY\n"
         "print(sorted(n for n in REGISTRY._names_to_collectors if n.startswith('pingpong')))"
     )
@@ -37,7 +37,7 @@ def test_importing_the_app_registers_nothing_globally() -> None:
 
 
 def test_the_embedded_granian_hooks_pingpong_overrides_still_exist() -> None:
-    """server.Granian overrides ``_init_shared_socket`` (which must set
+    """granian_server.Granian overrides ``_init_shared_socket`` (which must set
     ``_shd``), sets ``workers_kill_timeout`` and reads ``bind_addr``."""
     from granian.net import SocketHolder
     from granian.rsgi import HTTPProtocol
@@ -54,7 +54,7 @@ def test_the_embedded_granian_hooks_pingpong_overrides_still_exist() -> None:
 
 
 def test_the_supervisor_never_loops_on_crashing_workers() -> None:
-    from pingpong.server import RestartPolicy
+    from pingpong.server.supervisor import RestartPolicy
 
     now = [0.0]
     policy = RestartPolicy(per_minute=3, clock=lambda: now[0])

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from itertools import count
 
 from granian.rsgi import HTTPProtocol, Scope
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pingpong.core.limiter import Limiter
 from pingpong.core.logthrottle import LogThrottle
@@ -31,7 +31,6 @@ from pingpong.http.openapi import openapi_document
 from pingpong.http.prometheus import registry_for
 from pingpong.http.responses import PROBLEM_TYPE, PolicyResponses, problem, retry_after
 from pingpong.service import Counters, Service
-from pingpong.service.workers import all_workers, workers_dir
 
 access_log = logging.getLogger("pingpong.access")
 
@@ -58,11 +57,13 @@ INTERNAL_ERROR = problem(500, "Internal Server Error", "unexpected error; see th
 
 
 class App:
-    def __init__(self, service: Service) -> None:
+    """``registry``: what /metrics exports (with --workers N, every worker's
+    counts); by default this service's own."""
+
+    def __init__(self, service: Service, registry: CollectorRegistry | None = None) -> None:
         self.service = service
         self.counters: Counters = service.counters
-        workers = workers_dir()
-        self.registry = registry_for(lambda: all_workers(self.counters, workers))
+        self.registry = registry or registry_for(lambda: self.counters)
         self._version = json.dumps(
             {"version": service.version, "commit": service.commit, "slot": service.slot}
         ).encode()
