@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,9 @@ import pytest
         ("pingpong.core", ["prometheus_client", "granian", "pydantic", "redis"]),
         ("pingpong.core.limiter", ["prometheus_client", "granian", "pydantic", "redis"]),
         ("pingpong.core.storage.registry", ["prometheus_client", "granian", "pydantic"]),
+        # Checking a config needs no driver: they load when a Redis URL is opened.
+        ("pingpong.config", ["redis", "hiredis", "granian"]),
+        ("pingpong.core.storage.registry", ["redis", "hiredis"]),
     ],
 )
 def test_the_core_imports_no_framework(module: str, absent: list[str]) -> None:
@@ -24,6 +28,23 @@ def test_the_core_imports_no_framework(module: str, absent: list[str]) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert loaded == ""
+
+
+def test_check_config_loads_no_redis_driver(tmp_path: Path) -> None:
+    config = tmp_path / "pingpong.yaml"
+    config.write_text("storage: 'redis+sentinel://:pw@h1:26379,h2:26379/main/1'\n")
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['pingpong', 'check-config', {str(config)!r}]\n"
+        "try:\n    runpy.run_module('pingpong', run_name='__main__')\n"
+        "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+        "print(','.join(m for m in ('redis', 'hiredis') if m in sys.modules))"
+    )
+    lines = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert lines[0] == f"{config}: OK"
+    assert lines[-1] == ""  # neither driver loaded
 
 
 def test_importing_the_app_registers_nothing_globally() -> None:
