@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pingpong.core.algorithms import MICROS, Algorithm, Limit, Outcome
+from pingpong.core.algorithms import Algorithm, Limit, Outcome, retry_after, whole_seconds
 from pingpong.core.clientip import ClientResolver, parse_address
 from pingpong.core.heavy_hitters import MAX_WINDOW, merge_top
 from pingpong.core.limiter import Limiter
@@ -37,6 +37,11 @@ PRUNE_EVERY = 60  # flushes between two sweeps of the expired overrides
 PAGE, MAX_PAGE = 100, 1000  # overrides listed per page: by default, at most
 
 
+class ControlRequestError(Exception):
+    """A request the control plane refuses as malformed (a bad key, address or
+    window): the caller's mistake, unlike any other exception, which is a bug."""
+
+
 class UnknownPolicy(LookupError):
     pass
 
@@ -51,10 +56,6 @@ class Actor:
 
     token: str
     request_id: str
-
-
-def _seconds(us: int) -> int:
-    return -(-us // MICROS)
 
 
 class ControlPlane:
@@ -92,16 +93,16 @@ class ControlPlane:
         policy = self.policy(name)
         address = parse_address(text)
         if address is None:
-            raise ValueError(f"not an IP address: {text!r}")
+            raise ControlRequestError(f"not an IP address: {text!r}")
         if policy.key == GLOBAL:
             return "*"
         if policy.key == API_KEY:
-            raise ValueError(f"policy {policy.name!r} counts API keys, not addresses")
+            raise ControlRequestError(f"policy {policy.name!r} counts API keys, not addresses")
         identity = self._resolver().identity(address)
         return identity if policy.key == CLIENT_IP else "ip=" + identity
 
     async def inspect(self, name: str, key: str) -> dict[str, Any]:
-        policy, key = self.policy(name), check_key(key)
+        policy, key = self.policy(name), _client_key(key)
         limit = self._limiter.limit_for(policy, key)
         full = f"{name}:{key}"
         [outcome] = await self._storage.peek([Check(full, limit, False)])
@@ -111,14 +112,14 @@ class ControlPlane:
             "key": key,
             **describe_limit(limit),
             "remaining": remaining,
-            "reset_seconds": _seconds(_reset_before(limit, outcome, remaining)),
-            "retry_after_seconds": 0 if outcome.admitted else max(1, _seconds(outcome.retry_us)),
+            "reset_seconds": whole_seconds(_reset_before(limit, outcome, remaining)),
+            "retry_after_seconds": 0 if outcome.admitted else retry_after(outcome.retry_us),
             "override": self._current(full),
         }
 
     async def reset(self, name: str, key: str, actor: Actor) -> dict[str, Any]:
         self.policy(name)
-        key = check_key(key)
+        key = _client_key(key)
         full = f"{name}:{key}"
         before = await self.inspect(name, key)
         found = await self._storage.reset([full])
@@ -130,11 +131,14 @@ class ControlPlane:
         self, name: str, key: str, rate: Rate, burst: int | None, expires_in: int,
         reason: str, actor: Actor,
     ) -> dict[str, Any]:  # fmt: skip
-        policy, key = self.policy(name), check_key(key)
+        policy, key = self.policy(name), _client_key(key)
         now = self._clock()
         override = Override(name, key, rate, burst, now + expires_in, reason, actor.token, now)
-        override.limit_for(policy.limit)  # ValueError when its arithmetic would overflow
-        Override.from_dict(override.to_dict())  # what every replica will accept reading back
+        try:
+            override.limit_for(policy.limit)  # its arithmetic must stay in exact integers
+            Override.from_dict(override.to_dict())  # what every replica accepts reading back
+        except ValueError as exc:
+            raise ControlRequestError(str(exc)) from None
         old = await self.admin_store.put_override(override, now, MAX_OVERRIDES)
         self._limiter.put_override(override)
         await self._changed(override.full_key)
@@ -142,7 +146,7 @@ class ControlPlane:
         return {"override": override.to_dict(), "previous": old.to_dict() if old else None}
 
     async def delete_override(self, name: str, key: str, actor: Actor) -> dict[str, Any]:
-        key = check_key(key)
+        key = _client_key(key)
         full = f"{name}:{key}"
         old = await self.admin_store.delete_override(full, self._clock())
         self._limiter.drop_override(full)
@@ -156,9 +160,9 @@ class ControlPlane:
         """One page of the unexpired overrides in full-key order; pass
         ``next_cursor`` back for the next (None after the last page)."""
         if not 1 <= limit <= MAX_PAGE:
-            raise ValueError(f"the limit is 1 to {MAX_PAGE}")
-        if cursor:
-            check_full_key(cursor)
+            raise ControlRequestError(f"the limit is 1 to {MAX_PAGE}")
+        if cursor and not _is_full_key(cursor):
+            raise ControlRequestError("the cursor is the next_cursor of a previous page")
         found = await self.admin_store.page(cursor, limit, self._clock())
         return {
             "overrides": [o.to_dict() for o in found.overrides],
@@ -169,7 +173,7 @@ class ControlPlane:
         if name is not None:
             self.policy(name)
         if not 1 <= window <= MAX_WINDOW:
-            raise ValueError(f"the window is 1 to {MAX_WINDOW} seconds")
+            raise ControlRequestError(f"the window is 1 to {MAX_WINDOW} seconds")
         buckets = await self.admin_store.rejections(window, self._clock())
         rows = merge_top([*buckets, self._limiter.rejections.counts], name, limit)
         return [{"policy": p, "key": k, "rejected": n} for p, k, n in rows]
@@ -272,3 +276,18 @@ def _reset_before(limit: Limit, outcome: Outcome, remaining: int) -> int:
     if limit.algorithm is Algorithm.GCRA:
         return max(0, outcome.reset_us - limit.interval_us)
     return outcome.reset_us
+
+
+def _client_key(key: str) -> str:
+    try:
+        return check_key(key)
+    except ValueError as exc:
+        raise ControlRequestError(str(exc)) from None
+
+
+def _is_full_key(text: str) -> bool:
+    try:
+        check_full_key(text)
+    except ValueError:
+        return False
+    return True
