@@ -16,20 +16,20 @@ resource "random_password" "redis_auth" {
 }
 
 resource "aws_kms_key" "redis" {
-  description             = "${var.name}: ElastiCache encryption at rest"
+  description             = "${local.name}: ElastiCache encryption at rest"
   enable_key_rotation     = true
   deletion_window_in_days = 30
   policy                  = data.aws_iam_policy_document.kms_account_admin.json
 }
 
 resource "aws_elasticache_subnet_group" "redis" {
-  name       = "${var.name}-redis"
+  name       = "${local.name}-redis"
   subnet_ids = module.vpc.database_subnets
 }
 
 resource "aws_security_group" "redis" {
-  name        = "${var.name}-redis"
-  description = "ElastiCache Redis for ${var.name}: reachable from the EKS nodes and pods only"
+  name        = "${local.name}-redis"
+  description = "ElastiCache Redis for ${local.name}: reachable from the EKS nodes and pods only"
   vpc_id      = module.vpc.vpc_id
 }
 
@@ -45,8 +45,8 @@ resource "aws_vpc_security_group_ingress_rule" "redis_from_nodes" {
 }
 
 resource "aws_elasticache_replication_group" "redis" {
-  replication_group_id = "${var.name}-ratelimit"
-  description          = "${var.name} shared rate-limit state"
+  replication_group_id = "${local.name}-ratelimit"
+  description          = "${local.name} shared rate-limit state"
 
   engine               = "redis"
   engine_version       = var.redis_engine_version
@@ -79,5 +79,5 @@ resource "aws_elasticache_replication_group" "redis" {
 # member_clusters, so that the alarms' for_each is known at the first plan.
 locals {
   redis_nodes           = 2
-  redis_member_clusters = [for i in range(1, local.redis_nodes + 1) : format("%s-ratelimit-%03d", var.name, i)]
+  redis_member_clusters = [for i in range(1, local.redis_nodes + 1) : format("%s-ratelimit-%03d", local.name, i)]
 }

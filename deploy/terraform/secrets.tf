@@ -12,7 +12,7 @@
 # Once they run, set the strategy to "SET" for one apply to drop the old one.
 
 resource "aws_kms_key" "secrets" {
-  description             = "${var.name}: Secrets Manager encryption"
+  description             = "${local.name}: Secrets Manager encryption"
   enable_key_rotation     = true
   deletion_window_in_days = 30
   policy                  = data.aws_iam_policy_document.kms_account_admin.json
@@ -20,8 +20,8 @@ resource "aws_kms_key" "secrets" {
 
 resource "aws_secretsmanager_secret" "redis" {
   #checkov:skip=CKV2_AWS_57:the value is an ElastiCache auth token; terraform rotates it (random_password keepers + auth_token_update_strategy ROTATE), a Lambda rotator would fight terraform over it
-  name                    = "${var.name}/redis-url"
-  description             = "rediss:// URL of the ${var.name} rate-limit store, with its auth token"
+  name                    = "${local.name}/redis-url"
+  description             = "rediss:// URL of the ${local.name} rate-limit store, with its auth token"
   kms_key_id              = aws_kms_key.secrets.arn
   recovery_window_in_days = 7
 }
@@ -36,12 +36,21 @@ resource "aws_secretsmanager_secret_version" "redis" {
 }
 
 # The admin API's bearer tokens, as digests only (lines "name:sha256:<hex>", see
-# docs/operations.md): operators put the value (aws secretsmanager put-secret-value);
-# External Secrets Operator copies it into the Secret pingpong-admin-tokens.
+# docs/operations.md), from var.admin_token_digests: the secret has a value
+# from the first apply, before any workload mounts it (a secret without a
+# version makes External Secrets fail the sync, the Secret never exists and the
+# pods' required volume never mounts). External Secrets Operator copies it into
+# the Secret pingpong-admin-tokens; a change of the variable and an apply
+# rotates or revokes (docs/operations.md).
 resource "aws_secretsmanager_secret" "admin_tokens" {
   #checkov:skip=CKV2_AWS_57:digests of operator tokens, rotated by the operators who hold the tokens (docs/operations.md)
-  name                    = "${var.name}/admin-tokens"
-  description             = "SHA-256 digests of the ${var.name} admin API tokens"
+  name                    = "${local.name}/admin-tokens"
+  description             = "SHA-256 digests of the ${local.name} admin API tokens"
   kms_key_id              = aws_kms_key.secrets.arn
   recovery_window_in_days = 7
+}
+
+resource "aws_secretsmanager_secret_version" "admin_tokens" {
+  secret_id     = aws_secretsmanager_secret.admin_tokens.id
+  secret_string = join("\n", var.admin_token_digests)
 }

@@ -77,7 +77,7 @@ def test_overlay_renders(rendered: dict[str, list[dict[str, Any]]], overlay: str
 
 def test_kubernetes_validate_strict(rendered_dir: Path) -> None:
     files = sorted(str(p) for p in rendered_dir.glob("*.yaml"))
-    # The cluster version of deploy/terraform and deploy/eksctl.
+    # The cluster version of deploy/terraform.
     proc = run(["kubernetes-validate", "--strict", "--quiet", "-k", "1.33", *files])
     # Only the CRDs may be skipped; validate-crds.mjs covers them.
     for line in proc.stdout.splitlines() + proc.stderr.splitlines():
@@ -366,7 +366,7 @@ def test_kustomize_sources_are_tidy() -> None:
     """Every file under deploy/k8s is used by some kustomization (no strays).
     addons/ (Helm values, Karpenter objects) and policies/ (the Kyverno policy)
     are applied on their own in docs/deploy.md and checked in
-    test_production_contracts.py."""
+    test_release_contracts.py and test_aws_contracts.py."""
     referenced: set[Path] = set()
     for k in K8S.rglob("kustomization.yaml"):
         data = yaml.safe_load(k.read_text())
