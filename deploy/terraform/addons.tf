@@ -72,7 +72,7 @@ data "aws_iam_policy_document" "external_secrets" {
   statement {
     sid       = "ReadThePingpongSecrets"
     actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-    resources = [aws_secretsmanager_secret.redis.arn, aws_secretsmanager_secret.admin_tokens.arn]
+    resources = [aws_secretsmanager_secret.redis.arn, aws_secretsmanager_secret.redis_exporter.arn, aws_secretsmanager_secret.admin_tokens.arn]
   }
 
   statement {

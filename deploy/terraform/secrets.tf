@@ -3,13 +3,11 @@
 # Secret "pingpong-storage" (deploy/k8s/components/prod/externalsecret.yaml)
 # and refreshes it every hour.
 #
-# Rotation (docs/deploy.md, "Rotating the Redis auth token"): bump
-# var.redis_auth_token_version and apply. random_password makes a new token;
-# ElastiCache applies it with auth_token_update_strategy = "ROTATE", which
-# keeps the old token valid next to the new one; this secret gets the new
+# Rotation (docs/deploy.md, "Rotating the Redis passwords"): bump
+# var.redis_auth_token_version and apply. random_password makes new
+# passwords for the RBAC users (elasticache.tf); this secret gets the new
 # URL; ESO refreshes the Kubernetes Secret; a restart of the Rollout
 # (kubectl argo rollouts restart pingpong -n pingpong) moves the pods to it.
-# Once they run, set the strategy to "SET" for one apply to drop the old one.
 
 resource "aws_kms_key" "secrets" {
   description             = "${local.name}: Secrets Manager encryption"
@@ -19,7 +17,7 @@ resource "aws_kms_key" "secrets" {
 }
 
 resource "aws_secretsmanager_secret" "redis" {
-  #checkov:skip=CKV2_AWS_57:the value is an ElastiCache auth token; terraform rotates it (random_password keepers + auth_token_update_strategy ROTATE), a Lambda rotator would fight terraform over it
+  #checkov:skip=CKV2_AWS_57:the value holds an ElastiCache user password; terraform rotates it (random_password keepers), a Lambda rotator would fight terraform over it
   name                    = "${local.name}/redis-url"
   description             = "rediss:// URL of the ${local.name} rate-limit store, with its auth token"
   kms_key_id              = aws_kms_key.secrets.arn
@@ -29,9 +27,25 @@ resource "aws_secretsmanager_secret" "redis" {
 resource "aws_secretsmanager_secret_version" "redis" {
   secret_id = aws_secretsmanager_secret.redis.id
   secret_string = jsonencode({
-    url      = "rediss://:${random_password.redis_auth.result}@${aws_elasticache_replication_group.redis.primary_endpoint_address}:6379/0"
-    password = random_password.redis_auth.result
+    url = "rediss://${local.redis_users.service.user_name}:${random_password.redis["service"].result}@${aws_elasticache_replication_group.redis.primary_endpoint_address}:6379/0"
+  })
+}
+
+# redis_exporter's read-only user (deploy/monitoring/kube-prometheus-stack/redis-exporter.yaml).
+resource "aws_secretsmanager_secret" "redis_exporter" {
+  #checkov:skip=CKV2_AWS_57:an ElastiCache user password; terraform rotates it (random_password keepers), a Lambda rotator would fight terraform over it
+  name                    = "${local.name}/redis-exporter"
+  description             = "Address, user and password of the ${local.name} Redis read-only exporter user"
+  kms_key_id              = aws_kms_key.secrets.arn
+  recovery_window_in_days = 7
+}
+
+resource "aws_secretsmanager_secret_version" "redis_exporter" {
+  secret_id = aws_secretsmanager_secret.redis_exporter.id
+  secret_string = jsonencode({
     address  = "rediss://${aws_elasticache_replication_group.redis.primary_endpoint_address}:6379"
+    username = local.redis_users.exporter.user_name
+    password = random_password.redis["exporter"].result
   })
 }
 

@@ -100,7 +100,7 @@ variable "target_group_arn_suffix" {
 }
 
 variable "redis_auth_token_version" {
-  description = "Change (e.g. increment) to rotate the Redis auth token; see secrets.tf."
+  description = "Change (e.g. increment) to rotate the Redis users' passwords; see secrets.tf."
   type        = number
   default     = 1
 }

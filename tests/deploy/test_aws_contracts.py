@@ -124,15 +124,13 @@ def test_redis_url_comes_from_secrets_manager(
         assert data["remoteRef"]["property"] == "url"
         assert es["spec"]["refreshInterval"]
         find(docs, "SecretStore", es["spec"]["secretStoreRef"]["name"])
-    assert "redis_auth_token" not in blocks(hcl, "output")
-    password = resources(hcl, "random_password")["redis_auth"]
+    assert not [o for o in blocks(hcl, "output") if "password" in o or "token" in o]
+    password = resources(hcl, "random_password")["redis"]
     assert "var.redis_auth_token_version" in json.dumps(password["keepers"])
-    (redis,) = resources(hcl, "aws_elasticache_replication_group").values()
-    assert redis["auth_token_update_strategy"] == "ROTATE"  # noqa: S105 - a strategy, not a secret
     assert {"secretsmanager:GetSecretValue", "kms:Decrypt"} <= actions(
         policy_docs(hcl)["external_secrets"]
     )
-    assert "Rotating the Redis auth token" in (REPO / "docs" / "deploy.md").read_text()
+    assert "Rotating the Redis passwords" in (REPO / "docs" / "deploy.md").read_text()
 
 
 # -- supply chain ----------------------------------------------------------
@@ -153,10 +151,13 @@ def test_images_are_signed_with_an_sbom_and_admission_checks_it() -> None:
     assert steps.count("cosign attest ") == 1 and "--type cyclonedx --predicate" in steps
     policy = yaml.safe_load((K8S / "policies" / "verify-images.yaml").read_text())
     assert policy["kind"] == "Policy" and policy["metadata"]["namespace"] == "pingpong"
-    assert policy["spec"]["validationFailureAction"] == "Enforce"
+    # Kyverno 1.13 deprecates spec.validationFailureAction for the per-rule
+    # failureAction (kyverno.io/docs/policy-types/cluster-policy/validate/).
+    assert "validationFailureAction" not in policy["spec"]
     (rule,) = policy["spec"]["rules"]
     assert rule["match"]["any"][0]["resources"]["kinds"] == ["Pod"]
     (verify,) = rule["verifyImages"]
+    assert verify["failureAction"] == "Enforce"
     assert verify["required"] is True and verify["verifyDigest"] is True
     keyless = verify["attestors"][0]["entries"][0]["keyless"]
     assert keyless["issuer"] == "https://token.actions.githubusercontent.com"

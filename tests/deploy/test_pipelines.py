@@ -217,7 +217,7 @@ def test_deploy_script_renders_the_image_into_the_rollout() -> None:
         for d in docs
         if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "bootstrap"
     }
-    assert bootstrap == {"Namespace", "RoleBinding", "ClusterRole"}
+    assert bootstrap == {"Namespace", "RoleBinding", "Role"}
     dev = run(
         [
             str(DEPLOY_SH),

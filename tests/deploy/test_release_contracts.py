@@ -193,26 +193,45 @@ def test_a_refused_podmonitor_changes_nothing(tmp_path: Path) -> None:
     assert "PodMonitor" in calls[-2] and "Rollout" not in calls[-2]
 
 
-def test_deployers_may_write_podmonitors_and_externalsecrets(
+def test_deployers_may_apply_what_deploy_sh_applies_and_no_more(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
-    prod = rendered["prod"]
-    role = find(prod, "ClusterRole", "pingpong-deployer-extras")
-    grants = {
-        (g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
-    }
-    needed = {("monitoring.coreos.com", "podmonitors"), ("external-secrets.io", "externalsecrets")}
-    assert needed <= grants
-    for rule in role["rules"]:
-        assert {"create", "patch", "update", "delete", "get"} <= set(rule["verbs"])
-    bindings = [
-        b for b in find_all(prod, "RoleBinding") if b["roleRef"]["name"] == role["metadata"]["name"]
-    ]
-    assert [s["name"] for b in bindings for s in b["subjects"]] == ["pingpong-deployers"]
-    for kind in ("PodMonitor", "ExternalSecret", "SecretStore"):
-        for obj in find_all(prod, kind):
-            api = obj["apiVersion"].split("/")[0]
-            assert any(api == g for g, _ in grants), kind
+    """Kubernetes RBAC docs, "User-facing roles": the built-in edit role
+    reads Secrets and grants pods/exec, pods/attach and pods/portforward
+    (a shell in a pod, the admin port from CI). The deploy role gets a Role
+    with the kinds deploy.sh applies (every non-bootstrap object of every
+    overlay) and read access to what it follows."""
+    for overlay, docs in rendered.items():
+        role = find(docs, "Role", "pingpong-deployer")
+        grants = {
+            (g, r, v)
+            for rule in role["rules"]
+            for g in rule["apiGroups"]
+            for r in rule["resources"]
+            for v in rule["verbs"]
+        }
+        applied = {
+            (d["apiVersion"].rpartition("/")[0], d["kind"].lower() + "s")
+            for d in docs
+            if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "bootstrap"
+        }
+        applied = {(g, "ingresses" if r == "ingresss" else r.replace("policys", "policies"))
+                   for g, r in applied}  # fmt: skip
+        for group, resource in applied:
+            for verb in ("get", "create", "patch"):
+                assert (group, resource, verb) in grants, (overlay, group, resource, verb)
+        resources_granted = {r for _, r, _ in grants}
+        for forbidden in ("secrets", "pods/exec", "pods/attach", "pods/portforward", "*"):
+            assert forbidden not in resources_granted, (overlay, forbidden)
+        assert "*" not in {v for *_, v in grants}
+        binding = find(docs, "RoleBinding", "pingpong-deployers")
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "pingpong-deployer",
+        }
+        assert [s["name"] for s in binding["subjects"]] == ["pingpong-deployers"]
+        assert not find_all(docs, "ClusterRole")
 
 
 # -- topology spread per version -------------------------------------------

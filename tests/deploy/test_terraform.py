@@ -87,7 +87,7 @@ def test_redis_has_tls_and_auth(hcl: dict[str, dict[str, Any]]) -> None:
     (redis,) = resources(hcl, "aws_elasticache_replication_group").values()
     assert redis["transit_encryption_enabled"] is True
     assert redis["transit_encryption_mode"] == "required"
-    assert "random_password" in redis["auth_token"]
+    assert redis["user_group_ids"]  # RBAC users (test_terraform_security.py)
     assert redis["at_rest_encryption_enabled"] is True
     assert redis["automatic_failover_enabled"] is True and redis["multi_az_enabled"] is True
 
