@@ -16,10 +16,12 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from pingpong.http.admin_auth import TOKEN_ENV
+from pingpong.service.override_request import OverrideRequest
 
 URL_ENV = "PINGPONG_ADMIN_URL"
 DEFAULT_URL = "http://127.0.0.1:8081"
 EXIT_NOT_FOUND, EXIT_USAGE = 1, 2
+CLI_DEFAULTS = {"expires_in": 86400}  # an override typed by hand lasts a day
 
 
 class Failed(Exception):
@@ -54,10 +56,12 @@ def add_admin_parser(commands: Any) -> None:
         "--ip", help="the client's address, mapped as the service would"
     )
     override = client("override", "set (or --delete) a per-key limit")
-    override.add_argument("--rate", help="e.g. 1000/minute")
-    override.add_argument("--burst", type=int)
-    override.add_argument("--expires-in", type=int, default=86400, help="seconds (default 1 day)")
-    override.add_argument("--reason", default="")
+    for name, field in OverrideRequest.model_fields.items():  # the API's own fields
+        kind = int if field.annotation in (int, int | None) else str
+        default = CLI_DEFAULTS.get(name, field.default if not field.is_required() else None)
+        shown = f" (default {default})" if default not in (None, "") else ""
+        override.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default,
+                              help=f"{field.description}{shown}")  # fmt: skip
     override.add_argument("--delete", action="store_true", help="remove the override")
     ops.add_parser("overrides", parents=[common], help="list the overrides")
     top = ops.add_parser("top", parents=[common], help="the most-throttled keys")
@@ -98,9 +102,7 @@ def _call(args: argparse.Namespace) -> Any:
         return _request(args, "DELETE", "overrides/" + target)
     if not args.rate:
         raise Failed(EXIT_USAGE, "override needs --rate (or --delete)")
-    body = {"rate": args.rate, "expires_in": args.expires_in, "reason": args.reason}
-    if args.burst is not None:
-        body["burst"] = args.burst
+    body = {name: getattr(args, name) for name in OverrideRequest.model_fields}
     return _request(args, "PUT", "overrides/" + target, body)
 
 

@@ -16,32 +16,24 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from granian.rsgi import HTTPProtocol, Scope
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from pingpong.config import RateField, error_message
+from pingpong.config import error_message
 from pingpong.core.heavy_hitters import MAX_WINDOW
-from pingpong.core.overrides import MAX_EXPIRES_IN, MAX_REASON, OverrideLimitReached
-from pingpong.core.rates import MAX_COUNT
+from pingpong.core.overrides import OverrideLimitReached
 from pingpong.core.storage.base import StorageError
 from pingpong.http.admin_auth import Tokens
-from pingpong.http.admin_openapi import admin_openapi_document
+from pingpong.http.admin_openapi import MAX_TOP, admin_openapi_document
 from pingpong.http.problems import Problem
 from pingpong.http.rsgi import JSON, REQUEST_ID, RequestIds, Response, read_body, target_length
 from pingpong.service import Service
 from pingpong.service.control import Actor, ControlRequestError, NoSuchOverride, UnknownPolicy
+from pingpong.service.override_request import OverrideRequest
 
 log = logging.getLogger("pingpong.admin")
 MAX_BODY = 4096
 MAX_TARGET = 2048
 PREFIX = "/admin/v1/"
-
-
-class OverrideBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    rate: RateField
-    burst: int | None = Field(None, ge=1, le=MAX_COUNT)
-    expires_in: int = Field(ge=1, le=MAX_EXPIRES_IN)
-    reason: str = Field("", max_length=MAX_REASON)
 
 
 def _json(data: Any) -> Response:
@@ -140,7 +132,7 @@ class AdminApp:
                            actor: Actor) -> Response:  # fmt: skip
         body = await read_body(scope.headers, proto, MAX_BODY)
         try:
-            data = OverrideBody.model_validate_json(body)
+            request = OverrideRequest.model_validate_json(body)
         except ValidationError as exc:
             errors = [
                 {"field": ".".join(map(str, e["loc"])), "message": error_message(e)}
@@ -149,9 +141,8 @@ class AdminApp:
             detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
             raise Problem(422, detail, errors=errors) from None
         change = self.service.control.put_override(
-            params["policy"], params.get("key", ""), data.rate, data.burst, data.expires_in,
-            data.reason, actor,
-        )  # fmt: skip
+            params["policy"], params.get("key", ""), request, actor
+        )
         return _json(await _control(change))
 
     async def delete_override(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
@@ -166,7 +157,7 @@ class AdminApp:
     async def top(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
                   actor: Actor) -> Response:  # fmt: skip
         window = _int(params, "window", 300, 1, MAX_WINDOW)
-        limit = _int(params, "limit", 10, 1, 100)
+        limit = _int(params, "limit", 10, 1, MAX_TOP)
         policy = params.get("policy") or None
         rows = await _control(self.service.control.top(policy, window, limit))
         return _json({"policy": policy, "window": window, "top": rows})

@@ -23,9 +23,9 @@ from pingpong.core.heavy_hitters import MAX_WINDOW, HeavyHitters, merge_top
 from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.overrides import MAX_OVERRIDES, Override, check_key
 from pingpong.core.policy import API_KEY, CLIENT_IP, GLOBAL, Policy
-from pingpong.core.rates import Rate
 from pingpong.core.storage.base import Check, StorageError
 from pingpong.core.storage.control import ControlStore
+from pingpong.service.override_request import OverrideRequest
 
 if TYPE_CHECKING:
     from pingpong.service.runtime import Service
@@ -117,12 +117,12 @@ class ControlPlane:
         return {"policy": name, "key": key, "reset": True, "had_state": found > 0}
 
     async def put_override(
-        self, name: str, key: str, rate: Rate, burst: int | None, expires_in: int,
-        reason: str, actor: Actor,
-    ) -> dict[str, Any]:  # fmt: skip
+        self, name: str, key: str, request: OverrideRequest, actor: Actor
+    ) -> dict[str, Any]:
         policy, key = self.policy(name), _client_key(key)
         now = self._clock()
-        override = Override(name, key, rate, burst, now + expires_in, reason, actor.token, now)
+        override = Override(name, key, request.rate, request.burst, now + request.expires_in,
+                            request.reason, actor.token, now)  # fmt: skip
         try:
             override.limit_for(policy.limit)
         except ValueError as exc:  # its arithmetic would leave exact integers
