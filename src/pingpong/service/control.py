@@ -23,8 +23,8 @@ from pingpong.core.heavy_hitters import MAX_WINDOW, HeavyHitters, merge_top
 from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.overrides import MAX_OVERRIDES, Override, check_key
 from pingpong.core.policy import API_KEY, CLIENT_IP, GLOBAL, Policy
+from pingpong.core.storage.admin import AdminStore
 from pingpong.core.storage.base import Check, StorageError
-from pingpong.core.storage.control import ControlStore
 from pingpong.service.override_request import OverrideRequest
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class Actor:
 
 class ControlPlane:
     def __init__(
-        self, service: Service, store: ControlStore, clock: Callable[[], float] = time.time
+        self, service: Service, store: AdminStore, clock: Callable[[], float] = time.time
     ) -> None:
         self._service = service
         self.store = store
