@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qs, unquote
 
 from granian.rsgi import HTTPProtocol, Scope
@@ -20,12 +20,21 @@ from pydantic import ValidationError
 
 from pingpong.config import error_message
 from pingpong.core.heavy_hitters import MAX_WINDOW
+from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.overrides import OverrideLimitReached
 from pingpong.core.storage.base import StorageError
 from pingpong.http.admin_auth import Tokens
 from pingpong.http.admin_openapi import MAX_TOP, admin_openapi_document
 from pingpong.http.problems import Problem
-from pingpong.http.rsgi import JSON, REQUEST_ID, RequestIds, Response, read_body, target_length
+from pingpong.http.rsgi import (
+    JSON,
+    REQUEST_ID,
+    RequestIds,
+    Response,
+    peer_address,
+    read_body,
+    target_length,
+)
 from pingpong.service import Service
 from pingpong.service.control import Actor, ControlRequestError, NoSuchOverride, UnknownPolicy
 from pingpong.service.override_request import OverrideRequest
@@ -57,6 +66,7 @@ class AdminApp:
         self.tokens = tokens
         self._openapi = json.dumps(admin_openapi_document(service.version)).encode()
         self._request_ids = RequestIds("admin-")
+        self._unauthorized_lines = LogThrottle(lines=1, period=1.0)
 
     async def __call__(self, scope: Scope, proto: HTTPProtocol) -> None:
         request_id = self._request_ids.of(scope.headers)
@@ -86,9 +96,7 @@ class AdminApp:
             return 200, [JSON], self._openapi
         token = self.tokens.name_of(scope.headers.get("authorization"))
         if token is None:
-            detail = "a known admin token is required: Authorization: Bearer <token>"
-            challenge = ("www-authenticate", 'Bearer realm="pingpong-admin"')
-            raise Problem(401, detail, challenge)
+            self._refuse_unauthorized(scope)
         route, params = _route(path)
         methods = ROUTES.get(route, {})
         if not methods:
@@ -98,8 +106,21 @@ class AdminApp:
             allow = ", ".join(sorted(methods))
             raise Problem(405, f"use {allow}", ("allow", allow))
         operation[0], handler = found
-        params.update(_query(scope.query_string))
+        params |= _query(scope.query_string, QUERIES.get(route, frozenset()))
         return await handler(self, scope, proto, params, Actor(token, request_id))
+
+    def _refuse_unauthorized(self, scope: Scope) -> NoReturn:
+        """401, and a line naming the source (at most one a second, saying how
+        many it held back), never the token presented."""
+        if self._unauthorized_lines.allow():
+            peer = peer_address(scope.client)
+            suppressed = self._unauthorized_lines.take_suppressed()
+            log.warning(
+                "admin: unauthorized request from %s (%d more held back since the last line)",
+                peer, suppressed, extra={"peer": peer, "suppressed": suppressed},
+            )  # fmt: skip
+        detail = "a known admin token is required: Authorization: Bearer <token>"
+        raise Problem(401, detail, ("www-authenticate", 'Bearer realm="pingpong-admin"'))
 
     # Handlers: ``params`` holds the path's policy and key and the query.
 
@@ -175,14 +196,16 @@ async def _control(call: Awaitable[Any]) -> Any:
         raise Problem(400, str(exc)) from None
 
 
-def _query(query_string: str) -> dict[str, str]:
+def _query(query_string: str, allowed: frozenset[str]) -> dict[str, str]:
+    """Only the endpoint's own parameters: none can stand in for a part of
+    the path (a proxy's ACL on the path must hold)."""
     try:
         pairs = parse_qs(query_string, strict_parsing=False, max_num_fields=8)
     except ValueError as exc:
         raise Problem(400, f"malformed query: {exc}") from None
-    unknown = set(pairs) - {"ip", "policy", "window", "limit"}
+    unknown = set(pairs) - allowed
     if unknown:
-        raise Problem(400, f"unknown query parameter {sorted(unknown)[0]!r}")
+        raise Problem(400, f"unknown query parameter {sorted(unknown)[0]!r} for this endpoint")
     return {name: values[-1] for name, values in pairs.items()}
 
 
@@ -190,7 +213,7 @@ def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -
     text = params.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit() and low <= int(text) <= high):
         raise Problem(400, f"{name} is a whole number from {low} to {high}")
     return int(text)
 
@@ -219,3 +242,4 @@ ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
     "overrides": {"GET": ("overrides_list", AdminApp.list_overrides)},
     "top": {"GET": ("top", AdminApp.top)},
 }
+QUERIES = {"clients/key": frozenset({"ip"}), "top": frozenset({"policy", "window", "limit"})}

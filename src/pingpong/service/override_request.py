@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from pingpong.config import RateField
 from pingpong.core.overrides import MAX_EXPIRES_IN, MAX_REASON
@@ -23,7 +23,22 @@ RateText = Annotated[
 Burst = Annotated[
     int | None, Field(ge=1, le=MAX_COUNT, description="the quota at once (default: the rate's N)")
 ]
-Reason = Annotated[str, Field(max_length=MAX_REASON, description="why, for the audit")]
+
+
+def _printable(text: str) -> str:
+    """No control, format or separator characters but the space: a reason is
+    printed on operators' terminals and in logs (no escape sequence, no
+    bidirectional override, no line break)."""
+    if not text.isprintable():
+        raise ValueError("use printable characters only (no control characters or line breaks)")
+    return text
+
+
+Reason = Annotated[
+    str,
+    AfterValidator(_printable),
+    Field(max_length=MAX_REASON, description="why, for the audit (printable characters)"),
+]
 
 
 class OverrideRequest(BaseModel):
