@@ -23,7 +23,7 @@ from pingpong.core.heavy_hitters import MAX_WINDOW
 from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.overrides import OverrideLimitReached
 from pingpong.core.storage.base import StorageError
-from pingpong.http.admin_auth import Tokens
+from pingpong.http.admin_auth import READ, WRITE, Tokens
 from pingpong.http.admin_openapi import MAX_TOP, admin_openapi_document
 from pingpong.http.problems import Problem
 from pingpong.http.rsgi import (
@@ -52,7 +52,7 @@ def _json(data: Any) -> Response:
 def _result(status: int) -> str:
     if status < 400:
         return "ok"
-    return {401: "unauthorized", 404: "not_found", 503: "unavailable"}.get(
+    return {401: "unauthorized", 403: "forbidden", 404: "not_found", 503: "unavailable"}.get(
         status, "invalid" if status < 500 else "error"
     )
 
@@ -94,7 +94,7 @@ class AdminApp:
         if path == "/openapi.json" and method in ("GET", "HEAD"):
             operation[0] = "openapi"
             return 200, [JSON], self._openapi
-        token = self.tokens.name_of(scope.headers.get("authorization"))
+        token = self.tokens.find(scope.headers.get("authorization"))
         if token is None:
             self._refuse_unauthorized(scope)
         route, params = _route(path)
@@ -105,9 +105,12 @@ class AdminApp:
         if found is None:
             allow = ", ".join(sorted(methods))
             raise Problem(405, f"use {allow}", ("allow", allow))
-        operation[0], handler = found
+        operation[0], handler, needed = found
+        if not token.allows(needed):
+            raise Problem(403, f"token {token.name!r} has scope {token.scope!r}: "
+                          f"{operation[0]} needs {needed!r}")  # fmt: skip
         params |= _query(scope.query_string, QUERIES.get(route, frozenset()))
-        return await handler(self, scope, proto, params, Actor(token, request_id))
+        return await handler(self, scope, proto, params, Actor(token.name, request_id))
 
     def _refuse_unauthorized(self, scope: Scope) -> NoReturn:
         """401, and a line naming the source (at most one a second, saying how
@@ -233,13 +236,17 @@ def _route(path: str) -> tuple[str, dict[str, str]]:
     return "", {}
 
 
-ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
-    "clients/key": {"GET": ("inspect", AdminApp.inspect), "DELETE": ("reset", AdminApp.reset)},
-    "overrides/key": {
-        "PUT": ("override_put", AdminApp.put_override),
-        "DELETE": ("override_delete", AdminApp.delete_override),
+# route -> method -> (operation, handler, the token scope it needs)
+ROUTES: dict[str, dict[str, tuple[str, Handler, str]]] = {
+    "clients/key": {
+        "GET": ("inspect", AdminApp.inspect, READ),
+        "DELETE": ("reset", AdminApp.reset, WRITE),
     },
-    "overrides": {"GET": ("overrides_list", AdminApp.list_overrides)},
-    "top": {"GET": ("top", AdminApp.top)},
+    "overrides/key": {
+        "PUT": ("override_put", AdminApp.put_override, WRITE),
+        "DELETE": ("override_delete", AdminApp.delete_override, WRITE),
+    },
+    "overrides": {"GET": ("overrides_list", AdminApp.list_overrides, READ)},
+    "top": {"GET": ("top", AdminApp.top, READ)},
 }
 QUERIES = {"clients/key": frozenset({"ip"}), "top": frozenset({"policy", "window", "limit"})}
