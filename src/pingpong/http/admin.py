@@ -28,6 +28,7 @@ from pingpong.http.admin_openapi import MAX_TOP, admin_openapi_document
 from pingpong.http.problems import Problem
 from pingpong.http.rsgi import (
     JSON,
+    NO_SERVER,
     REQUEST_ID,
     RequestIds,
     Response,
@@ -81,7 +82,7 @@ class AdminApp:
         except Exception:
             log.exception("admin request %s failed", request_id)
             status, headers, body = Problem(500, "unexpected error; see the server log").response()
-        proto.response_bytes(status, [*headers, (REQUEST_ID, request_id)], body)
+        proto.response_bytes(status, [*headers, (REQUEST_ID, request_id), NO_SERVER], body)
         counted = operation[0] or ("unauthorized" if status == 401 else "unknown")
         self.service.counters.admin_operations[(counted, _result(status))] += 1
 
