@@ -136,7 +136,7 @@ OPENER = urllib.request.build_opener(_NoRedirects)
 def _call(args: argparse.Namespace) -> Any:
     op = args.operation
     if op == "overrides":
-        return _request(args, "GET", "overrides")
+        return _every_override(args)
     if op == "top":
         query = {"window": args.window, "limit": args.limit}
         if args.policy:
@@ -157,6 +157,17 @@ def _call(args: argparse.Namespace) -> Any:
         raise Failed(EXIT_USAGE, "override needs --rate (or --delete)")
     body = {name: getattr(args, name) for name in OverrideRequest.model_fields}
     return _request(args, "PUT", "overrides/" + target, body)
+
+
+def _every_override(args: argparse.Namespace) -> dict[str, Any]:
+    """Every page of the list (at most MAX_OVERRIDES / 1000 + 1 requests)."""
+    rows, query = [], {"limit": "1000"}
+    while True:
+        page = _request(args, "GET", "overrides?" + urlencode(query))
+        rows += page["overrides"]
+        if not page.get("next_cursor"):
+            return {"overrides": rows}
+        query["cursor"] = page["next_cursor"]
 
 
 def _request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:

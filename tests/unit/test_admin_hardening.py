@@ -60,7 +60,7 @@ async def test_a_reason_with_control_characters_is_refused(reason: str) -> None:
     status, problem, _ = await admin(app, "PUT", "/admin/v1/overrides/default/1.2.3.4", body)
     assert status == 422, problem
     assert problem["errors"][0]["field"] == "reason"
-    assert service.control.overrides == {}
+    assert service.limiter.overrides == {}
 
 
 async def test_a_reason_in_any_script_is_kept() -> None:
@@ -110,7 +110,7 @@ async def test_a_body_that_never_arrives_is_cut_with_408(monkeypatch: pytest.Mon
     scope = FakeScope("/admin/v1/overrides/default/1.2.3.4", "PUT", headers=headers)
     await asyncio.wait_for(app(scope, proto), 5)  # type: ignore[arg-type]
     assert proto.answer is not None and proto.answer.status == 408
-    assert service.control.overrides == {}
+    assert service.limiter.overrides == {}
     assert service.counters.admin_operations[("override_put", "invalid")] == 1
 
 

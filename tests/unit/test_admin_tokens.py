@@ -51,7 +51,7 @@ async def test_a_read_token_reads_and_changes_nothing(tmp_path: Path) -> None:
         body = BODY if method == "PUT" else None
         status, problem, _ = await admin(app, method, target, body, bearer(READER))
         assert status == 403 and "'read'" in problem["detail"], target
-    assert service.control.overrides == {}
+    assert service.limiter.overrides == {}
     assert service.counters.admin_operations[("reset", "forbidden")] == 1
     for method, target in WRITES[:2]:  # the writer may (then the delete finds it)
         body = BODY if method == "PUT" else None

@@ -10,7 +10,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pingpong.http.prometheus import registry_for
-from pingpong.service.counters import METRICS, Counters, Gauge, Histograms, Info, Metric
+from pingpong.service.counters import METRICS, Counters, Gauge, Histograms, Info, Metric, Total
 
 
 def sample(metric: Metric[Any], counters: Counters) -> None:
@@ -20,7 +20,7 @@ def sample(metric: Metric[Any], counters: Counters) -> None:
     value = getattr(counters, metric.attr)
     if isinstance(metric, Histograms):
         value[key].observe(0.003)
-    elif isinstance(metric, Gauge):
+    elif isinstance(metric, Total):
         setattr(counters, metric.attr, value + 2)
     elif isinstance(metric, Info):
         setattr(counters, metric.attr, key)
@@ -62,6 +62,8 @@ def test_workers_merge_by_kind_counts_add_gauges_only_from_live_workers() -> Non
         got, single = getattr(total, metric.attr), getattr(one, metric.attr)
         if isinstance(metric, Info | Gauge):
             assert got == single
+        elif isinstance(metric, Total):
+            assert got == 2 * single
         elif isinstance(metric, Histograms):
             [(key, h)] = got.items()
             assert sum(h.counts) == 2 * sum(single[key].counts)

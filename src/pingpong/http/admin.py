@@ -37,7 +37,14 @@ from pingpong.http.rsgi import (
     target_length,
 )
 from pingpong.service import Service
-from pingpong.service.control import Actor, ControlRequestError, NoSuchOverride, UnknownPolicy
+from pingpong.service.control import (
+    MAX_PAGE,
+    PAGE,
+    Actor,
+    ControlRequestError,
+    NoSuchOverride,
+    UnknownPolicy,
+)
 from pingpong.service.override_request import OverrideRequest
 
 log = logging.getLogger("pingpong.admin")
@@ -134,7 +141,7 @@ class AdminApp:
             if key:
                 raise Problem(400, "give the key in the path or ?ip=, not both")
             try:
-                key = self.service.control.key_for_address(self.service.control.policy(policy), ip)
+                key = self.service.control.key_for(policy, ip)
             except UnknownPolicy as exc:
                 raise Problem(404, str(exc)) from None
             except ControlRequestError as exc:
@@ -177,7 +184,9 @@ class AdminApp:
 
     async def list_overrides(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
                              actor: Actor) -> Response:  # fmt: skip
-        return _json({"overrides": await self.service.control.list_overrides()})
+        limit = _int(params, "limit", PAGE, 1, MAX_PAGE)
+        page = self.service.control.list_overrides(params.get("cursor", ""), limit)
+        return _json(await _control(page))
 
     async def top(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
                   actor: Actor) -> Response:  # fmt: skip
@@ -250,4 +259,8 @@ ROUTES: dict[str, dict[str, tuple[str, Handler, str]]] = {
     "overrides": {"GET": ("overrides_list", AdminApp.list_overrides, READ)},
     "top": {"GET": ("top", AdminApp.top, READ)},
 }
-QUERIES = {"clients/key": frozenset({"ip"}), "top": frozenset({"policy", "window", "limit"})}
+QUERIES = {
+    "clients/key": frozenset({"ip"}),
+    "overrides": frozenset({"cursor", "limit"}),
+    "top": frozenset({"policy", "window", "limit"}),
+}

@@ -10,6 +10,7 @@ from typing import Any
 
 from pingpong.core.heavy_hitters import MAX_WINDOW
 from pingpong.http.openapi import PROBLEM_CONTENT, PROBLEM_SCHEMA
+from pingpong.service.control import MAX_PAGE, PAGE
 from pingpong.service.override_request import OverrideRequest, OverrideView
 
 MAX_TOP = 100  # rows a top answer holds at most
@@ -129,14 +130,28 @@ def _override_paths() -> dict[str, Any]:
         503,
     )
     put["requestBody"] = {"required": True, "content": _json(_schema(OverrideRequest))}
-    listed = {"type": "object", "properties": {"overrides": {"type": "array", "items": _OVERRIDE}}}
+    listed = {
+        "type": "object",
+        "properties": {
+            "overrides": {"type": "array", "items": _OVERRIDE},
+            "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        },
+    }
+    page = _operation("The unexpired overrides, a page at a time, in key order.", listed,
+                      400, 401, 503)  # fmt: skip
+    page["parameters"] = [
+        _parameter("cursor", "query", {"type": "string"},
+                   description="the next_cursor of the previous page"),
+        _parameter("limit", "query",
+                   {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": PAGE}),
+    ]  # fmt: skip
     return {
         "/admin/v1/overrides/{policy}/{key}": {
             "parameters": [_POLICY, _KEY],
             "put": put,
             "delete": _operation("Remove an override.", _OBJECT, 400, 401, 403, 404, 503),
         },
-        "/admin/v1/overrides": {"get": _operation("Every unexpired override.", listed, 401, 503)},
+        "/admin/v1/overrides": {"get": page},
     }
 
 

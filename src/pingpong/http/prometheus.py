@@ -43,9 +43,9 @@ def family(spec: Spec[Any], value: Any) -> Metric:
         return _histogram(spec, value)
     if spec.kind == "info":
         value = {value: 1}
-    elif not spec.labels:
-        return GaugeMetricFamily(spec.name, spec.doc, value)
     kind = CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily
+    if not spec.labels and spec.kind != "info":
+        return kind(spec.name, spec.doc, value=value)
     metric = kind(spec.name, spec.doc, labels=spec.labels)
     for key, number in sorted(value.items()):
         metric.add_metric(_labels(key), number)

@@ -108,11 +108,10 @@ class Histograms(Metric["defaultdict[K, Histogram]"]):
         return into
 
 
-class Gauge(Metric[int]):
-    """A count of the moment (no labels): the live workers' add up."""
+class Total(Metric[int]):
+    """A count without labels: every worker's add up."""
 
-    kind = "gauge"
-    live = True
+    kind = "counter"
 
     def __init__(self, name: str, doc: str) -> None:
         super().__init__(name, doc, (), int)
@@ -122,6 +121,13 @@ class Gauge(Metric[int]):
 
     def merge(self, into: int, data: Any) -> int:
         return into + int(data)
+
+
+class Gauge(Total):
+    """A count of the moment (no labels): the live workers' add up."""
+
+    kind = "gauge"
+    live = True
 
 
 class Flags(Metric["dict[K, int]"]):
@@ -199,6 +205,10 @@ class Counters:
         "pingpong_admin_operations", "Admin API operations by operation and result.",
         "operation", "result",
     )  # fmt: skip
+    control_entries_invalid = Total(
+        "pingpong_control_entries_invalid",
+        "Entries read back from the storage (change log, overrides) that failed validation.",
+    )
     config_hash: Info[str] = Info(
         "pingpong_config_info", "Always 1; the hash of the running effective config.", "hash"
     )
@@ -226,6 +236,9 @@ class Counters:
 
     def circuit_changed(self, storage: str, is_open: bool) -> None:
         self.circuit_open[storage] = int(is_open)
+
+    def control_entry_invalid(self) -> None:
+        self.control_entries_invalid += 1
 
     def to_json(self) -> dict[str, Any]:
         return {m.attr: m.to_json(getattr(self, m.attr)) for m in METRICS}
