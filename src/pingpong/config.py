@@ -30,8 +30,8 @@ from pydantic import (
 from pingpong.core.algorithms import Algorithm, Limit
 from pingpong.core.policy import CLIENT_IP, GLOBAL, HEADER_PREFIX, THROTTLED_PATH, Policy, Tier
 from pingpong.core.rates import MAX_COUNT, Rate, parse_rate
+from pingpong.core.storage.base import FailureMode
 from pingpong.core.storage.registry import check_url
-from pingpong.core.storage.resilient import FailureMode
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")

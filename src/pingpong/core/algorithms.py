@@ -4,7 +4,7 @@ Each decider takes the stored state of one key (``None`` when the key is new or
 expired) and the current time, and returns the outcome plus the state to store
 if the request is admitted (``None`` when rejected: a rejection never changes
 state). Keeping them pure lets the in-memory store, the local fallback and the
-property tests share one implementation; ``storage/lua/decide.lua`` mirrors it
+property tests share one implementation; ``storage/redis/lua/decide.lua`` mirrors it
 for Redis and a test checks that the two agree.
 
 A state remembers the limit it was written under. When the policy changes (a

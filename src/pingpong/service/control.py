@@ -24,8 +24,8 @@ from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.overrides import MAX_OVERRIDES, Override, check_key
 from pingpong.core.policy import API_KEY, CLIENT_IP, GLOBAL, Policy
 from pingpong.core.rates import Rate
+from pingpong.core.storage.admin import AdminStore
 from pingpong.core.storage.base import Check, StorageError
-from pingpong.core.storage.control import ControlStore
 
 if TYPE_CHECKING:
     from pingpong.service.runtime import Service
@@ -58,7 +58,7 @@ def _seconds(us: int) -> int:
 
 class ControlPlane:
     def __init__(
-        self, service: Service, store: ControlStore, clock: Callable[[], float] = time.time
+        self, service: Service, store: AdminStore, clock: Callable[[], float] = time.time
     ) -> None:
         self._service = service
         self.store = store
