@@ -89,6 +89,12 @@ class Limiter:
         # Operators' per-key limits (set_overrides); empty almost always.
         self._overrides: OverrideLimits = {}
         self._rejections = rejections  # the most-throttled keys, counted
+        # The common case, decided without the general loop: one non-shadow
+        # policy per client address, no tiers, a storage that never waits.
+        simple = len(self.policies) == 1 and not tiers and self._acquire_now is not None
+        only = self.policies[0] if simple else None
+        common = only is not None and only.key == CLIENT_IP and not only.shadow
+        self._only = only if common else None
 
     @property
     def all_policies(self) -> tuple[Policy, ...]:
@@ -108,6 +114,8 @@ class Limiter:
         return found
 
     async def check(self, path: str, method: str, client: str, headers: Headers) -> Decision:
+        if self._only is not None and not self._overrides:
+            return self._check_only(self._only, path, method, client)
         tier, api_key = self._tier_of(headers) if self._tier_by_digest else ("", "")
         policies = self.policies_for(path, method, tier)
         if not policies:
@@ -125,6 +133,22 @@ class Limiter:
             if denied is not None:
                 return denied
         return self._decide(policies, checks, await self.storage.acquire(checks))
+
+    def _check_only(self, policy: Policy, path: str, method: str, client: str) -> Decision:
+        """``check`` for the one client-address policy: what ``_decide`` does
+        for one check, without its lists (the storage is local: no deny cache)."""
+        if not policy.matches(path, method):
+            return ADMIT_ALL
+        check = Check(policy.name + ":" + client, policy.limit, False)
+        assert self._acquire_now is not None
+        outcome = self._acquire_now((check,))[0]
+        if outcome.admitted:
+            self._stats.decided(policy.name, "allowed")
+            return Decision(True, (Reported(policy, policy.limit, outcome),))
+        if self._rejections is not None:
+            self._rejections.add(check.key)
+        self._stats.decided(policy.name, "limited")
+        return Decision(False, (Reported(policy, policy.limit, outcome),))
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop keys from the deny cache (their state was reset elsewhere)."""
