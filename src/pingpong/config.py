@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from pingpong.core.algorithms import Algorithm, Limit
 from pingpong.core.policy import CLIENT_IP, GLOBAL, HEADER_PREFIX, THROTTLED_PATH, Policy, Tier
@@ -357,14 +358,17 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def error_message(error: ErrorDetails) -> str:
+    """pydantic's message, without the prefix it gives our validators' ValueErrors."""
+    return error["msg"].removeprefix("Value error, ")
+
+
 def _describe(exc: ValidationError, sources: Mapping[str, str], config_file: str | None) -> str:
     lines = []
     for error in exc.errors():
         loc = error["loc"]
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
         source = sources.get(str(loc[0]), config_file or "settings") if loc else "settings"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown setting"
+        message = "unknown setting" if error["type"] == "extra_forbidden" else error_message(error)
         lines.append(f"{source}: {path or '(top level)'}: {message}")
     return "\n".join(lines)

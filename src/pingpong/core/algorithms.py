@@ -34,6 +34,16 @@ MICROS = 1_000_000
 MAX_SPAN_US = 2**50
 
 
+def whole_seconds(us: int) -> int:
+    """Microseconds as whole seconds, rounded up: waiting that long is enough."""
+    return -(-us // MICROS)
+
+
+def retry_after(retry_us: int) -> int:
+    """Whole seconds, rounded up, at least 1: a ``Retry-After`` that is enough."""
+    return max(1, whole_seconds(retry_us))
+
+
 class Algorithm(StrEnum):
     GCRA = "gcra"
     SLIDING_WINDOW = "sliding-window"
