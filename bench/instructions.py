@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
     parser.add_argument("--only", help="comma-separated phase names (a quick look)")
     options = parser.parse_args(args)
-    phases = PHASES
+    phases: tuple[Phase, ...] = PHASES
     if options.only:
         wanted = options.only.split(",")
         phases = tuple(p for p in PHASES if p.name in wanted)
