@@ -49,7 +49,10 @@ class Decision(NamedTuple):
     @property
     def retry_us(self) -> int:
         """Waiting this long admits the request, if nothing else arrives."""
-        return max((r.outcome.retry_us for r in self.reported), default=0)
+        reported = self.reported
+        if len(reported) == 1:
+            return reported[0].outcome.retry_us
+        return max((r.outcome.retry_us for r in reported), default=0)
 
 
 ADMIT_ALL = Decision(True, ())
@@ -113,9 +116,18 @@ class Limiter:
             self._matching[(path, method, tier)] = found
         return found
 
+    def check_now(self, path: str, method: str, client: str) -> Decision | None:
+        """The decision without a coroutine, in the common case (one policy per
+        client address, no tiers, no overrides, a local storage); None otherwise:
+        then ``check`` decides."""
+        if self._only is None or self._overrides:
+            return None
+        return self._check_only(self._only, path, method, client)
+
     async def check(self, path: str, method: str, client: str, headers: Headers) -> Decision:
-        if self._only is not None and not self._overrides:
-            return self._check_only(self._only, path, method, client)
+        decided = self.check_now(path, method, client)
+        if decided is not None:
+            return decided
         tier, api_key = self._tier_of(headers) if self._tier_by_digest else ("", "")
         policies = self.policies_for(path, method, tier)
         if not policies:

@@ -153,10 +153,12 @@ class App:
         headers = scope.headers
         identity = service.resolver.resolve(peer_address(scope.client), headers)
         limiter = service.limiter
-        try:
-            decision = await limiter.check(THROTTLED_PATH, scope.method, identity, headers)
-        except StorageUnavailable:
-            return 503, [PROBLEM, ("retry-after", "1")], STORAGE_DOWN
+        decision = limiter.check_now(THROTTLED_PATH, scope.method, identity)
+        if decision is None:
+            try:
+                decision = await limiter.check(THROTTLED_PATH, scope.method, identity, headers)
+            except StorageUnavailable:
+                return 503, [PROBLEM, ("retry-after", "1")], STORAGE_DOWN
         responses = self._policy_responses(limiter)
         if decision.admitted:
             return 200, [TEXT, *responses.ratelimit_headers(decision.reported)], b"pong"

@@ -16,6 +16,7 @@ from pingpong.core.storage.base import Check, Opened, Resilience, StorageOptions
 Stored = int | State
 LIMIT_BITS = 10  # a packed GCRA state: TAT << 10 | the index of its limit
 LIMIT_MASK = (1 << LIMIT_BITS) - 1
+GCRA = Algorithm.GCRA
 
 
 def monotonic_us() -> int:
@@ -127,7 +128,7 @@ class MemoryStorage:
         if len(checks) == 1:  # the common request: one GCRA policy
             key, limit, _ = checks[0]
             index = self._limits.known(limit)
-            if index is not None and limit.algorithm is Algorithm.GCRA:
+            if index is not None and limit.algorithm is GCRA:
                 outcome = self._acquire_gcra(key, limit, index)
                 if outcome is not None:
                     return [outcome]
@@ -135,16 +136,20 @@ class MemoryStorage:
 
     def _acquire_gcra(self, key: str, limit: Limit, index: int) -> Outcome | None:
         """One GCRA check on the packed TAT, without state tuples; None when the
-        key's state was written under another limit (``_acquire_all`` translates it)."""
+        key's state was written under another limit (``_acquire_all`` translates
+        it). ``_take`` and the rotation are written out: this runs per request."""
         young = self._young
-        stored = self._take(key)
+        stored = young.get(key)
+        if stored is None and self._old:
+            stored = self._take(key)
         if stored is not None and (not isinstance(stored, int) or stored & LIMIT_MASK != index):
             return None
         now = self._clock()
         outcome, new_tat = gcra_tat(limit, now if stored is None else stored >> LIMIT_BITS, now)
         if new_tat is not None:
             young[key] = new_tat << LIMIT_BITS | index
-        self._rotate_when_full()
+        if len(young) >= self._generation:
+            self._rotate_when_full()
         return outcome
 
     def _take(self, key: str) -> Stored | None:
