@@ -342,8 +342,12 @@ def read_file(path: str) -> dict[str, Any]:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or exc
         raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
-    if data is None:
-        return {}
+    if data is None or data == {}:
+        # A file caught mid-write (``cat > file``) reads empty: never "all defaults".
+        raise ConfigError(
+            f"{path}: the config file is empty; it needs at least one setting "
+            "(without --config every setting has its default)"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of settings")
     return data

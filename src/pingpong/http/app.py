@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from granian.rsgi import HTTPProtocol, Scope
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pingpong.core.algorithms import retry_after
 from pingpong.core.limiter import Limiter
@@ -40,7 +40,6 @@ from pingpong.http.rsgi import (
     target_length,
 )
 from pingpong.service import Counters, Service
-from pingpong.service.workers import all_workers, workers_dir
 
 access_log = logging.getLogger("pingpong.access")
 
@@ -59,11 +58,13 @@ STORAGE_DOWN = problem_body(503, "rate-limit storage unavailable")
 
 
 class App:
-    def __init__(self, service: Service) -> None:
+    """``registry``: what /metrics exports (with --workers N, every worker's
+    counts); by default this service's own."""
+
+    def __init__(self, service: Service, registry: CollectorRegistry | None = None) -> None:
         self.service = service
         self.counters: Counters = service.counters
-        workers = workers_dir()
-        self.registry = registry_for(lambda: all_workers(self.counters, workers))
+        self.registry = registry or registry_for(lambda: self.counters)
         self._version = json.dumps(
             {"version": service.version, "commit": service.commit, "slot": service.slot}
         ).encode()

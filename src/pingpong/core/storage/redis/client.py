@@ -14,11 +14,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from typing import Any
-from urllib.parse import urlsplit
 
 import hiredis
 from redis.asyncio import Connection, SSLConnection
-from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -56,17 +54,6 @@ def client_options(options: StorageOptions) -> dict[str, Any]:
         "socket_connect_timeout": max(options.timeout, 0.5),
         "retry": Retry(NoBackoff(), 1),
     }
-
-
-def check_redis_url(url: str) -> None:
-    """Raise ValueError naming what is wrong with a redis:// or rediss:// URL."""
-    try:
-        parse_url(url)
-    except ValueError as exc:
-        raise ValueError(f"malformed Redis URL: {exc}") from None
-    path = urlsplit(url).path.strip("/")
-    if path and not path.isdigit():
-        raise ValueError(f"malformed Redis URL: the database must be a number, not {path!r}")
 
 
 class _HiredisPacking:

@@ -29,10 +29,10 @@ from pingpong.core.storage.redis.client import (
     PackedConnection,
     PackedSSLConnection,
     answer_within,
-    check_redis_url,
     client_options,
     lua_script,
 )
+from pingpong.core.storage.redis.urls import check_redis_url
 from pingpong.core.storage.resilient import ResilientStorage
 
 SCRIPT = lua_script("decide")
