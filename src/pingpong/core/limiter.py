@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from pingpong.core.algorithms import Limit, Outcome
+from pingpong.core.algorithms import Limit, Outcome, new
 from pingpong.core.heavy_hitters import HeavyHitters
 from pingpong.core.overrides import Override, OverrideLimits, override_limits
 from pingpong.core.policy import (
@@ -94,10 +94,10 @@ class Limiter:
         self._rejections = rejections  # the most-throttled keys, counted
         # The common case, decided without the general loop: one non-shadow
         # policy per client address, no tiers, a storage that never waits.
-        simple = len(self.policies) == 1 and not tiers and self._acquire_now is not None
+        self._acquire_one_now = storage.acquire_one_now
+        simple = len(self.policies) == 1 and not tiers and self._acquire_one_now is not None
         only = self.policies[0] if simple else None
-        common = only is not None and only.key == CLIENT_IP and not only.shadow
-        self._only = only if common else None
+        self._only = only if only is not None and _common(only) else None
 
     @property
     def all_policies(self) -> tuple[Policy, ...]:
@@ -147,20 +147,22 @@ class Limiter:
         return self._decide(policies, checks, await self.storage.acquire(checks))
 
     def _check_only(self, policy: Policy, path: str, method: str, client: str) -> Decision:
-        """``check`` for the one client-address policy: what ``_decide`` does
-        for one check, without its lists (the storage is local: no deny cache)."""
-        if not policy.matches(path, method):
+        """``check`` for the one client-address policy on its exact path: what
+        ``_decide`` does for one check, without its lists (the storage is local:
+        no deny cache). Decisions are built with ``new``: see algorithms.py."""
+        if path != policy.path or method not in policy.methods:
             return ADMIT_ALL
-        check = Check(policy.name + ":" + client, policy.limit, False)
-        assert self._acquire_now is not None
-        outcome = self._acquire_now((check,))[0]
+        key = policy.name + ":" + client
+        assert self._acquire_one_now is not None
+        outcome = self._acquire_one_now(key, policy.limit)
+        reported = (new(Reported, (policy, policy.limit, outcome)),)
         if outcome.admitted:
             self._stats.decided(policy.name, "allowed")
-            return Decision(True, (Reported(policy, policy.limit, outcome),))
+            return new(Decision, (True, reported))
         if self._rejections is not None:
-            self._rejections.add(check.key)
+            self._rejections.add(key)
         self._stats.decided(policy.name, "limited")
-        return Decision(False, (Reported(policy, policy.limit, outcome),))
+        return new(Decision, (False, reported))
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop keys from the deny cache (their state was reset elsewhere)."""
@@ -252,6 +254,11 @@ class Limiter:
         digest = key_digest(api_key)
         tier = self._tier_by_digest.get(digest)
         return (tier.name, digest[:12].hex()) if tier else ("", "")
+
+
+def _common(policy: Policy) -> bool:
+    """Keyed by the client address, enforced, on one exact path."""
+    return policy.key == CLIENT_IP and not policy.shadow and not policy.path.endswith("*")
 
 
 def _value(policy: Policy, headers: Headers, client: str, api_key: str) -> str:

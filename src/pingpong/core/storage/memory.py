@@ -124,14 +124,18 @@ class MemoryStorage:
         return state if state is not None else self._old.get(key)
 
     def acquire_now(self, checks: Sequence[Check]) -> list[Outcome]:
-        if len(checks) == 1:  # the common request: one GCRA policy
+        if len(checks) == 1:  # one check: shadow or not, a rejection changes nothing
             key, limit, _ = checks[0]
-            index = self._limits.known(limit)
-            if index is not None and limit.algorithm is GCRA:
-                outcome = self._acquire_gcra(key, limit, index)
-                if outcome is not None:
-                    return [outcome]
+            return [self.acquire_one_now(key, limit)]
         return self._acquire_all(checks)
+
+    def acquire_one_now(self, key: str, limit: Limit) -> Outcome:
+        index = self._limits.known(limit)
+        if index is not None and limit.algorithm is GCRA:  # the common request
+            outcome = self._acquire_gcra(key, limit, index)
+            if outcome is not None:
+                return outcome
+        return self._acquire_all((Check(key, limit, False),))[0]
 
     def _acquire_gcra(self, key: str, limit: Limit, index: int) -> Outcome | None:
         """One GCRA check on the packed TAT, without state tuples; None when the
