@@ -130,23 +130,23 @@ class MemoryStorage:
         return self._acquire_all(checks)
 
     def acquire_one_now(self, key: str, limit: Limit) -> Outcome:
+        """The common request, one GCRA check, on the packed TAT without state
+        tuples (``_take`` and the rotation written out: this runs per request).
+        A state written under another limit goes through ``_acquire_all``,
+        which translates it."""
         index = self._limits.known(limit)
-        if index is not None and limit.algorithm is GCRA:  # the common request
-            outcome = self._acquire_gcra(key, limit, index)
-            if outcome is not None:
-                return outcome
-        return self._acquire_all((Check(key, limit, False),))[0]
-
-    def _acquire_gcra(self, key: str, limit: Limit, index: int) -> Outcome | None:
-        """One GCRA check on the packed TAT, without state tuples; None when the
-        key's state was written under another limit (``_acquire_all`` translates
-        it). ``_take`` and the rotation are written out: this runs per request."""
         young = self._young
         stored = young.get(key)
         if stored is None and self._old:
             stored = self._take(key)
-        if stored is not None and (not isinstance(stored, int) or stored & LIMIT_MASK != index):
-            return None
+        if (
+            index is None
+            or limit.algorithm is not GCRA
+            or (
+                stored is not None and (not isinstance(stored, int) or stored & LIMIT_MASK != index)
+            )
+        ):
+            return self._acquire_all((Check(key, limit, False),))[0]
         now = self._clock()
         outcome, new_tat = gcra_tat(limit, now if stored is None else stored >> LIMIT_BITS, now)
         if new_tat is not None:
