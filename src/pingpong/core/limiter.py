@@ -1,8 +1,9 @@
 """The limiter: runs every matching policy for a request against the storage.
 
 This is the hot path, so the per-(path, method, tier) policy lists are computed
-once, checks are plain tuples, and the in-memory storage is called without a
-coroutine.
+once, the common case (one client-address policy on a local storage) skips the
+general loop, the in-memory storage is called without a coroutine, and the
+per-request tuples are built with ``new`` (see algorithms.py).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class Limiter:
         checks = []
         for p in policies:
             value = client if p.key == CLIENT_IP else _value(p, headers, client, api_key)
-            checks.append(Check(p.name + ":" + value, p.limit, p.shadow))
+            checks.append(new(Check, (p.name + ":" + value, p.limit, p.shadow)))
         if self._overrides:
             checks = self._overridden(checks)
         if self._acquire_now is not None:
@@ -204,9 +205,9 @@ class Limiter:
             if policy.shadow:
                 continue
             if outcome.admitted:
-                admitted.append(Reported(policy, check.limit, outcome))
+                admitted.append(new(Reported, (policy, check.limit, outcome)))
             else:
-                rejected.append(Reported(policy, check.limit, outcome))
+                rejected.append(new(Reported, (policy, check.limit, outcome)))
                 if self._deny is not None:
                     self._remember_denial(check.key, outcome)
                 if self._rejections is not None:
@@ -214,10 +215,10 @@ class Limiter:
         if rejected:
             for reported in rejected:
                 stats.decided(reported.policy.name, "limited")
-            return Decision(False, rejected)
+            return new(Decision, (False, rejected))
         for policy, outcome in zip(policies, outcomes, strict=True):
             stats.decided(policy.name, "allowed" if outcome.admitted else "shadow_limited")
-        return Decision(True, admitted)
+        return new(Decision, (True, admitted))
 
     def _denied(self, policies: Sequence[Policy], checks: Sequence[Check]) -> Decision | None:
         deny = self._deny
@@ -232,8 +233,8 @@ class Limiter:
                 self._stats.decided(policy.name, "limited")
                 if self._rejections is not None:
                     self._rejections.add(check.key)
-                outcome = Outcome(False, 0, until[1] - now, until[0] - now)
-                return Decision(False, [Reported(policy, check.limit, outcome)])
+                outcome = new(Outcome, (False, 0, until[1] - now, until[0] - now))
+                return new(Decision, (False, [new(Reported, (policy, check.limit, outcome))]))
             del deny[check.key]
         return None
 
