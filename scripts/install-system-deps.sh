@@ -11,6 +11,7 @@ packages=(
   amtool:prometheus-alertmanager prometheus-blackbox-exporter:prometheus-blackbox-exporter
   dockerd:docker.io debootstrap:debootstrap docker-compose:docker-compose
   valgrind:valgrind callgrind_control:valgrind
+  docker-registry:docker-registry skopeo:skopeo
 )
 PATH="$PATH:/usr/sbin:/sbin"
 
