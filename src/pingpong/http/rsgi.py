@@ -23,8 +23,9 @@ Response = tuple[int, Headers, bytes]
 TEXT: Header = ("content-type", "text/plain; charset=utf-8")
 JSON: Header = ("content-type", "application/json")
 CLOSE: Header = ("connection", "close")
-# granian names itself in a server header unless the app sets one (it has no
-# option to drop it: src/conversion.rs, headers_from_py): every answer sets it empty.
+# granian names itself in a server header unless the app sets one, and has no
+# option to drop it (emmett-framework/granian src/conversion.rs, headers_from_py):
+# every answer sets it empty.
 NO_SERVER: Header = ("server", "")
 REQUEST_ID = "x-request-id"
 # A caller's request id is echoed into headers and logs: only a safe charset.
