@@ -43,9 +43,9 @@ module "argo_rollouts_pod_identity" {
 # and kms:Decrypt permissions").
 data "aws_iam_policy_document" "alertmanager" {
   statement {
-    sid       = "PublishPages"
+    sid       = "PublishToTheReceivers"
     actions   = ["sns:Publish"]
-    resources = [module.alarms.sns_topic_arn]
+    resources = values(module.alarms.alertmanager_topic_arns)
   }
 
   statement {
