@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pingpong.core.stats import Stats
-from pingpong.core.storage.base import Backend, Storage, StorageOptions
-from pingpong.core.storage.control import ControlStore, MemoryControl
+from pingpong.core.storage.base import Backend, Opened, Resilience, StorageOptions
 from pingpong.core.storage.memory import MemoryStorage
-from pingpong.core.storage.redis import RedisStorage
-from pingpong.core.storage.redis_cluster import RedisClusterStorage
-from pingpong.core.storage.redis_sentinel import RedisSentinelStorage
-from pingpong.core.storage.resilient import Resilience, ResilientStorage
+from pingpong.core.storage.redis.cluster import RedisClusterStorage
+from pingpong.core.storage.redis.sentinel import RedisSentinelStorage
+from pingpong.core.storage.redis.standalone import RedisStorage
 
 BACKENDS: tuple[type[Backend], ...] = (
     MemoryStorage,
@@ -38,22 +36,7 @@ def check_url(url: str) -> None:
     backend_for(url).check_url(url)
 
 
-def open_storage(
-    url: str, options: StorageOptions, resilience: Resilience, stats: Stats
-) -> Storage:
-    """The storage for a URL; shared backends come wrapped in ResilientStorage."""
-    backend = backend_for(url)
-    if backend is MemoryStorage:
-        return MemoryStorage(max_keys=options.memory_max_keys)
-    storage = backend.from_url(url, options)
-    assert isinstance(storage, RedisStorage)  # every shared backend is a Redis one today
-    fallback = MemoryStorage(max_keys=options.memory_max_keys)
-    return ResilientStorage(storage, resilience, fallback, stats)
-
-
-def control_store(storage: Storage) -> ControlStore:
-    """Where the control plane keeps what every replica must agree on: the
-    same place as the limiter's state (in process for memory://)."""
-    if isinstance(storage, ResilientStorage):
-        return storage.primary.control()
-    return MemoryControl()
+def open_storage(url: str, options: StorageOptions, resilience: Resilience, stats: Stats) -> Opened:
+    """The storage for a URL (a shared one behind its breaker) and the admin
+    store on the same backend."""
+    return backend_for(url).open(url, options, resilience, stats)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio.sentinel import Sentinel
 
-from pingpong.core.storage.base import Storage, StorageOptions
-from pingpong.core.storage.redis import RedisStorage, client_options
+from pingpong.core.storage.base import StorageOptions
+from pingpong.core.storage.redis.client import client_options
+from pingpong.core.storage.redis.standalone import RedisStorage
 
 DEFAULT_PORT = 26379
 
@@ -23,7 +24,7 @@ class RedisSentinelStorage(RedisStorage):
         parse_sentinel_url(url)
 
     @classmethod
-    def from_url(cls, url: str, options: StorageOptions) -> Storage:
+    def connect(cls, url: str, options: StorageOptions) -> Any:
         hosts, service, db, password = parse_sentinel_url(url)
         auth = {"password": password} if password else {}
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
@@ -31,8 +32,7 @@ class RedisSentinelStorage(RedisStorage):
             sentinel_kwargs={"socket_connect_timeout": max(options.timeout, 0.5)},
             **auth,
         )
-        client = sentinel.master_for(service, db=db, **client_options(options))
-        return cls(client, options.timeout)
+        return sentinel.master_for(service, db=db, **client_options(options))
 
 
 def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str | None]:
