@@ -25,7 +25,7 @@ from . import argo_analysis as argo
 from . import helpers as mh
 
 ANALYSIS = mh.REPO / "deploy" / "k8s" / "components" / "analysis"
-RELEASE_RULES = mh.PROMETHEUS / "rules" / "pingpong-release.yml"
+SLO_RULES = mh.PROMETHEUS / "rules" / "pingpong-slo.yml"
 MEASURED_FROM = 2  # minutes: the templates' initialDelay
 STEPS_MINUTES = 10  # the canary's steps: 2 + 2 + 3 + 3 minutes of pauses
 
@@ -166,7 +166,7 @@ LATENCY = {
                 "0+12x2 35+12x27",
             ),
         ],
-        "IIIIIISS",  # the slow request leaves the 5-minute window at 8m
+        "IIIIIISS",  # the slow request has left the 5-minute window at 8m
         "pause",
     ),
     "low traffic, 8 % slow": Case([*STABLE_GOOD, *timed("new", 12, 11)], "IIIF", "abort"),
@@ -208,7 +208,7 @@ def promtool_classes(tmp_path: Path, name: str, cases: dict[str, Case]) -> None:
                 "promql_expr_test": checks,
             }
         )
-    spec = {"rule_files": [str(RELEASE_RULES)], "evaluation_interval": "1m", "tests": tests}
+    spec = {"rule_files": [str(SLO_RULES)], "evaluation_interval": "1m", "tests": tests}
     path = tmp_path / f"{name}.test.yml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     run([mh.PROMTOOL, "test", "rules", str(path)])
