@@ -30,6 +30,7 @@ CONTRACT_CONFIG_KEYS = {
     "trusted_proxies",
     "policies",
     "api_keys",
+    "metrics_port",
 }
 CONTRACT_POLICY_KEYS = {"name", "match", "key", "rate", "burst", "algorithm", "shadow"}
 
@@ -150,6 +151,7 @@ def test_app_container_matches_the_contract(
     assert c["securityContext"]["runAsUser"] == 10001
     assert c["ports"] == [
         {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},  # metrics_port
         {"name": "admin", "containerPort": 8081, "protocol": "TCP"},  # no Service exposes it
     ]
     env = {e["name"]: e for e in c["env"]}
@@ -304,7 +306,7 @@ def test_network_policy_default_deny_plus_needed(
     assert "ingress" not in deny and "egress" not in deny
     app = policies["pingpong"]
     ports = [p["port"] for rule in app["ingress"] for p in rule["ports"]]
-    assert set(ports) == {"http", "admin"}, "only the http and admin ports are open"
+    assert set(ports) == {"http", "metrics", "admin"}, "only the http, metrics and admin ports"
     admin_from = [rule["from"] for rule in app["ingress"] if rule["ports"][0]["port"] == "admin"]
     assert admin_from == [  # the admin API only from the operators' namespace
         [

@@ -137,7 +137,7 @@ def test_smoke_template_checks_the_contract_endpoints(templates: dict[str, dict[
 def test_podmonitor_labels_series_with_the_pod_template_hash(prod: list[dict[str, Any]]) -> None:
     pm = find(prod, "PodMonitor", "pingpong")["spec"]
     assert "rollouts-pod-template-hash" in pm["podTargetLabels"]
-    assert pm["podMetricsEndpoints"][0]["port"] == "http"
+    assert pm["podMetricsEndpoints"][0]["port"] == "metrics"
     assert pm["podMetricsEndpoints"][0]["path"] == "/metrics"
     # The monitoring rules select job="pingpong": the pod's name label gives it.
     assert pm["jobLabel"] == "app.kubernetes.io/name"
@@ -176,3 +176,54 @@ def test_bluegreen_alternative_has_pre_and_post_promotion_analysis(
     assert bg["scaleDownDelaySeconds"] > longest
     # No ALB controller assumed on this path.
     assert find(docs, "Ingress", "pingpong")["spec"]["ingressClassName"] != "alb"
+
+
+METRICS_PORT = 9090
+
+
+def _ingress_ports(policy: dict[str, Any], namespace: str) -> set[Any]:
+    return {
+        p["port"]
+        for rule in policy["spec"]["ingress"]
+        if any(
+            f.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+            == namespace
+            for f in rule["from"]
+        )
+        for p in rule["ports"]
+    }
+
+
+def test_metrics_and_version_are_read_on_the_metrics_port(prod: list[dict[str, Any]]) -> None:
+    """The agreed split: with metrics_port set, /metrics and /version are
+    served only there (9090); the public port keeps /ping and the probes.
+    Prometheus (the PodMonitor), the smoke test's /version and the
+    NetworkPolicies must all use it."""
+    config = yaml.safe_load(find(prod, "ConfigMap", "pingpong-config")["data"]["config.yaml"])
+    assert config["metrics_port"] == METRICS_PORT
+    container = workload(prod)["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == METRICS_PORT
+    endpoint = find(prod, "PodMonitor", "pingpong")["spec"]["podMetricsEndpoints"][0]
+    assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+    assert "metrics" in _ingress_ports(find(prod, "NetworkPolicy", "pingpong"), "monitoring")
+    # The smoke Job reads /version through the canary Service's metrics port.
+    canary = find(prod, "Service", "pingpong-canary")
+    assert {p["name"]: p["port"] for p in canary["spec"]["ports"]}["metrics"] == METRICS_PORT
+    templates = {t["metadata"]["name"]: t for t in find_all(prod, "AnalysisTemplate")}
+    (metric,) = templates["pingpong-smoke"]["spec"]["metrics"]
+    script = metric["provider"]["job"]["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    assert f'metrics="http://{{{{args.service}}}}:{METRICS_PORT}"' in script
+    assert '"$metrics/version"' in script
+    egress = find(prod, "NetworkPolicy", "smoke-test")["spec"]["egress"]
+    assert METRICS_PORT in {p["port"] for rule in egress for p in rule.get("ports", [])}
+
+
+def test_compose_and_prometheus_scrape_the_metrics_port() -> None:
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    assert compose["x-pingpong"]["environment"]["PINGPONG_METRICS_PORT"] == str(METRICS_PORT)
+    prometheus = yaml.safe_load(
+        (REPO / "deploy" / "monitoring" / "prometheus" / "prometheus.yml").read_text()
+    )
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "pingpong"]
+    assert job["dns_sd_configs"][0]["port"] == METRICS_PORT
