@@ -227,3 +227,34 @@ def test_compose_and_prometheus_scrape_the_metrics_port() -> None:
     )
     (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "pingpong"]
     assert job["dns_sd_configs"][0]["port"] == METRICS_PORT
+
+
+COMPONENTS = REPO / "deploy" / "k8s" / "components"
+
+
+def test_deployment_to_rollout_is_written_once() -> None:
+    """Both strategy components reuse one component for the kind change and
+    the HPA's target; each only sets its strategy (and its Services)."""
+    shared = yaml.safe_load((COMPONENTS / "rollout" / "kustomization.yaml").read_text())
+    kinds = {p["target"]["kind"] for p in shared["patches"]}
+    assert kinds == {"Deployment", "Rollout", "HorizontalPodAutoscaler"}
+    for name in ("rollout-canary-alb", "rollout-bluegreen"):
+        component = yaml.safe_load((COMPONENTS / name / "kustomization.yaml").read_text())
+        assert component["components"] == ["../rollout"], name
+        targets = {p["target"]["kind"] for p in component["patches"]}
+        assert targets <= {"Rollout", "Ingress"}, name
+
+
+def without_strategy(rollout: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rollout["spec"].items() if k != "strategy"}
+
+
+def test_both_strategies_share_everything_but_the_strategy(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    canary, bluegreen = (workload(rendered[o]) for o in ("prod", "prod-bluegreen"))
+    assert set(canary["spec"]["strategy"]) == {"canary"}
+    assert set(bluegreen["spec"]["strategy"]) == {"blueGreen"}
+    for rollout in (canary, bluegreen):
+        assert rollout["spec"]["progressDeadlineAbort"] is True
+    assert without_strategy(canary) == without_strategy(bluegreen)
