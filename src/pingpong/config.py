@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
@@ -29,12 +29,19 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from pingpong.core.algorithms import Algorithm, Limit
-from pingpong.core.policy import CLIENT_IP, GLOBAL, HEADER_PREFIX, THROTTLED_PATH, Policy, Tier
+from pingpong.core.policy import (
+    CLIENT_IP,
+    GLOBAL,
+    HEADER_PREFIX,
+    NAME,
+    THROTTLED_PATH,
+    Policy,
+    Tier,
+)
 from pingpong.core.rates import MAX_COUNT, Rate, parse_rate
 from pingpong.core.storage.base import FailureMode
 from pingpong.core.storage.registry import check_url
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -302,6 +309,18 @@ FLAGS = {
 ENV_NAMES = {name: ENV_PREFIX + flag[2:].upper().replace("-", "_") for name, flag in FLAGS.items()}
 
 
+class Build(NamedTuple):
+    """What is running, as the deployment says (PINGPONG_COMMIT, PINGPONG_SLOT):
+    /version and pingpong_build_info show it. Not a setting: no flag, no reload."""
+
+    commit: str = "unknown"
+    slot: str = ""
+
+
+def build_from(env: Mapping[str, str]) -> Build:
+    return Build(env.get(ENV_PREFIX + "COMMIT", "unknown"), env.get(ENV_PREFIX + "SLOT", ""))
+
+
 def load_settings(
     config_file: str | None = None,
     env: Mapping[str, str] | None = None,
@@ -342,8 +361,12 @@ def read_file(path: str) -> dict[str, Any]:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or exc
         raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
-    if data is None:
-        return {}
+    if data is None or data == {}:
+        # A file caught mid-write (``cat > file``) reads empty: never "all defaults".
+        raise ConfigError(
+            f"{path}: the config file is empty; it needs at least one setting "
+            "(without --config every setting has its default)"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of settings")
     return data

@@ -22,6 +22,9 @@ class Stats(Protocol):
 
     def circuit_changed(self, storage: str, is_open: bool) -> None: ...
 
+    def control_entry_invalid(self) -> None:
+        """An entry read back from the storage failed validation (skipped)."""
+
 
 class NoStats:
     """Counts nothing: for tools and tests that do not look at counters."""
@@ -39,4 +42,7 @@ class NoStats:
         pass
 
     def circuit_changed(self, storage: str, is_open: bool) -> None:
+        pass
+
+    def control_entry_invalid(self) -> None:
         pass

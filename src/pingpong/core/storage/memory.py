@@ -79,8 +79,7 @@ class MemoryStorage:
 
     @classmethod
     def check_url(cls, url: str) -> None:
-        if url != "memory://":
-            raise ValueError("memory storage takes no host or options: use memory://")
+        check_memory_url(url)
 
     @classmethod
     def open(
@@ -153,3 +152,8 @@ class MemoryStorage:
 
     async def aclose(self) -> None:
         return None
+
+
+def check_memory_url(url: str) -> None:
+    if url != "memory://":
+        raise ValueError("memory storage takes no host or options: use memory://")

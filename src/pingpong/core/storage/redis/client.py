@@ -1,5 +1,5 @@
 """What every Redis topology's client shares: its options, hiredis packing,
-URL checks, the Lua scripts, and ``answer_within``.
+the Lua scripts, and ``answer_within`` (URLs are checked in ``urls``).
 
 ``answer_within`` is the one place where the driver's exceptions (redis-py's,
 the cluster client's, and the odd AttributeError or RuntimeError of a
@@ -14,11 +14,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from typing import Any
-from urllib.parse import urlsplit
 
 import hiredis
 from redis.asyncio import Connection, SSLConnection
-from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -56,17 +54,6 @@ def client_options(options: StorageOptions) -> dict[str, Any]:
         "socket_connect_timeout": max(options.timeout, 0.5),
         "retry": Retry(NoBackoff(), 1),
     }
-
-
-def check_redis_url(url: str) -> None:
-    """Raise ValueError naming what is wrong with a redis:// or rediss:// URL."""
-    try:
-        parse_url(url)
-    except ValueError as exc:
-        raise ValueError(f"malformed Redis URL: {exc}") from None
-    path = urlsplit(url).path.strip("/")
-    if path and not path.isdigit():
-        raise ValueError(f"malformed Redis URL: the database must be a number, not {path!r}")
 
 
 class _HiredisPacking:

@@ -10,8 +10,9 @@ from redis.crc import key_slot
 
 from pingpong.core.algorithms import Outcome
 from pingpong.core.storage.base import Check, StorageOptions
-from pingpong.core.storage.redis.client import check_redis_url, client_options
+from pingpong.core.storage.redis.client import client_options
 from pingpong.core.storage.redis.standalone import RedisStorage, redis_key
+from pingpong.core.storage.redis.urls import check_cluster_url, cluster_seed_url
 
 
 class RedisClusterStorage(RedisStorage):
@@ -27,12 +28,12 @@ class RedisClusterStorage(RedisStorage):
 
     @classmethod
     def check_url(cls, url: str) -> None:
-        check_redis_url(_plain(url))
+        check_cluster_url(url)
 
     @classmethod
     def connect(cls, url: str, options: StorageOptions) -> Any:
         return RedisCluster.from_url(
-            _plain(url),
+            cluster_seed_url(url),
             socket_timeout=max(options.timeout, 0.5),
             cluster_error_retry_attempts=1,
             **client_options(options),
@@ -57,8 +58,5 @@ class RedisClusterStorage(RedisStorage):
         return outcomes
 
     async def peek(self, checks: Sequence[Check]) -> list[Outcome]:
-        return [(await self._call("peek", [[check]]))[0] for check in checks]
-
-
-def _plain(url: str) -> str:
-    return "redis://" + url.partition("://")[2]
+        timeout = max(self._timeout, 1.0)  # an operator's question, as on one server
+        return [(await self._call("peek", [[check]], timeout))[0] for check in checks]

@@ -29,10 +29,10 @@ from pingpong.core.storage.redis.client import (
     PackedConnection,
     PackedSSLConnection,
     answer_within,
-    check_redis_url,
     client_options,
     lua_script,
 )
+from pingpong.core.storage.redis.urls import check_redis_url
 from pingpong.core.storage.resilient import ResilientStorage
 
 SCRIPT = lua_script("decide")
@@ -87,7 +87,7 @@ class RedisStorage:
         fallback = MemoryStorage(max_keys=options.memory_max_keys)
         return Opened(
             ResilientStorage(storage, resilience, fallback, stats),
-            RedisAdminStore(storage.client, options.timeout),
+            RedisAdminStore(storage.client, options.timeout, stats),
         )
 
     def set_timeout(self, seconds: float) -> None:
@@ -105,7 +105,8 @@ class RedisStorage:
         return await future
 
     async def peek(self, checks: Sequence[Check]) -> list[Outcome]:
-        return await self._call("peek", [checks])
+        """An operator's question (inspect), not a decision: it may wait longer."""
+        return await self._call("peek", [checks], max(self._timeout, 1.0))
 
     async def reset(self, keys: Sequence[str]) -> int:
         if not keys:
@@ -134,7 +135,9 @@ class RedisStorage:
                 future.set_result(outcomes[index : index + len(checks)])
             index += len(checks)
 
-    async def _call(self, mode: str, requests: Sequence[Sequence[Check]]) -> list[Outcome]:
+    async def _call(
+        self, mode: str, requests: Sequence[Sequence[Check]], wait: float | None = None
+    ) -> list[Outcome]:
         keys: list[str] = []
         specs: list[str] = []
         for checks in requests:
@@ -142,7 +145,7 @@ class RedisStorage:
                 keys.append(redis_key(key))
                 specs.append(f"{limit.tag},{int(shadow)};")
             specs.append("|")
-        async with answer_within(self._timeout):
+        async with answer_within(wait or self._timeout):
             raw = await self._script(keys=keys, args=(mode, "".join(specs)))
         return [
             Outcome(raw[i] == 1, raw[i + 1], raw[i + 2], raw[i + 3]) for i in range(0, len(raw), 4)
