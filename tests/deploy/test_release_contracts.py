@@ -22,7 +22,6 @@ from .helpers import (
     REPO,
     actions,
     addon_values,
-    analysis_query,
     blocks,
     captured,
     cpu_millicores,
@@ -30,7 +29,6 @@ from .helpers import (
     find_all,
     one,
     policy_docs,
-    promtool_eval,
     terraform_name,
     workload,
 )
