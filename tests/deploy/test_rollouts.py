@@ -103,7 +103,7 @@ def test_analysis_reads_the_release_counts_of_the_new_version(
     }
     for name, series in recorded.items():
         (metric,) = templates[name]["spec"]["metrics"]
-        query = metric["provider"]["prometheus"]["query"]
+        query = re.sub(r"\{\s+", "{", metric["provider"]["prometheus"]["query"])
         for s in series:
             for version in ("canary-hash", "stable-hash"):
                 selector = f'rollouts_pod_template_hash="{{{{args.{version}}}}}"'
@@ -199,9 +199,9 @@ def test_metrics_and_version_are_read_on_the_metrics_port(prod: list[dict[str, A
     served only there (9090); the public port keeps /ping and the probes.
     Prometheus (the PodMonitor), the smoke test's /version and the
     NetworkPolicies must all use it."""
-    config = yaml.safe_load(find(prod, "ConfigMap", "pingpong-config")["data"]["config.yaml"])
-    assert config["metrics_port"] == METRICS_PORT
     container = workload(prod)["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PINGPONG_METRICS_PORT"] == str(METRICS_PORT)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["metrics"] == METRICS_PORT
     endpoint = find(prod, "PodMonitor", "pingpong")["spec"]["podMetricsEndpoints"][0]
