@@ -38,6 +38,7 @@ CLOUDWATCH_MODULE = REPO / "deploy" / "terraform" / "modules" / "cloudwatch-alar
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 DEPLOY_DOC = REPO / "docs" / "deploy.md"
 KPS = MONITORING / "kube-prometheus-stack"
+CHART_VERSIONS = REPO / "deploy" / "k8s" / "addons" / "chart-versions.env"
 
 # Debian's package names for the binaries (prometheus, prometheus-alertmanager,
 # prometheus-blackbox-exporter).
@@ -146,3 +147,16 @@ def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
             _merge(into[key], value)
         else:
             into[key] = value
+
+
+def chart_version(word: str) -> str:
+    """A ``--version`` argument of docs/deploy.md: a literal, or ``$NAME`` read
+    from deploy/k8s/addons/chart-versions.env (which the steps source)."""
+    if not word.startswith("$"):
+        return word
+    pins = dict(
+        line.split("=", 1)
+        for line in CHART_VERSIONS.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    return pins[word.lstrip("$")]

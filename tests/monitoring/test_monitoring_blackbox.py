@@ -43,7 +43,7 @@ def test_config_check() -> None:
 def test_the_chart_renders_a_config_the_exporter_accepts(tmp_path: Path) -> None:
     """The exporter's own checker on the config as the Helm chart renders it.
     prometheus-community/helm-charts, charts/prometheus-blackbox-exporter/
-    templates/configmap.yaml (chart 11.17.2): ``blackbox.yaml: |`` then
+    templates/configmap.yaml (chart 11.0.0, BLACKBOX_EXPORTER_CHART): ``blackbox.yaml: |`` then
     ``{{ toYaml .Values.config | indent 4 }}``. toYaml of a map is the map;
     of a string (what ``--set-file config=FILE`` makes) it is one YAML string,
     which the exporter refuses ("cannot unmarshal !!str")."""
