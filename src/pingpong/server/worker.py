@@ -86,7 +86,8 @@ def run_worker(
     servers = [Granian(App(service, registry), spec.sock)]
     if spec.admin is not None:
         servers.append(Granian(AdminApp(service, spec.admin.tokens), spec.admin.sock))
-    worker = Worker(service, servers, spec.metrics_dir, spec.config_file, supervisor)
+    tokens = spec.admin.tokens if spec.admin is not None else None
+    worker = Worker(service, servers, spec.metrics_dir, spec.config_file, tokens, supervisor)
     uvloop.run(worker.run(ready))
 
 
@@ -99,9 +100,11 @@ class Worker:
         servers: list[Granian],
         metrics_dir: Path | None,
         config_file: Path | None,
+        tokens: Tokens | None = None,
         supervisor: int | None = None,
     ) -> None:
         self.service = service
+        self.tokens = tokens  # the admin API's: SIGHUP re-reads them too
         self.servers = servers
         self.metrics_dir = metrics_dir
         self.supervisor = supervisor
@@ -137,8 +140,12 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._drain)
-        reload = self.watch.reload if self.watch is not None else self.service.reload
-        loop.add_signal_handler(signal.SIGHUP, reload)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
+
+    def _reload(self) -> None:
+        if self.tokens is not None:
+            self.tokens.reload()
+        (self.watch.reload if self.watch is not None else self.service.reload)()
 
     def _drain(self) -> None:
         if self.service.draining:  # a second signal stops at once
