@@ -27,7 +27,9 @@ DAY, HOUR, YEAR = 86_400, 3_600, 31_536_000
         (Algorithm.SLIDING_WINDOW, Rate(50_000, DAY)),
     ],
 )
-def test_window_limits_within_their_arithmetic_are_accepted(algorithm: Algorithm, rate: Rate) -> None:
+def test_window_limits_within_their_arithmetic_are_accepted(
+    algorithm: Algorithm, rate: Rate
+) -> None:
     limit = Limit(algorithm, rate, rate.count)
     store = MemoryStorage(clock=lambda: 1_790_000_000 * MICROS)
     outcome = store.acquire_now([Check("k", limit, False)])[0]
