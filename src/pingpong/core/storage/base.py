@@ -30,7 +30,9 @@ class StorageError(Exception):
 
     def __init__(self, message: str, kind: str = "other") -> None:
         super().__init__(message)
-        self.kind = kind  # timeout | connection | other
+        self.kind = (
+            kind  # timeout | connection | other | overload (this replica's, not the storage's)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pingpong.core.algorithms import Outcome
+from pingpong.core.looplag import Overloaded, storage_deadline
 from pingpong.core.storage.base import Check, Storage, StorageError, StorageOptions
 from pingpong.core.storage.control import ControlStore
 
@@ -46,12 +47,17 @@ def redis_key(key: str) -> str:
 
 @asynccontextmanager
 async def answer_within(seconds: float) -> AsyncIterator[None]:
-    """Bound a Redis call in time and translate whatever it raises."""
+    """Bound a Redis call in time and translate whatever it raises. The time
+    this process's loop lagged meanwhile is not Redis' (``storage_deadline``)."""
     try:
-        async with asyncio.timeout(seconds):
+        async with storage_deadline(seconds):
             yield
     except StorageError:
         raise
+    except Overloaded as exc:
+        raise StorageError(
+            f"redis: no answer yet, this replica overloaded: {exc}", "overload"
+        ) from exc
     except TimeoutError as exc:
         raise StorageError(f"redis: no answer within {seconds}s", "timeout") from exc
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:

@@ -16,6 +16,7 @@ from pingpong.core.storage.breaker import CircuitBreaker
 from pingpong.core.storage.memory import MemoryStorage
 
 log = logging.getLogger("pingpong.storage")
+OVERLOAD = "overload"  # the error kind of a wait lost in this replica's own loop
 
 
 class FailureMode(enum.StrEnum):
@@ -89,7 +90,10 @@ class ResilientStorage:
             try:
                 outcomes = await self.primary.acquire(checks)
             except StorageError as exc:
-                self._breaker.record_failure()
+                if exc.kind == OVERLOAD:
+                    self._breaker.record_inconclusive()
+                else:
+                    self._breaker.record_failure()
                 self._stats.storage_failed(self.name, exc.kind)
                 self._log_error(exc)
             else:
