@@ -10,7 +10,7 @@ import pytest
 
 from pingpong.core.algorithms import Algorithm, Limit
 from pingpong.core.rates import Rate
-from pingpong.core.storage import Check, StorageOptions
+from pingpong.core.storage import Check, StorageError, StorageOptions
 from pingpong.core.storage.redis import RedisStorage
 from pingpong.core.storage.resilient import (
     FailureMode,
@@ -70,3 +70,25 @@ async def test_reload_applies_mode_and_breaker_in_place() -> None:
     with pytest.raises(StorageUnavailable):
         await storage.acquire(CHECKS)
     assert storage.circuit_open  # two failures in all now open it
+
+
+class Overloaded:
+    """A primary whose every call was lost in the replica's own loop."""
+
+    name, shared = "redis", True
+
+    async def acquire(self, checks: object) -> list[object]:
+        raise StorageError("redis: this replica overloaded", "overload")
+
+
+async def test_an_overloaded_replica_never_opens_the_breaker() -> None:
+    counters = Counters()
+    storage = ResilientStorage(
+        Overloaded(),  # type: ignore[arg-type]
+        Resilience(FailureMode.LOCAL, 3, 60.0),
+        stats=counters,
+    )
+    for _ in range(10):
+        await storage.acquire(CHECKS)
+    assert not storage.circuit_open
+    assert counters.storage_errors[("redis", "overload")] == 10
