@@ -75,11 +75,11 @@ def test_cold_replicas_under_cpu_pressure_admit_the_shared_bound(
     url, storage_pids = storage_processes(storage)
     for pid in storage_pids:  # the storage is another machine: not under the hogs
         os.sched_setaffinity(pid, {cpus[-1]})
+    servers = [pingpong("--storage", url, env=env) for _ in range(REPLICAS)]
+    for server in servers:  # cold: started, never loaded
+        assert server.process is not None
+        pin(server.process.pid)
     with CpuHogs(HOGS, set(cpus[:-1]) or set(cpus)):
-        servers = [pingpong("--storage", url, env=env) for _ in range(REPLICAS)]
-        for server in servers:
-            assert server.process is not None
-            pin(server.process.pid)
         samples = asyncio.run(
             timed_load([s.url for s in servers], SECONDS, REPLICAS * CONNECTIONS, clients=KEYS)
         )

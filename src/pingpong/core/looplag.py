@@ -6,9 +6,10 @@ CPU-starved process, a blocking call): time a request waited in this replica,
 not in the storage. Two users:
 
 - the storage budget (``storage_deadline``): a decision may wait
-  ``storage_timeout`` for the storage itself; the loop's lag during the wait is
-  not charged to the storage, so an overloaded replica never blames Redis (and
-  never opens its breaker) for its own queueing;
+  ``storage_timeout`` for the storage itself; the time the loop's thread was
+  busy or starved of a CPU during the wait is not charged to the storage, so
+  an overloaded replica never blames Redis (and never opens its breaker) for
+  its own queueing;
 - the latency SLI: a request's recorded latency adds the loop's lag at the time
   it was answered (``LOOP_LAG.current``), the queueing it saw before the app ran.
 
@@ -19,14 +20,22 @@ One loop per process (the workers are processes), so one monitor per process:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 INTERVAL = 0.01  # seconds between ticks: lag shorter than this goes unseen
 GRAIN = 0.001  # uvloop's timers fire to the millisecond: lateness below is no lag
-OVERLOAD_FACTOR = 20  # a wait longer than this many budgets (and 1 s) is given up
+# A wait is given up after this long whatever the loop did. Short of it, a
+# command already sent is waited for as long as this replica is the one busy:
+# its answer has spent quota in the storage, and deciding it again alone would
+# admit what the storage may have refused. (A loop busy that long is making
+# progress, so the storage answers; a storage that does not leaves the loop
+# idle, and the budget runs out.)
+OVERLOAD_SECONDS = 5.0
 # Loop turns a spent budget waits before it expires: an answer that arrived by
 # the deadline is read (uvloop runs due timers before it polls the sockets, so
 # a busy loop sees the deadline before the answer that came with it).
@@ -83,26 +92,27 @@ class LoopLag:
         or the overdue one's if it is later."""
         return max(self._last, self._overdue())
 
-    def starved(self) -> float:
-        """Seconds the loop's thread has waited for a CPU so far (the kernel's
-        run-queue delay: a noisy neighbour, a container's CPU quota); 0 where
-        /proc does not tell."""
-        if self._schedstat is None:
-            return 0.0
-        try:
-            return int(os.pread(self._schedstat, 64, 0).split()[1]) / 1e9
-        except (OSError, IndexError, ValueError):
-            return 0.0
+    def busy(self) -> float:
+        """Seconds the loop's thread has run or waited for a CPU so far: not
+        asleep waiting for a socket. From the kernel's scheduler statistics
+        (run time plus run-queue delay: other requests' work, a noisy
+        neighbour, a container's CPU quota); the thread's CPU time where /proc
+        does not tell. Call it from the loop's thread."""
+        if self._schedstat is not None:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ran, waited = os.pread(self._schedstat, 64, 0).split()[:2]
+                return (int(ran) + int(waited)) / 1e9
+        return time.thread_time()
 
     def mark(self) -> tuple[float, float]:
         """Where this replica's own clocks stand: for ``replica_since``."""
-        return self.total(), self.starved()
+        return self.total(), self.busy()
 
     def replica_since(self, mark: tuple[float, float]) -> float:
-        """Seconds of this replica's own waiting since ``mark``: the loop's lag
-        or its thread's wait for a CPU, whichever saw more (both count some of
-        the same time)."""
-        return max(self.total() - mark[0], self.starved() - mark[1])
+        """Seconds of this replica's own doing since ``mark``: its thread busy
+        (or starved of a CPU), or the loop's lag, whichever saw more. The rest
+        of a wait the thread slept on its sockets: the storage's time."""
+        return max(self.total() - mark[0], self.busy() - mark[1])
 
 
 LOOP_LAG = LoopLag()
@@ -127,11 +137,11 @@ async def storage_deadline(budget: float, lag: LoopLag = LOOP_LAG) -> AsyncItera
     during the wait is not charged to the budget: it raises TimeoutError once
     ``budget`` seconds passed with the loop healthy and the loop has since
     had ``GRACE_TURNS`` turns to read an answer, and ``Overloaded`` once the
-    wall-clock wait passes ``max(1 s, OVERLOAD_FACTOR x budget)`` first."""
+    wall-clock wait passes ``OVERLOAD_SECONDS`` first."""
     lag.ensure_started()
     loop = asyncio.get_running_loop()
     started, mark = loop.time(), lag.mark()
-    cap = started + max(1.0, OVERLOAD_FACTOR * budget)
+    cap = started + max(OVERLOAD_SECONDS, budget)
     overloaded = False
     handle: asyncio.Handle | None = None
     try:

@@ -22,6 +22,9 @@ class Stats(Protocol):
 
     def circuit_changed(self, storage: str, is_open: bool) -> None: ...
 
+    def fleet_seen(self, replicas: int) -> None:
+        """The replicas sharing the storage, as this one last saw them."""
+
 
 class NoStats:
     """Counts nothing: for tools and tests that do not look at counters."""
@@ -39,4 +42,7 @@ class NoStats:
         pass
 
     def circuit_changed(self, storage: str, is_open: bool) -> None:
+        pass
+
+    def fleet_seen(self, replicas: int) -> None:
         pass

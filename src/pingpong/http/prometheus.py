@@ -92,6 +92,12 @@ class CountersCollector(Collector):
             "pingpong_storage_circuit_open", "1 while the storage circuit breaker is open.",
             ["storage"], c.circuit_open,
         )  # fmt: skip
+        yield GaugeMetricFamily(
+            "pingpong_fleet_replicas",
+            "Replicas sharing the storage as this one last saw them (0: not shared); "
+            "during an outage each enforces 1/n of every limit in local mode.",
+            c.fleet_replicas,
+        )
         yield _counter(
             "pingpong_config_reloads", "Config reloads (SIGHUP or file change) by result.",
             ["result"], {result: c.reloads.get(result, 0) for result in ("ok", "error")},

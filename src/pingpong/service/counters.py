@@ -47,6 +47,7 @@ class Counters:
         self.storage_errors: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.fallbacks: defaultdict[str, int] = defaultdict(int)
         self.circuit_open: dict[str, int] = {}
+        self.fleet_replicas = 0
         self.reloads: defaultdict[str, int] = defaultdict(int)
         self.admin_operations: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.config_hash = ""
@@ -68,6 +69,9 @@ class Counters:
     def circuit_changed(self, storage: str, is_open: bool) -> None:
         self.circuit_open[storage] = int(is_open)
 
+    def fleet_seen(self, replicas: int) -> None:
+        self.fleet_replicas = replicas
+
     def to_json(self) -> dict[str, Any]:
         def hist(h: Histogram) -> list[Any]:
             return [list(h.counts), h.total]
@@ -81,6 +85,7 @@ class Counters:
             "storage_errors": [[*k, v] for k, v in list(self.storage_errors.items())],
             "fallbacks": list(self.fallbacks.items()),
             "circuit_open": list(self.circuit_open.items()),
+            "fleet_replicas": self.fleet_replicas,
             "reloads": list(self.reloads.items()),
             "admin_operations": [[*k, v] for k, v in list(self.admin_operations.items())],
             "config_hash": self.config_hash,
@@ -109,6 +114,7 @@ class Counters:
             self.in_flight += data["in_flight"]
             for storage, is_open in data["circuit_open"]:
                 self.circuit_open[storage] = max(self.circuit_open.get(storage, 0), is_open)
+            self.fleet_replicas = max(self.fleet_replicas, data.get("fleet_replicas", 0))
         self.config_hash = self.config_hash or data["config_hash"]
         if not any(self.build):
             self.build = tuple(data["build"])

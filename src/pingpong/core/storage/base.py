@@ -69,6 +69,11 @@ class SharedStorage(Storage, Protocol):
 
     def set_timeout(self, seconds: float) -> None: ...
 
+    async def heartbeat(self, replica: str, alive: float, leave: bool = False) -> int:
+        """Count ``replica`` in (or out, ``leave``): how many replicas were
+        heard from within ``alive`` seconds."""
+        ...
+
     def control(self) -> ControlStore:
         """The control plane's store on the same backend."""
         ...

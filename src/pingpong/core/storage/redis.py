@@ -34,6 +34,8 @@ from pingpong.core.storage.base import Check, Storage, StorageError, StorageOpti
 from pingpong.core.storage.control import ControlStore
 
 SCRIPT = files("pingpong.core.storage").joinpath("lua/decide.lua").read_text()
+FLEET_SCRIPT = files("pingpong.core.storage").joinpath("lua/fleet.lua").read_text()
+FLEET_KEY = "pp:{pp-admin}:fleet"  # beside the control plane's keys
 MAX_BATCH = 256
 WARM_CONNECTIONS = 4
 
@@ -118,6 +120,7 @@ class RedisStorage:
         self._client = client
         self._timeout = timeout
         self._script = client.register_script(SCRIPT)
+        self._fleet = client.register_script(FLEET_SCRIPT)
         self._pending: list[Pending] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -191,6 +194,12 @@ class RedisStorage:
         return [
             Outcome(raw[i] == 1, raw[i + 1], raw[i + 2], raw[i + 3]) for i in range(0, len(raw), 4)
         ]
+
+    async def heartbeat(self, replica: str, alive: float, leave: bool = False) -> int:
+        """Count this replica in; the replicas heard from within ``alive`` s."""
+        async with answer_within(max(self._timeout, 1.0)):
+            args = (replica, int(alive * 1000), "leave" if leave else "")
+            return int(await self._fleet(keys=[FLEET_KEY], args=args))
 
     async def ping(self) -> None:
         """Open a few connections and load the script, so that the first burst

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
 import time
@@ -9,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pingpong.core.algorithms import Outcome
+from pingpong.core.fleet import ALIVE_SECONDS, HEARTBEAT_SECONDS, Fleet
 from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.stats import NoStats, Stats
 from pingpong.core.storage.base import Check, SharedStorage, StorageError, StorageOptions
@@ -42,7 +45,10 @@ class ResilientStorage:
     """Wraps a shared storage with a circuit breaker and a failure mode.
 
     Only ``StorageError`` is expected from the primary: the backends translate
-    their drivers' failures into it (see ``redis.answer_within``).
+    their drivers' failures into it (see ``redis.answer_within``). It also
+    keeps this replica in the fleet (a heartbeat in the storage, from ``ping``
+    on): in ``local`` mode each replica enforces its share of every limit, so
+    an outage keeps the fleet's limit, not one replica's each.
     """
 
     def __init__(
@@ -65,6 +71,8 @@ class ResilientStorage:
 
         self._stats.circuit_changed(self.name, False)
         self._log_throttle = LogThrottle(lines=1, period=1.0)
+        self.fleet = Fleet()
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @property
     def circuit_open(self) -> bool:
@@ -102,10 +110,17 @@ class ResilientStorage:
                 return outcomes
         self._stats.fell_back(self._mode.value)
         if self._mode is FailureMode.LOCAL:
-            return self.fallback.acquire_now(checks)
+            return self.fallback.acquire_now(self._shares(checks))
         if self._mode is FailureMode.ALLOW:
             return [Outcome(True, check.limit.capacity - 1, 0, 0) for check in checks]
         raise StorageUnavailable(f"{self.name} storage unavailable")
+
+    def _shares(self, checks: Sequence[Check]) -> Sequence[Check]:
+        """This replica's share of each check's limit, for deciding alone."""
+        if self.fleet.count == 1:
+            return checks
+        share = self.fleet.share
+        return [Check(key, share(limit), shadow) for key, limit, shadow in checks]
 
     async def peek(self, checks: Sequence[Check]) -> list[Outcome]:
         return await self.primary.peek(checks)
@@ -127,7 +142,23 @@ class ResilientStorage:
         log.warning("storage circuit breaker %s", "opened" if is_open else "closed")
 
     async def ping(self) -> None:
+        """Warm the storage up, and join the fleet (even if it is down now)."""
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._beat())
         await self.primary.ping()
 
+    async def _beat(self) -> None:
+        """Count the fleet every second; through an outage the last count stays."""
+        while True:
+            with contextlib.suppress(StorageError):
+                self.fleet.saw(await self.primary.heartbeat(self.fleet.replica, ALIVE_SECONDS))
+            self._stats.fleet_seen(self.fleet.count)
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
     async def aclose(self) -> None:
+        """Leave the fleet (the others' shares grow at their next heartbeat)."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(StorageError):
+                await self.primary.heartbeat(self.fleet.replica, ALIVE_SECONDS, leave=True)
         await self.primary.aclose()
