@@ -43,8 +43,10 @@ def test_an_outage_keeps_the_fleets_limit(
     for server in servers:
         assert server.process is not None
         pin(server.process.pid)
-    for server in servers:  # every replica has counted the whole fleet
-        wait_until(lambda s=server: metric(s.url, "pingpong_fleet_replicas") == replicas, 10)
+    def fleet_counted() -> bool:
+        return all(metric(s.url, "pingpong_fleet_replicas") == replicas for s in servers)
+
+    wait_until(fleet_counted, 10)  # every replica has counted the whole fleet
     threading.Timer(KILL_AFTER, redis_server.kill).start()
     started = time.monotonic()
     samples = asyncio.run(
