@@ -14,7 +14,7 @@ import raw_rsgi
 import uvloop
 from granian.constants import Interfaces
 
-from pingpong.server import Granian, bind
+from pingpong.server.granian_server import Granian, bind
 
 APPS = {"asgi": (raw_asgi.app, Interfaces.ASGI), "rsgi": (raw_rsgi.app, Interfaces.RSGI)}
 

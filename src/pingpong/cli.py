@@ -7,12 +7,14 @@ import functools
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pingpong import __version__
 from pingpong.cli_admin import add_admin_parser, run_admin
 from pingpong.config import FLAGS, ConfigError, Settings, load_settings, redacted
 from pingpong.http.admin_auth import TOKEN_ENV, TOKENS_FILE_ENV, Tokens, load_tokens
 from pingpong.logs import configure as configure_logging
+from pingpong.server import signals
 
 EXIT_CONFIG = 2
 
@@ -47,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "serve":
+        signals.release()  # held by the entry point (pingpong.__main__) for serve only
     if args.command == "admin":
         return run_admin(args)
     configure_logging("text")  # until the settings say otherwise
@@ -63,9 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pingpong: configuration error\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
-    from pingpong.server import serve
+    from pingpong.server.run import serve
 
-    serve(settings, loader, args.config or os.environ.get("PINGPONG_CONFIG") or None, tokens)
+    config_file = args.config or os.environ.get("PINGPONG_CONFIG") or None
+    serve(settings, loader, Path(config_file) if config_file else None, tokens)
     return 0
 
 

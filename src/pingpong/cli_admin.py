@@ -15,8 +15,9 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from pingpong.http.admin_auth import TOKEN_ENV
+
 URL_ENV = "PINGPONG_ADMIN_URL"
-TOKEN_ENV = "PINGPONG_ADMIN_TOKEN"  # noqa: S105 - the variable's name
 DEFAULT_URL = "http://127.0.0.1:8081"
 EXIT_NOT_FOUND, EXIT_USAGE = 1, 2
 

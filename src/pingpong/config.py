@@ -26,12 +26,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from pingpong.core.algorithms import Algorithm, Limit
 from pingpong.core.policy import CLIENT_IP, GLOBAL, HEADER_PREFIX, THROTTLED_PATH, Policy, Tier
 from pingpong.core.rates import MAX_COUNT, Rate, parse_rate
+from pingpong.core.storage.base import FailureMode
 from pingpong.core.storage.registry import check_url
-from pingpong.core.storage.resilient import FailureMode
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
@@ -341,8 +342,12 @@ def read_file(path: str) -> dict[str, Any]:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or exc
         raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
-    if data is None:
-        return {}
+    if data is None or data == {}:
+        # A file caught mid-write (``cat > file``) reads empty: never "all defaults".
+        raise ConfigError(
+            f"{path}: the config file is empty; it needs at least one setting "
+            "(without --config every setting has its default)"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of settings")
     return data
@@ -357,14 +362,17 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def error_message(error: ErrorDetails) -> str:
+    """pydantic's message, without the prefix it gives our validators' ValueErrors."""
+    return error["msg"].removeprefix("Value error, ")
+
+
 def _describe(exc: ValidationError, sources: Mapping[str, str], config_file: str | None) -> str:
     lines = []
     for error in exc.errors():
         loc = error["loc"]
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
         source = sources.get(str(loc[0]), config_file or "settings") if loc else "settings"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown setting"
+        message = "unknown setting" if error["type"] == "extra_forbidden" else error_message(error)
         lines.append(f"{source}: {path or '(top level)'}: {message}")
     return "\n".join(lines)

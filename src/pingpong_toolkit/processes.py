@@ -145,3 +145,16 @@ class Process:
 
     def tail(self, lines: int = 20) -> str:
         return "\n".join(self.output().splitlines()[-lines:])
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """``pid``'s child processes and their command lines (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            try:
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:  # exited meanwhile
+                continue
+            found.append((int(child), argv.decode(errors="replace")))
+    return found

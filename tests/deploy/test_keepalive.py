@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pingpong import server
+from pingpong.server import granian_server as server
 from pingpong_toolkit.pingpong import Pingpong
 
 from .helpers import captured, find, workload

@@ -13,7 +13,7 @@ from pingpong.config import Settings
 from pingpong.core.algorithms import Algorithm, Limit
 from pingpong.core.rates import Rate
 from pingpong.core.storage import Check, StorageOptions
-from pingpong.core.storage.redis import RedisStorage, redis_key
+from pingpong.core.storage.redis.standalone import RedisStorage, redis_key
 from pingpong.http.app import App
 from pingpong.service import Service
 from tests.unit.rsgi import call

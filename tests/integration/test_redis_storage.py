@@ -11,7 +11,7 @@ from pingpong.core.algorithms import Algorithm, Limit, Outcome
 from pingpong.core.rates import Rate
 from pingpong.core.storage import Check, Storage, StorageOptions
 from pingpong.core.storage.memory import MemoryStorage
-from pingpong.core.storage.redis import RedisStorage, redis_key
+from pingpong.core.storage.redis.standalone import RedisStorage, redis_key
 from pingpong_toolkit.redis import RedisServer
 
 pytestmark = pytest.mark.asyncio

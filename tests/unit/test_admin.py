@@ -291,3 +291,39 @@ async def test_the_public_app_has_no_admin_routes() -> None:
     _, public, _ = make()
     for path in ("/admin/v1/overrides", "/admin/v1/clients/default/127.0.0.1"):
         assert (await call(public, path, headers=AUTH)).status == 404
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [("abc-123_x.y:z", True), ("a" * 128, True), ("a" * 129, False), ("bad id", False),
+     ("x\u00e9", False), ("<script>", False), ("tab\there", False)],
+)  # fmt: skip
+async def test_admin_request_ids_follow_the_public_rule(given: str, kept: bool) -> None:
+    """Both listeners' ids land in the same logs: one rule for both."""
+    _, public, app = make()
+    headers = [*AUTH, ("x-request-id", given)]
+    _, _, answered = await admin(app, "GET", "/admin/v1/overrides", headers=headers)
+    assert (answered["x-request-id"] == given) is kept
+    assert ((await call(public, "/healthz", headers=headers)).headers["x-request-id"] == given) is (
+        kept
+    )
+
+
+async def test_a_bug_in_the_control_plane_is_a_500_not_a_client_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only the control plane's own request errors are 400: any other
+    exception (a ValueError from a bug included) is a logged 500."""
+    service, _, app = make()
+
+    async def broken(name: str, key: str) -> Any:
+        raise ValueError("a bug, not the caller's mistake")
+
+    service.control.inspect = broken  # type: ignore[method-assign]
+    proto = BodyProto([])
+    scope = FakeScope("/admin/v1/clients/default/1.2.3.4", headers=FakeHeaders(AUTH))
+    await app(scope, proto)  # type: ignore[arg-type]
+    assert proto.answer is not None and proto.answer.status == 500
+    assert json.loads(proto.answer.body)["title"] == "Internal Server Error"
+    assert any("a bug" in (r.exc_text or "") for r in caplog.records)
+    assert service.counters.admin_operations[("inspect", "error")] == 1

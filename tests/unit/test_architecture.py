@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,9 @@ import pytest
         ("pingpong.core", ["prometheus_client", "granian", "pydantic", "redis"]),
         ("pingpong.core.limiter", ["prometheus_client", "granian", "pydantic", "redis"]),
         ("pingpong.core.storage.registry", ["prometheus_client", "granian", "pydantic"]),
+        # Checking a config needs no driver: they load when a Redis URL is opened.
+        ("pingpong.config", ["redis", "hiredis", "granian"]),
+        ("pingpong.core.storage.registry", ["redis", "hiredis"]),
     ],
 )
 def test_the_core_imports_no_framework(module: str, absent: list[str]) -> None:
@@ -26,9 +30,26 @@ def test_the_core_imports_no_framework(module: str, absent: list[str]) -> None:
     assert loaded == ""
 
 
+def test_check_config_loads_no_redis_driver(tmp_path: Path) -> None:
+    config = tmp_path / "pingpong.yaml"
+    config.write_text("storage: 'redis+sentinel://:pw@h1:26379,h2:26379/main/1'\n")
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['pingpong', 'check-config', {str(config)!r}]\n"
+        "try:\n    runpy.run_module('pingpong', run_name='__main__')\n"
+        "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+        "print(','.join(m for m in ('redis', 'hiredis') if m in sys.modules))"
+    )
+    lines = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert lines[0] == f"{config}: OK"
+    assert lines[-1] == ""  # neither driver loaded
+
+
 def test_importing_the_app_registers_nothing_globally() -> None:
     code = (
-        "import pingpong.http.app, pingpong.server\n"
+        "import pingpong.http.app, pingpong.server.run\n"
         "from prometheus_client import REGISTRY\n"
         "print(sorted(n for n in REGISTRY._names_to_collectors if n.startswith('pingpong')))"
     )
@@ -37,7 +58,7 @@ def test_importing_the_app_registers_nothing_globally() -> None:
 
 
 def test_the_embedded_granian_hooks_pingpong_overrides_still_exist() -> None:
-    """server.Granian overrides ``_init_shared_socket`` (which must set
+    """granian_server.Granian overrides ``_init_shared_socket`` (which must set
     ``_shd``), sets ``workers_kill_timeout`` and reads ``bind_addr``."""
     from granian.net import SocketHolder
     from granian.rsgi import HTTPProtocol
@@ -54,7 +75,7 @@ def test_the_embedded_granian_hooks_pingpong_overrides_still_exist() -> None:
 
 
 def test_the_supervisor_never_loops_on_crashing_workers() -> None:
-    from pingpong.server import RestartPolicy
+    from pingpong.server.supervisor import RestartPolicy
 
     now = [0.0]
     policy = RestartPolicy(per_minute=3, clock=lambda: now[0])

@@ -81,6 +81,12 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     assert "top level must be a mapping" in error_of(tmp_path, "- a\n- b\n")
 
 
+@pytest.mark.parametrize("text", ["", "\n", "# nothing yet\n", "---\n", "{}\n"])
+def test_an_empty_file_is_refused_never_all_defaults(tmp_path: Path, text: str) -> None:
+    """A file caught mid-write reads empty: at start and on reload alike."""
+    assert "the config file is empty" in error_of(tmp_path, text)
+
+
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="cannot read the config file"):
         load_settings("/nonexistent/pingpong.yaml", {}, {})

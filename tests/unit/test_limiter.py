@@ -8,7 +8,8 @@ from pingpong.core.algorithms import Algorithm, Limit, Outcome
 from pingpong.core.limiter import Limiter
 from pingpong.core.policy import GLOBAL, Policy, Tier, key_digest
 from pingpong.core.rates import Rate
-from pingpong.core.storage import Check
+from pingpong.core.storage import Check, StorageOptions
+from pingpong.core.storage.base import Resilience
 from pingpong.core.storage.memory import MemoryStorage
 from pingpong.service import Counters
 from tests.unit.rsgi import FakeHeaders
@@ -26,10 +27,14 @@ class SharedMemory:
 
     name = "shared-memory"
     shared = True
+    acquire_now = None
 
     def __init__(self) -> None:
         self.memory = MemoryStorage()
         self.calls = 0
+
+    def configure(self, resilience: Resilience, options: StorageOptions) -> None:
+        return None
 
     async def acquire(self, checks: Sequence[Check]) -> list[Outcome]:
         self.calls += 1

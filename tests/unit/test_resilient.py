@@ -11,13 +11,9 @@ import pytest
 from pingpong.core.algorithms import Algorithm, Limit
 from pingpong.core.rates import Rate
 from pingpong.core.storage import Check, StorageError, StorageOptions
-from pingpong.core.storage.redis import RedisStorage
-from pingpong.core.storage.resilient import (
-    FailureMode,
-    Resilience,
-    ResilientStorage,
-    StorageUnavailable,
-)
+from pingpong.core.storage.base import FailureMode, Resilience
+from pingpong.core.storage.redis.standalone import RedisStorage
+from pingpong.core.storage.resilient import ResilientStorage, StorageUnavailable
 from pingpong.service import Counters
 from pingpong_toolkit.ports import free_port
 

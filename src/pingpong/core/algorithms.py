@@ -4,7 +4,7 @@ Each decider takes the stored state of one key (``None`` when the key is new or
 expired) and the current time, and returns the outcome plus the state to store
 if the request is admitted (``None`` when rejected: a rejection never changes
 state). Keeping them pure lets the in-memory store, the local fallback and the
-property tests share one implementation; ``storage/lua/decide.lua`` mirrors it
+property tests share one implementation; ``storage/redis/lua/decide.lua`` mirrors it
 for Redis and a test checks that the two agree.
 
 A state remembers the limit it was written under. When the policy changes (a
@@ -35,6 +35,16 @@ MICROS = 1_000_000
 # (counts up to 10**9, times up to a year ahead), so it needs no bound of its own.
 MAX_SPAN_US = 2**50
 MAX_WEIGHTED_US = 2**52
+
+
+def whole_seconds(us: int) -> int:
+    """Microseconds as whole seconds, rounded up: waiting that long is enough."""
+    return -(-us // MICROS)
+
+
+def retry_after(retry_us: int) -> int:
+    """Whole seconds, rounded up, at least 1: a ``Retry-After`` that is enough."""
+    return max(1, whole_seconds(retry_us))
 
 
 class Algorithm(StrEnum):

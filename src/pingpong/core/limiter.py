@@ -26,7 +26,7 @@ from pingpong.core.policy import (
 )
 from pingpong.core.stats import NoStats, Stats
 from pingpong.core.storage.base import Check, Storage
-from pingpong.core.storage.memory import MemoryStorage, monotonic_us
+from pingpong.core.storage.memory import monotonic_us
 
 DENY_CACHE_SIZE = 100_000
 
@@ -77,7 +77,7 @@ class Limiter:
         self.tiers = tuple(tiers)
         self.storage = storage
         self._stats = stats or NoStats()
-        self._memory = storage if isinstance(storage, MemoryStorage) else None
+        self._acquire_now = storage.acquire_now
         self._tier_by_digest = {digest: tier for tier in tiers for digest in tier.digests}
         self._tier_policies = {
             tier.name: Policy(tier.name, tier.limit, key=API_KEY) for tier in tiers
@@ -118,8 +118,8 @@ class Limiter:
             checks.append(Check(p.name + ":" + value, p.limit, p.shadow))
         if self._overrides:
             checks = self._overridden(checks)
-        if self._memory is not None:
-            return self._decide(policies, checks, self._memory.acquire_now(checks))
+        if self._acquire_now is not None:
+            return self._decide(policies, checks, self._acquire_now(checks))
         if self._deny is not None:
             denied = self._denied(policies, checks)
             if denied is not None:

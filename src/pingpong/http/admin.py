@@ -11,34 +11,29 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
-from itertools import count
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from granian.rsgi import HTTPProtocol, Scope
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pingpong.config import RateField
+from pingpong.config import RateField, error_message
 from pingpong.core.heavy_hitters import MAX_WINDOW
 from pingpong.core.overrides import MAX_EXPIRES_IN, MAX_REASON, OverrideLimitReached
 from pingpong.core.rates import MAX_COUNT
 from pingpong.core.storage.base import StorageError
 from pingpong.http.admin_auth import Tokens
 from pingpong.http.admin_openapi import admin_openapi_document
-from pingpong.http.responses import PROBLEM_TYPE, problem
+from pingpong.http.problems import Problem
+from pingpong.http.rsgi import JSON, REQUEST_ID, RequestIds, Response, read_body, target_length
 from pingpong.service import Service
-from pingpong.service.control import Actor, NoSuchOverride, UnknownPolicy
+from pingpong.service.control import Actor, ControlRequestError, NoSuchOverride, UnknownPolicy
 
 log = logging.getLogger("pingpong.admin")
 MAX_BODY = 4096
 MAX_TARGET = 2048
 PREFIX = "/admin/v1/"
-JSON = ("content-type", "application/json")
-PROBLEM = ("content-type", PROBLEM_TYPE)
-REQUEST_ID = "x-request-id"
-Response = tuple[int, list[tuple[str, str]], bytes]
 
 
 class OverrideBody(BaseModel):
@@ -47,24 +42,6 @@ class OverrideBody(BaseModel):
     burst: int | None = Field(None, ge=1, le=MAX_COUNT)
     expires_in: int = Field(ge=1, le=MAX_EXPIRES_IN)
     reason: str = Field("", max_length=MAX_REASON)
-
-
-class Refused(Exception):
-    """A 4xx answer: nothing was changed."""
-
-    def __init__(self, status: int, detail: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.status, self.detail, self.extra = status, detail, extra
-
-
-TITLES = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-          409: "Conflict", 413: "Content Too Large", 414: "URI Too Long",
-          422: "Unprocessable Content", 500: "Internal Server Error",
-          503: "Service Unavailable"}  # fmt: skip
-
-
-def _problem(status: int, detail: str, *headers: tuple[str, str], **extra: Any) -> Response:
-    return status, [PROBLEM, *headers], problem(status, TITLES[status], detail, **extra)
 
 
 def _json(data: Any) -> Response:
@@ -87,24 +64,21 @@ class AdminApp:
         self.service = service
         self.tokens = tokens
         self._openapi = json.dumps(admin_openapi_document(service.version)).encode()
-        self._id_prefix = "admin-" + os.urandom(4).hex() + "-"
-        self._ids = count(1)
+        self._request_ids = RequestIds("admin-")
 
     async def __call__(self, scope: Scope, proto: HTTPProtocol) -> None:
-        given = scope.headers.get(REQUEST_ID)
-        request_id = given if given and 0 < len(given) <= 128 and given.isprintable() else ""
-        request_id = request_id or f"{self._id_prefix}{next(self._ids):x}"
+        request_id = self._request_ids.of(scope.headers)
         operation = [""]  # set by _answer as soon as the route is known
         try:
             status, headers, body = await self._answer(scope, proto, request_id, operation)
-        except Refused as exc:
-            status, headers, body = _problem(exc.status, exc.detail, **exc.extra)
+        except Problem as exc:
+            status, headers, body = exc.response()
         except StorageError as exc:
             log.warning("admin request %s: storage error: %s", request_id, exc)
-            status, headers, body = _problem(503, f"storage unavailable: {exc}")
+            status, headers, body = Problem(503, f"storage unavailable: {exc}").response()
         except Exception:
             log.exception("admin request %s failed", request_id)
-            status, headers, body = _problem(500, "unexpected error; see the server log")
+            status, headers, body = Problem(500, "unexpected error; see the server log").response()
         proto.response_bytes(status, [*headers, (REQUEST_ID, request_id)], body)
         counted = operation[0] or ("unauthorized" if status == 401 else "unknown")
         self.service.counters.admin_operations[(counted, _result(status))] += 1
@@ -113,8 +87,8 @@ class AdminApp:
         self, scope: Scope, proto: HTTPProtocol, request_id: str, operation: list[str]
     ) -> Response:
         path, method = scope.path, scope.method
-        if len(path) + len(scope.query_string) > MAX_TARGET:
-            raise Refused(414, f"the path and query are at most {MAX_TARGET} characters")
+        if target_length(scope) > MAX_TARGET:
+            raise Problem(414, f"the path and query are at most {MAX_TARGET} characters")
         if path == "/openapi.json" and method in ("GET", "HEAD"):
             operation[0] = "openapi"
             return 200, [JSON], self._openapi
@@ -122,15 +96,15 @@ class AdminApp:
         if token is None:
             detail = "a known admin token is required: Authorization: Bearer <token>"
             challenge = ("www-authenticate", 'Bearer realm="pingpong-admin"')
-            return _problem(401, detail, challenge)
+            raise Problem(401, detail, challenge)
         route, params = _route(path)
         methods = ROUTES.get(route, {})
         if not methods:
-            raise Refused(404, "no such admin endpoint (see /openapi.json)")
+            raise Problem(404, "no such admin endpoint (see /openapi.json)")
         found = methods.get(method)
         if found is None:
             allow = ", ".join(sorted(methods))
-            return _problem(405, f"use {allow}", ("allow", allow))
+            raise Problem(405, f"use {allow}", ("allow", allow))
         operation[0], handler = found
         params.update(_query(scope.query_string))
         return await handler(self, scope, proto, params, Actor(token, request_id))
@@ -141,15 +115,15 @@ class AdminApp:
         policy, key, ip = params["policy"], params.get("key", ""), params.get("ip")
         if ip is not None:
             if key:
-                raise Refused(400, "give the key in the path or ?ip=, not both")
+                raise Problem(400, "give the key in the path or ?ip=, not both")
             try:
                 key = self.service.control.key_for_address(self.service.control.policy(policy), ip)
             except UnknownPolicy as exc:
-                raise Refused(404, str(exc)) from None
-            except ValueError as exc:
-                raise Refused(400, str(exc)) from None
+                raise Problem(404, str(exc)) from None
+            except ControlRequestError as exc:
+                raise Problem(400, str(exc)) from None
         if not key:
-            raise Refused(400, "name the client: /clients/{policy}/{key} or ?ip=ADDRESS")
+            raise Problem(400, "name the client: /clients/{policy}/{key} or ?ip=ADDRESS")
         return policy, key
 
     async def inspect(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
@@ -164,19 +138,16 @@ class AdminApp:
 
     async def put_override(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
                            actor: Actor) -> Response:  # fmt: skip
-        body = await _read_body(scope, proto)
+        body = await read_body(scope.headers, proto, MAX_BODY)
         try:
             data = OverrideBody.model_validate_json(body)
         except ValidationError as exc:
             errors = [
-                {
-                    "field": ".".join(map(str, e["loc"])),
-                    "message": e["msg"].removeprefix("Value error, "),
-                }
+                {"field": ".".join(map(str, e["loc"])), "message": error_message(e)}
                 for e in exc.errors(include_url=False, include_input=False)
             ]
             detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
-            raise Refused(422, detail, errors=errors) from None
+            raise Problem(422, detail, errors=errors) from None
         change = self.service.control.put_override(
             params["policy"], params.get("key", ""), data.rate, data.burst, data.expires_in,
             data.reason, actor,
@@ -206,33 +177,21 @@ async def _control(call: Awaitable[Any]) -> Any:
     try:
         return await call
     except (UnknownPolicy, NoSuchOverride) as exc:
-        raise Refused(404, str(exc)) from None
+        raise Problem(404, str(exc)) from None
     except OverrideLimitReached as exc:
-        raise Refused(409, f"{exc}: delete some first (GET /admin/v1/overrides)") from None
-    except ValueError as exc:
-        raise Refused(400, str(exc)) from None
-
-
-async def _read_body(scope: Scope, proto: HTTPProtocol) -> bytes:
-    length = scope.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-        raise Refused(413, f"the body is at most {MAX_BODY} bytes")
-    body = b""
-    async for chunk in proto:
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise Refused(413, f"the body is at most {MAX_BODY} bytes")
-    return body
+        raise Problem(409, f"{exc}: delete some first (GET /admin/v1/overrides)") from None
+    except ControlRequestError as exc:
+        raise Problem(400, str(exc)) from None
 
 
 def _query(query_string: str) -> dict[str, str]:
     try:
         pairs = parse_qs(query_string, strict_parsing=False, max_num_fields=8)
     except ValueError as exc:
-        raise Refused(400, f"malformed query: {exc}") from None
+        raise Problem(400, f"malformed query: {exc}") from None
     unknown = set(pairs) - {"ip", "policy", "window", "limit"}
     if unknown:
-        raise Refused(400, f"unknown query parameter {sorted(unknown)[0]!r}")
+        raise Problem(400, f"unknown query parameter {sorted(unknown)[0]!r}")
     return {name: values[-1] for name, values in pairs.items()}
 
 
@@ -241,7 +200,7 @@ def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -
     if text is None:
         return default
     if not text.isdigit() or not low <= int(text) <= high:
-        raise Refused(400, f"{name} is a whole number from {low} to {high}")
+        raise Problem(400, f"{name} is a whole number from {low} to {high}")
     return int(text)
 
 

@@ -13,63 +13,63 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable
-from itertools import count
 
 from granian.rsgi import HTTPProtocol, Scope
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from pingpong.core.algorithms import retry_after
 from pingpong.core.limiter import Limiter
 from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.policy import THROTTLED_PATH
 from pingpong.core.storage.resilient import StorageUnavailable
 from pingpong.http.openapi import openapi_document
+from pingpong.http.problems import PROBLEM, problem_body
 from pingpong.http.prometheus import registry_for
-from pingpong.http.responses import PROBLEM_TYPE, PolicyResponses, problem, retry_after
+from pingpong.http.responses import PolicyResponses
+from pingpong.http.rsgi import (
+    CLOSE,
+    JSON,
+    REQUEST_ID,
+    TEXT,
+    RequestIds,
+    Response,
+    peer_address,
+    target_length,
+)
 from pingpong.service import Counters, Service
-from pingpong.service.workers import all_workers, workers_dir
 
 access_log = logging.getLogger("pingpong.access")
 
-Headers = list[tuple[str, str]]
-Response = tuple[int, Headers, bytes]
 Handler = Callable[["App", Scope], Awaitable[Response]]
 
-TEXT = ("content-type", "text/plain; charset=utf-8")
-JSON = ("content-type", "application/json")
-PROBLEM = ("content-type", PROBLEM_TYPE)
-CLOSE = ("connection", "close")
 GET_HEAD = frozenset({"GET", "HEAD"})
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-REQUEST_ID = "x-request-id"
-# A caller's request id is echoed into headers and logs: only a safe charset.
-SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 MAX_TARGET = 8 * 1024  # path + query; granian itself bounds the whole head (431)
 UNMATCHED = "unmatched"  # the route label of everything that matched no route
 NOT_FOUND: Response = (404, [TEXT], b"not found\n")
 NOT_ALLOWED: Response = (405, [TEXT, ("allow", "GET, HEAD")], b"method not allowed\n")
 URI_TOO_LONG: Response = (414, [TEXT], b"URI too long\n")
 ERROR_LINES_PER_SECOND = 10  # 5xx access lines; the rest are counted, then reported
-INTERNAL_ERROR = problem(500, "Internal Server Error", "unexpected error; see the server log")
+INTERNAL_ERROR = problem_body(500, "unexpected error; see the server log")
+STORAGE_DOWN = problem_body(503, "rate-limit storage unavailable")
 
 
 class App:
-    def __init__(self, service: Service) -> None:
+    """``registry``: what /metrics exports (with --workers N, every worker's
+    counts); by default this service's own."""
+
+    def __init__(self, service: Service, registry: CollectorRegistry | None = None) -> None:
         self.service = service
         self.counters: Counters = service.counters
-        workers = workers_dir()
-        self.registry = registry_for(lambda: all_workers(self.counters, workers))
+        self.registry = registry or registry_for(lambda: self.counters)
         self._version = json.dumps(
             {"version": service.version, "commit": service.commit, "slot": service.slot}
         ).encode()
         self._openapi = json.dumps(openapi_document(service.version)).encode()
-        # Request ids: a random per-process prefix and a counter, cheap and unique.
-        self._id_prefix = os.urandom(6).hex() + "-"
-        self._ids = count(1)
+        self._request_ids = RequestIds()
         self._error_lines = LogThrottle(lines=ERROR_LINES_PER_SECOND, period=1.0)
         self._limiter: Limiter | None = None
         self._responses = PolicyResponses(())
@@ -81,9 +81,9 @@ class App:
         path, method = scope.path, scope.method
         handler = ROUTES.get(path)
         route = path if handler is not None else UNMATCHED
-        request_id = self._request_id(scope)
+        request_id = self._request_ids.of(scope.headers)
         try:
-            if len(path) + len(scope.query_string) > MAX_TARGET:
+            if target_length(scope) > MAX_TARGET:
                 route = UNMATCHED
                 status, headers, body = URI_TOO_LONG
             elif handler is None:
@@ -110,13 +110,6 @@ class App:
         counters.durations[(method, route)].observe(elapsed)
         if status >= 500 or random.random() < self.service.settings.access_log:
             self._log(scope, method, route, status, elapsed, request_id)
-
-    def _request_id(self, scope: Scope) -> str:
-        """The caller's X-Request-ID if it is short and plain, else a new one."""
-        given = scope.headers.get(REQUEST_ID)
-        if given and SAFE_REQUEST_ID.match(given):
-            return str(given)
-        return f"{self._id_prefix}{next(self._ids):x}"
 
     def _log(
         self, scope: Scope, method: str, route: str, status: int, elapsed: float, rid: str
@@ -164,8 +157,7 @@ class App:
         try:
             decision = await limiter.check(THROTTLED_PATH, scope.method, identity, headers)
         except StorageUnavailable:
-            body = problem(503, "Service Unavailable", "rate-limit storage unavailable")
-            return 503, [PROBLEM, ("retry-after", "1")], body
+            return 503, [PROBLEM, ("retry-after", "1")], STORAGE_DOWN
         responses = self._policy_responses(limiter)
         if decision.admitted:
             return 200, [TEXT, *responses.ratelimit_headers(decision.reported)], b"pong"
@@ -181,7 +173,7 @@ class App:
         if settings.fault_delay:
             await asyncio.sleep(settings.fault_delay)
         if random.random() < settings.fault_error_rate:
-            return 500, [PROBLEM], problem(500, "Internal Server Error", "injected fault (drill)")
+            return 500, [PROBLEM], problem_body(500, "injected fault (drill)")
         return None
 
     async def healthz(self, scope: Scope) -> Response:
@@ -200,11 +192,6 @@ class App:
 
     async def metrics(self, scope: Scope) -> Response:
         return 200, [("content-type", CONTENT_TYPE_LATEST)], generate_latest(self.registry)
-
-
-def peer_address(client: str) -> str:
-    """The address in granian's ``host:port`` (``[::1]:80`` for IPv6)."""
-    return client.rpartition(":")[0].strip("[]")
 
 
 ROUTES: dict[str, Handler] = {

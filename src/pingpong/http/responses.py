@@ -1,32 +1,14 @@
-"""Rate-limit headers (IETF httpapi ratelimit-headers draft) and problem bodies."""
+"""Rate-limit headers (IETF httpapi ratelimit-headers draft) and the 429 body."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 
-from pingpong.core.algorithms import MICROS, Limit
+from pingpong.core.algorithms import Limit, whole_seconds
 from pingpong.core.limiter import Reported
 from pingpong.core.policy import Policy
-
-PROBLEM_TYPE = "application/problem+json"
-Header = tuple[str, str]
-
-
-def seconds(us: int) -> int:
-    """Whole seconds, rounded up."""
-    return -(-us // MICROS)
-
-
-def retry_after(retry_us: int) -> int:
-    """Whole seconds, rounded up, at least 1: waiting this long is enough."""
-    return max(1, seconds(retry_us))
-
-
-def problem(status: int, title: str, detail: str, **extra: object) -> bytes:
-    """An RFC 9457 problem document."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return json.dumps(body, separators=(",", ":")).encode()
+from pingpong.http.problems import problem_body
+from pingpong.http.rsgi import Header
 
 
 def policy_item(name: str, limit: Limit) -> str:
@@ -51,16 +33,15 @@ class PolicyResponses:
         for policy, limit, outcome in reported:
             default, item, prefix = self._items[policy.name]
             policies.append(item if limit is default else policy_item(policy.name, limit))
-            limits.append(f"{prefix}r={outcome.remaining};t={seconds(outcome.reset_us)}")
+            limits.append(f"{prefix}r={outcome.remaining};t={whole_seconds(outcome.reset_us)}")
         return [("ratelimit-policy", ", ".join(policies)), ("ratelimit", ", ".join(limits))]
 
     def too_many_requests(self, policy: str, wait: int) -> bytes:
         """The 429 problem document, from a template made once per policy."""
         template = self._bodies.get(policy)
         if template is None:
-            template = problem(
+            template = problem_body(
                 429,
-                "Too Many Requests",
                 f"rate limit of policy '{policy}' exceeded; retry in %d s",
                 policy=policy,
                 retry_after=-1,

@@ -17,15 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pingpong.core.algorithms import MICROS, Algorithm, Limit, Outcome
+from pingpong.core.algorithms import Algorithm, Limit, Outcome, retry_after, whole_seconds
 from pingpong.core.clientip import parse_address
 from pingpong.core.heavy_hitters import MAX_WINDOW, HeavyHitters, merge_top
 from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.overrides import MAX_OVERRIDES, Override, check_key
 from pingpong.core.policy import API_KEY, CLIENT_IP, GLOBAL, Policy
 from pingpong.core.rates import Rate
+from pingpong.core.storage.admin import AdminStore
 from pingpong.core.storage.base import Check, StorageError
-from pingpong.core.storage.control import ControlStore
 
 if TYPE_CHECKING:
     from pingpong.service.runtime import Service
@@ -34,6 +34,11 @@ log = logging.getLogger("pingpong.control")
 audit = logging.getLogger("pingpong.audit")
 POLL_SECONDS = 0.5  # the fallback when no change is pushed
 FLUSH_SECONDS = 1.0  # rejection counts merged into the storage this often
+
+
+class ControlRequestError(Exception):
+    """A request the control plane refuses as malformed (a bad key, address or
+    window): the caller's mistake, unlike any other exception, which is a bug."""
 
 
 class UnknownPolicy(LookupError):
@@ -52,13 +57,9 @@ class Actor:
     request_id: str
 
 
-def _seconds(us: int) -> int:
-    return -(-us // MICROS)
-
-
 class ControlPlane:
     def __init__(
-        self, service: Service, store: ControlStore, clock: Callable[[], float] = time.time
+        self, service: Service, store: AdminStore, clock: Callable[[], float] = time.time
     ) -> None:
         self._service = service
         self.store = store
@@ -81,16 +82,16 @@ class ControlPlane:
         """The key ``policy`` counts a client at address ``text`` by."""
         address = parse_address(text)
         if address is None:
-            raise ValueError(f"not an IP address: {text!r}")
+            raise ControlRequestError(f"not an IP address: {text!r}")
         if policy.key == GLOBAL:
             return "*"
         if policy.key == API_KEY:
-            raise ValueError(f"policy {policy.name!r} counts API keys, not addresses")
+            raise ControlRequestError(f"policy {policy.name!r} counts API keys, not addresses")
         identity = self._service.resolver.identity(address)
         return identity if policy.key == CLIENT_IP else "ip=" + identity
 
     async def inspect(self, name: str, key: str) -> dict[str, Any]:
-        policy, key = self.policy(name), check_key(key)
+        policy, key = self.policy(name), _client_key(key)
         limit = self._service.limiter.limit_for(policy, key)
         full = f"{name}:{key}"
         [outcome] = await self._service.storage.peek([Check(full, limit, False)])
@@ -100,14 +101,14 @@ class ControlPlane:
             "key": key,
             **describe_limit(limit),
             "remaining": remaining,
-            "reset_seconds": _seconds(_reset_before(limit, outcome, remaining)),
-            "retry_after_seconds": 0 if outcome.admitted else max(1, _seconds(outcome.retry_us)),
+            "reset_seconds": whole_seconds(_reset_before(limit, outcome, remaining)),
+            "retry_after_seconds": 0 if outcome.admitted else retry_after(outcome.retry_us),
             "override": self._current(full),
         }
 
     async def reset(self, name: str, key: str, actor: Actor) -> dict[str, Any]:
         self.policy(name)
-        key = check_key(key)
+        key = _client_key(key)
         full = f"{name}:{key}"
         before = await self.inspect(name, key)
         found = await self._service.storage.reset([full])
@@ -119,10 +120,13 @@ class ControlPlane:
         self, name: str, key: str, rate: Rate, burst: int | None, expires_in: int,
         reason: str, actor: Actor,
     ) -> dict[str, Any]:  # fmt: skip
-        policy, key = self.policy(name), check_key(key)
+        policy, key = self.policy(name), _client_key(key)
         now = self._clock()
         override = Override(name, key, rate, burst, now + expires_in, reason, actor.token, now)
-        override.limit_for(policy.limit)  # ValueError when its arithmetic would overflow
+        try:
+            override.limit_for(policy.limit)
+        except ValueError as exc:  # its arithmetic would leave exact integers
+            raise ControlRequestError(str(exc)) from None
         old = await self.store.put_override(override, now, MAX_OVERRIDES)
         self.overrides[override.full_key] = override
         await self._changed(override.full_key)
@@ -130,7 +134,7 @@ class ControlPlane:
         return {"override": override.to_dict(), "previous": old.to_dict() if old else None}
 
     async def delete_override(self, name: str, key: str, actor: Actor) -> dict[str, Any]:
-        key = check_key(key)
+        key = _client_key(key)
         full = f"{name}:{key}"
         old = await self.store.delete_override(full, self._clock())
         self.overrides.pop(full, None)
@@ -148,7 +152,7 @@ class ControlPlane:
         if name is not None:
             self.policy(name)
         if not 1 <= window <= MAX_WINDOW:
-            raise ValueError(f"the window is 1 to {MAX_WINDOW} seconds")
+            raise ControlRequestError(f"the window is 1 to {MAX_WINDOW} seconds")
         buckets = await self.store.rejections(window, self._clock())
         rows = merge_top([*buckets, self.rejections.counts], name, limit)
         return [{"policy": p, "key": k, "rejected": n} for p, k, n in rows]
@@ -225,6 +229,13 @@ class ControlPlane:
             extra={"token": actor.token, "operation": operation, "policy": policy, "key": key,
                    "old": old, "new": new, "request_id": actor.request_id},
         )  # fmt: skip
+
+
+def _client_key(key: str) -> str:
+    try:
+        return check_key(key)
+    except ValueError as exc:
+        raise ControlRequestError(str(exc)) from None
 
 
 def describe_limit(limit: Limit) -> dict[str, Any]:

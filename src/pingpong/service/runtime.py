@@ -11,10 +11,8 @@ from pingpong import __version__
 from pingpong.config import RESTART_ONLY, ConfigError, Settings
 from pingpong.core.clientip import ClientResolver
 from pingpong.core.limiter import Limiter
-from pingpong.core.storage.base import Storage, StorageOptions
-from pingpong.core.storage.memory import MemoryStorage
-from pingpong.core.storage.registry import control_store, open_storage
-from pingpong.core.storage.resilient import Resilience, ResilientStorage
+from pingpong.core.storage.base import Resilience, Storage, StorageOptions
+from pingpong.core.storage.registry import open_storage
 from pingpong.logs import configure as configure_logging
 from pingpong.service.control import ControlPlane
 from pingpong.service.counters import Counters
@@ -36,10 +34,11 @@ class Service:
         self.settings = settings
         self._loader = loader
         self.counters = counters or Counters()
-        self.storage: Storage = open_storage(
+        opened = open_storage(
             settings.storage, _options(settings), _resilience(settings), self.counters
         )
-        self.control = ControlPlane(self, control_store(self.storage))
+        self.storage: Storage = opened.storage
+        self.control = ControlPlane(self, opened.admin_store)
         self.limiter = self._limiter(settings)
         self.resolver = _resolver(settings)
         self.draining = False
@@ -83,10 +82,7 @@ class Service:
         ignored = [name for name in RESTART_ONLY if getattr(new, name) != getattr(old, name)]
         if ignored:
             log.warning("reload cannot change %s: restart to apply", ", ".join(ignored))
-        if isinstance(self.storage, ResilientStorage):
-            self.storage.configure(_resilience(new), _options(new))
-        elif isinstance(self.storage, MemoryStorage):
-            self.storage.resize(new.memory_max_keys)
+        self.storage.configure(_resilience(new), _options(new))
         if new.log_format != self.settings.log_format:
             configure_logging(new.log_format)
         self.limiter = self._limiter(new)

@@ -13,13 +13,6 @@ from pathlib import Path
 
 from pingpong.service.counters import Counters
 
-WORKERS_DIR_ENV = "PINGPONG_METRICS_DIR"
-
-
-def workers_dir() -> Path | None:
-    directory = os.environ.get(WORKERS_DIR_ENV)
-    return Path(directory) if directory else None
-
 
 def publish(counters: Counters, directory: Path) -> None:
     path = directory / f"{os.getpid()}.json"

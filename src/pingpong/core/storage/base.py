@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol
+from typing import ClassVar, NamedTuple, Protocol
 
 from pingpong.core.algorithms import Limit, Outcome
-
-if TYPE_CHECKING:
-    from pingpong.core.storage.control import ControlStore
+from pingpong.core.stats import Stats
+from pingpong.core.storage.admin import AdminStore
 
 
 class Check(NamedTuple):
@@ -18,6 +18,9 @@ class Check(NamedTuple):
     key: str
     limit: Limit
     shadow: bool
+
+
+OVERLOAD = "overload"  # the error kind of a wait lost in this replica's own loop
 
 
 class StorageError(Exception):
@@ -41,6 +44,21 @@ class StorageOptions:
     memory_max_keys: int = 1_000_000
 
 
+class FailureMode(enum.StrEnum):
+    ALLOW = "allow"  # fail open: admit everything
+    DENY = "deny"  # fail closed: answer 503
+    LOCAL = "local"  # keep throttling with an in-process limiter
+
+
+@dataclass(frozen=True, slots=True)
+class Resilience:
+    """What to do when the storage fails, and when to stop asking it."""
+
+    mode: FailureMode = FailureMode.LOCAL
+    circuit_failures: int = 5
+    circuit_reset: float = 2.0
+
+
 class Storage(Protocol):
     """Decides a request's checks all-or-nothing.
 
@@ -52,6 +70,14 @@ class Storage(Protocol):
 
     name: str
     shared: bool  # whether other processes see the same state
+
+    @property
+    def acquire_now(self) -> Callable[[Sequence[Check]], list[Outcome]] | None:
+        """``acquire`` without a coroutine, for a storage that never waits (the
+        limiter's fast path); None for one that does."""
+
+    def configure(self, resilience: Resilience, options: StorageOptions) -> None:
+        """Apply reloaded settings in place."""
 
     async def acquire(self, checks: Sequence[Check]) -> list[Outcome]: ...
 
@@ -74,12 +100,15 @@ class SharedStorage(Storage, Protocol):
         heard from within ``alive`` seconds."""
         ...
 
-    def control(self) -> ControlStore:
-        """The control plane's store on the same backend."""
-        ...
+class Opened(NamedTuple):
+    """What a storage URL opens: the limiter's storage, and where the control
+    plane keeps what every replica sharing it must agree on."""
+
+    storage: Storage
+    admin_store: AdminStore
 
 
-class Backend(Storage, Protocol):
+class Backend(Protocol):
     """A storage reachable by URL: it names its schemes, checks a URL without
     connecting (raising ValueError with the reason) and opens from one."""
 
@@ -89,4 +118,6 @@ class Backend(Storage, Protocol):
     def check_url(cls, url: str) -> None: ...
 
     @classmethod
-    def from_url(cls, url: str, options: StorageOptions) -> Storage: ...
+    def open(
+        cls, url: str, options: StorageOptions, resilience: Resilience, stats: Stats
+    ) -> Opened: ...

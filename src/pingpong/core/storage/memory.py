@@ -7,7 +7,9 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from pingpong.core.algorithms import Limit, Outcome, State
-from pingpong.core.storage.base import Check, Storage, StorageOptions
+from pingpong.core.stats import Stats
+from pingpong.core.storage.admin import MemoryAdminStore
+from pingpong.core.storage.base import Check, Opened, Resilience, StorageOptions
 
 # What the table holds per key: a GCRA state packed into one int, or a window
 # algorithm's state tuple as it is.
@@ -83,17 +85,22 @@ class MemoryStorage:
 
     @classmethod
     def check_url(cls, url: str) -> None:
-        if url != "memory://":
-            raise ValueError("memory storage takes no host or options: use memory://")
+        check_memory_url(url)
 
     @classmethod
-    def from_url(cls, url: str, options: StorageOptions) -> Storage:
+    def open(
+        cls, url: str, options: StorageOptions, resilience: Resilience, stats: Stats
+    ) -> Opened:
+        """One process, so nothing can fail and nothing is shared."""
         cls.check_url(url)
-        return cls(max_keys=options.memory_max_keys)
+        return Opened(cls(max_keys=options.memory_max_keys), MemoryAdminStore())
 
     def resize(self, max_keys: int) -> None:
         """A new bound (on reload); it takes effect at the next rotation."""
         self._generation = max(max_keys // 2, 1)
+
+    def configure(self, resilience: Resilience, options: StorageOptions) -> None:
+        self.resize(options.memory_max_keys)
 
     def __len__(self) -> int:
         return len(self._young) + len(self._old)
@@ -147,3 +154,8 @@ class MemoryStorage:
 
     async def aclose(self) -> None:
         return None
+
+
+def check_memory_url(url: str) -> None:
+    if url != "memory://":
+        raise ValueError("memory storage takes no host or options: use memory://")

@@ -1,59 +1,65 @@
-"""Storage backends by URL scheme, built from what each backend declares."""
+"""Storage backends by URL scheme.
+
+Each scheme has a URL check that needs no driver and the backend that opens
+it, imported only when a URL of that scheme is opened: checking a config
+(``check-config``, every reload) never loads redis-py or hiredis, and a
+memory:// server never does.
+"""
 
 from __future__ import annotations
 
-from pingpong.core.stats import Stats
-from pingpong.core.storage.base import Backend, Storage, StorageOptions
-from pingpong.core.storage.control import ControlStore, MemoryControl
-from pingpong.core.storage.memory import MemoryStorage
-from pingpong.core.storage.redis import RedisStorage
-from pingpong.core.storage.redis_cluster import RedisClusterStorage
-from pingpong.core.storage.redis_sentinel import RedisSentinelStorage
-from pingpong.core.storage.resilient import Resilience, ResilientStorage
+from collections.abc import Callable
+from importlib import import_module
+from typing import NamedTuple, cast
 
-BACKENDS: tuple[type[Backend], ...] = (
-    MemoryStorage,
-    RedisStorage,
-    RedisClusterStorage,
-    RedisSentinelStorage,
+from pingpong.core.stats import Stats
+from pingpong.core.storage.base import Backend, Opened, Resilience, StorageOptions
+from pingpong.core.storage.memory import check_memory_url
+from pingpong.core.storage.redis.urls import (
+    check_cluster_url,
+    check_redis_url,
+    check_sentinel_url,
 )
-SCHEMES: dict[str, type[Backend]] = {
-    scheme: backend for backend in BACKENDS for scheme in backend.schemes
+
+
+class Scheme(NamedTuple):
+    check: Callable[[str], None]
+    backend: str  # "module:class"
+
+
+_REDIS = "pingpong.core.storage.redis"
+SCHEMES: dict[str, Scheme] = {
+    "memory": Scheme(check_memory_url, "pingpong.core.storage.memory:MemoryStorage"),
+    "redis": Scheme(check_redis_url, f"{_REDIS}.standalone:RedisStorage"),
+    "rediss": Scheme(check_redis_url, f"{_REDIS}.standalone:RedisStorage"),
+    "redis+cluster": Scheme(check_cluster_url, f"{_REDIS}.cluster:RedisClusterStorage"),
+    "redis+sentinel": Scheme(check_sentinel_url, f"{_REDIS}.sentinel:RedisSentinelStorage"),
 }
 
 
-def backend_for(url: str) -> type[Backend]:
-    """The backend of a URL, or ValueError listing the schemes there are."""
-    scheme, sep, _ = url.partition("://")
-    backend = SCHEMES.get(scheme) if sep else None
-    if backend is None:
+def scheme_of(url: str) -> Scheme:
+    """The scheme of a URL, or ValueError listing the schemes there are."""
+    name, sep, _ = url.partition("://")
+    scheme = SCHEMES.get(name) if sep else None
+    if scheme is None:
         raise ValueError(
             f"unsupported storage URL; use one of {', '.join(s + '://' for s in SCHEMES)}"
         )
-    return backend
+    return scheme
+
+
+def backend_for(url: str) -> type[Backend]:
+    """The backend class of a URL (importing its module, and driver, now)."""
+    module, _, name = scheme_of(url).backend.partition(":")
+    return cast(type[Backend], getattr(import_module(module), name))
 
 
 def check_url(url: str) -> None:
     """Raise ValueError saying what is wrong with a storage URL (no connection)."""
-    backend_for(url).check_url(url)
+    scheme_of(url).check(url)
 
 
-def open_storage(
-    url: str, options: StorageOptions, resilience: Resilience, stats: Stats
-) -> Storage:
-    """The storage for a URL; shared backends come wrapped in ResilientStorage."""
-    backend = backend_for(url)
-    if backend is MemoryStorage:
-        return MemoryStorage(max_keys=options.memory_max_keys)
-    storage = backend.from_url(url, options)
-    assert isinstance(storage, RedisStorage)  # every shared backend is a Redis one today
-    fallback = MemoryStorage(max_keys=options.memory_max_keys)
-    return ResilientStorage(storage, resilience, fallback, stats)
-
-
-def control_store(storage: Storage) -> ControlStore:
-    """Where the control plane keeps what every replica must agree on: the
-    same place as the limiter's state (in process for memory://)."""
-    if isinstance(storage, ResilientStorage):
-        return storage.primary.control()
-    return MemoryControl()
+def open_storage(url: str, options: StorageOptions, resilience: Resilience, stats: Stats) -> Opened:
+    """The storage for a URL (a shared one behind its breaker) and the admin
+    store on the same backend."""
+    return backend_for(url).open(url, options, resilience, stats)

@@ -4,37 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from pingpong.core.algorithms import Outcome
 from pingpong.core.fleet import ALIVE_SECONDS, HEARTBEAT_SECONDS, Fleet
 from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.stats import NoStats, Stats
-from pingpong.core.storage.base import Check, SharedStorage, StorageError, StorageOptions
+from pingpong.core.storage.base import (
+    Check,
+    FailureMode,
+    Resilience,
+    SharedStorage,
+    OVERLOAD,
+    StorageError,
+    StorageOptions,
+)
 from pingpong.core.storage.breaker import CircuitBreaker
 from pingpong.core.storage.memory import MemoryStorage
 
 log = logging.getLogger("pingpong.storage")
-OVERLOAD = "overload"  # the error kind of a wait lost in this replica's own loop
-
-
-class FailureMode(enum.StrEnum):
-    ALLOW = "allow"  # fail open: admit everything
-    DENY = "deny"  # fail closed: answer 503
-    LOCAL = "local"  # keep throttling with an in-process limiter
-
-
-@dataclass(frozen=True, slots=True)
-class Resilience:
-    """What to do when the storage fails, and when to stop asking it."""
-
-    mode: FailureMode = FailureMode.LOCAL
-    circuit_failures: int = 5
-    circuit_reset: float = 2.0
 
 
 class StorageUnavailable(Exception):
@@ -45,11 +35,13 @@ class ResilientStorage:
     """Wraps a shared storage with a circuit breaker and a failure mode.
 
     Only ``StorageError`` is expected from the primary: the backends translate
-    their drivers' failures into it (see ``redis.answer_within``). It also
-    keeps this replica in the fleet (a heartbeat in the storage, from ``ping``
-    on): in ``local`` mode each replica enforces its share of every limit, so
-    an outage keeps the fleet's limit, not one replica's each.
+    their drivers' failures into it (see ``redis.client.answer_within``). It
+    also keeps this replica in the fleet (a heartbeat in the storage, from
+    ``ping`` on): in ``local`` mode each replica enforces its share of every
+    limit, so an outage keeps the fleet's limit, not one replica's each.
     """
+
+    acquire_now = None  # the primary's answers are awaited
 
     def __init__(
         self,

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from pingpong.core.algorithms import Outcome
-from pingpong.core.storage.base import Check, Storage, StorageOptions
-from pingpong.core.storage.redis import RedisStorage, check_redis_url, client_options, redis_key
+from pingpong.core.storage.base import Check, StorageOptions
+from pingpong.core.storage.redis.client import client_options
+from pingpong.core.storage.redis.standalone import RedisStorage, redis_key
+from pingpong.core.storage.redis.urls import check_cluster_url, cluster_seed_url
 
 
 class RedisClusterStorage(RedisStorage):
@@ -26,18 +28,16 @@ class RedisClusterStorage(RedisStorage):
 
     @classmethod
     def check_url(cls, url: str) -> None:
-        check_redis_url(_plain(url))
+        check_cluster_url(url)
 
     @classmethod
-    def from_url(cls, url: str, options: StorageOptions) -> Storage:
-        cls.check_url(url)
-        client = RedisCluster.from_url(
-            _plain(url),
+    def connect(cls, url: str, options: StorageOptions) -> Any:
+        return RedisCluster.from_url(
+            cluster_seed_url(url),
             socket_timeout=max(options.timeout, 0.5),
             cluster_error_retry_attempts=1,
             **client_options(options),
         )
-        return cls(client, options.timeout)
 
     async def acquire(self, checks: Sequence[Check]) -> list[Outcome]:
         groups: dict[int, list[int]] = {}
@@ -59,7 +59,3 @@ class RedisClusterStorage(RedisStorage):
 
     async def peek(self, checks: Sequence[Check]) -> list[Outcome]:
         return [(await self._call("peek", [[check]]))[0] for check in checks]
-
-
-def _plain(url: str) -> str:
-    return "redis://" + url.partition("://")[2]

@@ -4,37 +4,39 @@ Requests that arrive in the same event-loop tick are decided by a single
 EVALSHA (the script loops over them in arrival order), so under load Redis
 sees one round trip per tick instead of one per request. The clock is Redis'
 own TIME, so replicas with skewed clocks still share one timeline.
-
-Every call to Redis goes through ``answer_within``: the one place where the
-driver's exceptions (redis-py's, the cluster client's, and the odd
-AttributeError or RuntimeError of a connection dying mid-write) become
-``StorageError``, so no driver failure ever reaches the HTTP layer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from importlib.resources import files
-from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from collections.abc import Sequence
+from typing import Any, ClassVar, Self
 
-import hiredis
-from redis.asyncio import Connection, Redis, SSLConnection
-from redis.asyncio.connection import parse_url
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio import Redis
 
 from pingpong.core.algorithms import Outcome
-from pingpong.core.looplag import Overloaded, storage_deadline
-from pingpong.core.storage.base import Check, Storage, StorageError, StorageOptions
-from pingpong.core.storage.control import ControlStore
+from pingpong.core.stats import Stats
+from pingpong.core.storage.base import (
+    Check,
+    Opened,
+    Resilience,
+    StorageError,
+    StorageOptions,
+)
+from pingpong.core.storage.memory import MemoryStorage
+from pingpong.core.storage.redis.admin import RedisAdminStore
+from pingpong.core.storage.redis.client import (
+    PackedConnection,
+    PackedSSLConnection,
+    answer_within,
+    client_options,
+    lua_script,
+)
+from pingpong.core.storage.redis.urls import check_redis_url
+from pingpong.core.storage.resilient import ResilientStorage
 
-SCRIPT = files("pingpong.core.storage").joinpath("lua/decide.lua").read_text()
-FLEET_SCRIPT = files("pingpong.core.storage").joinpath("lua/fleet.lua").read_text()
+SCRIPT = lua_script("decide")
+FLEET_SCRIPT = lua_script("fleet")
 FLEET_KEY = "pp:{pp-admin}:fleet"  # beside the control plane's keys
 MAX_BATCH = 256
 WARM_CONNECTIONS = 4
@@ -47,77 +49,16 @@ def redis_key(key: str) -> str:
     return f"pp:{{{key}}}"
 
 
-@asynccontextmanager
-async def answer_within(seconds: float) -> AsyncIterator[None]:
-    """Bound a Redis call in time and translate whatever it raises. The time
-    this process's loop lagged meanwhile is not Redis' (``storage_deadline``)."""
-    try:
-        async with storage_deadline(seconds):
-            yield
-    except StorageError:
-        raise
-    except Overloaded as exc:
-        raise StorageError(
-            f"redis: no answer yet, this replica overloaded: {exc}", "overload"
-        ) from exc
-    except TimeoutError as exc:
-        raise StorageError(f"redis: no answer within {seconds}s", "timeout") from exc
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise StorageError(f"redis connection: {exc}", "connection") from exc
-    except Exception as exc:  # every driver failure is a storage failure
-        raise StorageError(f"redis: {type(exc).__name__}: {exc}", "other") from exc
-
-
-def client_options(options: StorageOptions) -> dict[str, Any]:
-    """What every topology's client gets: a bounded connect, and one retry on
-    a fresh connection (a pooled connection may be stale after a Redis restart);
-    ``answer_within`` bounds the whole call, retry included."""
-    return {
-        "socket_connect_timeout": max(options.timeout, 0.5),
-        "retry": Retry(NoBackoff(), 1),
-    }
-
-
-def check_redis_url(url: str) -> None:
-    """Raise ValueError naming what is wrong with a redis:// or rediss:// URL."""
-    try:
-        parse_url(url)
-    except ValueError as exc:
-        raise ValueError(f"malformed Redis URL: {exc}") from None
-    path = urlsplit(url).path.strip("/")
-    if path and not path.isdigit():
-        raise ValueError(f"malformed Redis URL: the database must be a number, not {path!r}")
-
-
-class _HiredisPacking:
-    """redis-py's asyncio connections pack commands in Python (about 2.5 µs
-    an argument on the benchmark machine); hiredis packs the same bytes in C,
-    ten times faster. Multi-word commands ("SCRIPT LOAD") are split as
-    redis-py does."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        if isinstance(args[0], str) and " " in args[0]:
-            args = (*args[0].split(), *args[1:])
-        return [hiredis.pack_command(args)]
-
-
-class PackedConnection(_HiredisPacking, Connection):
-    pass
-
-
-class PackedSSLConnection(_HiredisPacking, SSLConnection):
-    pass
-
-
 class RedisStorage:
     """One Redis server (``redis://``, or ``rediss://`` over TLS)."""
 
     name = "redis"
     shared = True
+    acquire_now = None  # every decision waits for the network
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss")
 
     def __init__(self, client: Any, timeout: float) -> None:
-        self._client = client
+        self.client = client
         self._timeout = timeout
         self._script = client.register_script(SCRIPT)
         self._fleet = client.register_script(FLEET_SCRIPT)
@@ -129,19 +70,34 @@ class RedisStorage:
         check_redis_url(url)
 
     @classmethod
-    def from_url(cls, url: str, options: StorageOptions) -> Storage:
-        cls.check_url(url)
+    def connect(cls, url: str, options: StorageOptions) -> Any:
+        """This topology's client for ``url`` (it connects on first use)."""
         packed = PackedSSLConnection if url.startswith("rediss:") else PackedConnection
-        client = Redis.from_url(url, connection_class=packed, **client_options(options))
-        return cls(client, options.timeout)
+        return Redis.from_url(url, connection_class=packed, **client_options(options))
+
+    @classmethod
+    def from_url(cls, url: str, options: StorageOptions) -> Self:
+        cls.check_url(url)
+        return cls(cls.connect(url, options), options.timeout)
+
+    @classmethod
+    def open(
+        cls, url: str, options: StorageOptions, resilience: Resilience, stats: Stats
+    ) -> Opened:
+        """The storage behind a breaker and its failure mode, and the admin
+        store on the same client."""
+        storage = cls.from_url(url, options)
+        fallback = MemoryStorage(max_keys=options.memory_max_keys)
+        return Opened(
+            ResilientStorage(storage, resilience, fallback, stats),
+            RedisAdminStore(storage.client, options.timeout),
+        )
 
     def set_timeout(self, seconds: float) -> None:
         self._timeout = seconds
 
-    def control(self) -> ControlStore:
-        from pingpong.core.storage.redis_control import RedisControl
-
-        return RedisControl(self._client, self._timeout)
+    def configure(self, resilience: Resilience, options: StorageOptions) -> None:
+        self.set_timeout(options.timeout)
 
     async def acquire(self, checks: Sequence[Check]) -> list[Outcome]:
         loop = asyncio.get_running_loop()
@@ -158,7 +114,7 @@ class RedisStorage:
         if not keys:
             return 0
         async with answer_within(max(self._timeout, 1.0)):
-            return int(await self._client.delete(*(redis_key(key) for key in keys)))
+            return int(await self.client.delete(*(redis_key(key) for key in keys)))
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -205,12 +161,12 @@ class RedisStorage:
         """Open a few connections and load the script, so that the first burst
         of decisions pays for no connection setup or extra round trip."""
         async with answer_within(max(self._timeout, 1.0)):
-            await asyncio.gather(*(self._client.ping() for _ in range(WARM_CONNECTIONS)))
-            await self._client.script_load(SCRIPT)
+            await asyncio.gather(*(self.client.ping() for _ in range(WARM_CONNECTIONS)))
+            await self.client.script_load(SCRIPT)
 
     async def aclose(self) -> None:
         try:
             async with answer_within(1.0):
-                await self._client.aclose()
+                await self.client.aclose()
         except StorageError:
             pass  # closing a dead connection: nothing left to release

@@ -1,5 +1,6 @@
-"""The control plane's storage: overrides, change announcements and rejection
-counts, shared by every replica that shares the limiter's storage.
+"""The admin store: where the control plane keeps overrides, change
+announcements and rejection counts, shared by every replica that shares the
+limiter's storage.
 
 Changes are announced with a sequence number and the keys they touched (a
 bounded log): a replica that saw sequence ``n`` asks what changed since, and
@@ -26,7 +27,7 @@ class Changes(NamedTuple):
     complete: bool  # False: the log lost some; forget every key
 
 
-class ControlStore(Protocol):
+class AdminStore(Protocol):
     async def put_override(self, override: Override, now: float, bound: int) -> Override | None:
         """Store ``override``; return the one it replaces. OverrideLimitReached
         when ``bound`` overrides exist already (expired ones do not count)."""
@@ -53,7 +54,7 @@ class ControlStore(Protocol):
         (returns at once when the store cannot push changes: poll then)."""
 
 
-class MemoryControl:
+class MemoryAdminStore:
     """memory:// : one process is the only replica."""
 
     def __init__(self) -> None:

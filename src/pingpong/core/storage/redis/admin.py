@@ -1,4 +1,4 @@
-"""The control plane on Redis: overrides in a hash (+ a sorted set of expiry
+"""The admin store on Redis: overrides in a hash (+ a sorted set of expiry
 times), a change counter with a bounded log of the keys changed, a pub/sub
 channel that says "something changed", and per-minute sorted sets of
 rejection counts. Every key carries the hash tag ``{pp-admin}``: on a Cluster
@@ -15,52 +15,23 @@ from typing import Any
 
 from pingpong.core.heavy_hitters import MAX_PER_BUCKET, bucket_of, buckets_for
 from pingpong.core.overrides import Override, OverrideLimitReached
+from pingpong.core.storage.admin import CHANGE_LOG, Changes
 from pingpong.core.storage.base import StorageError
-from pingpong.core.storage.control import CHANGE_LOG, Changes
-from pingpong.core.storage.redis import answer_within
+from pingpong.core.storage.redis.client import answer_within, lua_script
 
 PREFIX = "pp:{pp-admin}:"
 OVERRIDES, EXPIRY, SEQ, LOG = (PREFIX + n for n in ("overrides", "expiry", "seq", "log"))
 CHANNEL = "pp:pp-admin:changes"
 BUCKET_TTL = 3700  # a bucket outlives the longest window
 
-# KEYS: overrides hash, expiry zset. ARGV: full key, json, expires at, now, bound.
-# Returns {1, old json or ""}, or {0, ""} when the bound is reached.
-PUT = """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
-for _, k in ipairs(expired) do redis.call('HDEL', KEYS[1], k) end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then return {0, ''} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-return {1, old or ''}
-"""
-# KEYS: overrides hash, expiry zset. ARGV: full key. Returns the old json or "".
-DELETE = """
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return old or ''
-"""
-# KEYS: seq, log. ARGV: the keys changed. Returns the new sequence number.
-ANNOUNCE = (
-    """
-local seq = redis.call('INCR', KEYS[1])
-for i = 1, #ARGV do redis.call('LPUSH', KEYS[2], seq .. ' ' .. ARGV[i]) end
-redis.call('LTRIM', KEYS[2], 0, tonumber("""
-    + str(CHANGE_LOG - 1)
-    + """))
-return seq
-"""
-)
+PUT, DELETE, ANNOUNCE = (lua_script(n) for n in ("put_override", "delete_override", "announce"))
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class RedisControl:
+class RedisAdminStore:
     def __init__(self, client: Any, timeout: float) -> None:
         self._client = client
         self._timeout = max(timeout, 1.0)  # operator calls, not the hot path
@@ -90,7 +61,7 @@ class RedisControl:
 
     async def announce(self, keys: Sequence[str]) -> int:
         async with answer_within(self._timeout):
-            seq = int(await self._announce(keys=[SEQ, LOG], args=list(keys)))
+            seq = int(await self._announce(keys=[SEQ, LOG], args=[CHANGE_LOG, *keys]))
         try:
             async with answer_within(self._timeout):
                 await self._client.publish(CHANNEL, str(seq))

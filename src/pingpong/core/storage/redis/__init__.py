@@ -1,0 +1,3 @@
+"""Redis storage: the client every topology shares (``client``), one module
+per topology (``standalone``, ``sentinel``, ``cluster``), the admin store
+(``admin``) and the Lua scripts (``lua/``)."""
