@@ -43,6 +43,7 @@ def test_an_outage_keeps_the_fleets_limit(
     for server in servers:
         assert server.process is not None
         pin(server.process.pid)
+
     def fleet_counted() -> bool:
         return all(metric(s.url, "pingpong_fleet_replicas") == replicas for s in servers)
 

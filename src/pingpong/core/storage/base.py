@@ -100,6 +100,7 @@ class SharedStorage(Storage, Protocol):
         heard from within ``alive`` seconds."""
         ...
 
+
 class Opened(NamedTuple):
     """What a storage URL opens: the limiter's storage, and where the control
     plane keeps what every replica sharing it must agree on."""

@@ -13,11 +13,11 @@ from pingpong.core.fleet import ALIVE_SECONDS, HEARTBEAT_SECONDS, Fleet
 from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.stats import NoStats, Stats
 from pingpong.core.storage.base import (
+    OVERLOAD,
     Check,
     FailureMode,
     Resilience,
     SharedStorage,
-    OVERLOAD,
     StorageError,
     StorageOptions,
 )
@@ -135,9 +135,11 @@ class ResilientStorage:
 
     async def ping(self) -> None:
         """Warm the storage up, and join the fleet (even if it is down now)."""
-        if self._heartbeat is None:
-            self._heartbeat = asyncio.create_task(self._beat())
-        await self.primary.ping()
+        try:
+            await self.primary.ping()
+        finally:
+            if self._heartbeat is None:
+                self._heartbeat = asyncio.create_task(self._beat())
 
     async def _beat(self) -> None:
         """Count the fleet every second; through an outage the last count stays."""

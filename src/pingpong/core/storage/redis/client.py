@@ -40,7 +40,9 @@ async def answer_within(seconds: float) -> AsyncIterator[None]:
     except StorageError:
         raise
     except Overloaded as exc:
-        raise StorageError(f"redis: no answer yet, this replica overloaded: {exc}", OVERLOAD) from exc
+        raise StorageError(
+            f"redis: no answer yet, this replica overloaded: {exc}", OVERLOAD
+        ) from exc
     except TimeoutError as exc:
         raise StorageError(f"redis: no answer within {seconds}s", "timeout") from exc
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
