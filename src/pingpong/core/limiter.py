@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from pingpong.core.algorithms import Limit, Outcome
+from pingpong.core.denycache import DenyCache
 from pingpong.core.heavy_hitters import HeavyHitters
 from pingpong.core.overrides import Override, OverrideLimits, override_limits
 from pingpong.core.policy import (
@@ -29,6 +30,7 @@ from pingpong.core.storage.base import Check, Storage
 from pingpong.core.storage.memory import monotonic_us
 
 DENY_CACHE_SIZE = 100_000
+NEVER = 2**62  # a deny-cache entry's bound when no override limits it
 
 
 class Reported(NamedTuple):
@@ -84,8 +86,7 @@ class Limiter:
         }
         self._api_key_header = api_key_header.lower()
         self._matching: dict[tuple[str, str, str], tuple[Policy, ...]] = {}
-        # key -> (rejected until, quota whole at), monotonic microseconds
-        self._deny: dict[str, tuple[int, int]] | None = {} if storage.shared else None
+        self._deny = DenyCache(DENY_CACHE_SIZE) if storage.shared else None
         # Operators' per-key limits (set_overrides); empty almost always.
         self._overrides: OverrideLimits = {}
         self._rejections = rejections  # the most-throttled keys, counted
@@ -129,16 +130,21 @@ class Limiter:
     def forget(self, keys: Iterable[str]) -> None:
         """Drop keys from the deny cache (their state was reset elsewhere)."""
         if self._deny is not None:
-            for key in keys:
-                self._deny.pop(key, None)
+            self._deny.forget(keys)
 
     def forget_all(self) -> None:
         if self._deny is not None:
             self._deny.clear()
 
     def set_overrides(self, overrides: Iterable[Override]) -> None:
-        """The operators' per-key limits now in force (replaced whole)."""
-        self._overrides = override_limits(overrides, self.all_policies)
+        """The operators' per-key limits now in force (replaced whole); a key
+        whose override changed is asked of the storage again."""
+        old, self._overrides = self._overrides, override_limits(overrides, self.all_policies)
+        self.forget(
+            key
+            for key in old.keys() | self._overrides.keys()
+            if old.get(key) != self._overrides.get(key)
+        )
 
     def limit_for(self, policy: Policy, key: str) -> Limit:
         """The limit ``policy`` applies to client ``key`` right now."""
@@ -186,26 +192,26 @@ class Limiter:
         assert deny is not None
         now = 0
         for policy, check in zip(policies, checks, strict=True):
-            until = deny.get(check.key)
-            if until is None or policy.shadow:
+            if policy.shadow:
                 continue
             now = now or monotonic_us()
-            if until[0] > now:
+            until = deny.get(check.key, now)
+            if until is not None:
                 self._stats.decided(policy.name, "limited")
                 if self._rejections is not None:
                     self._rejections.add(check.key)
                 outcome = Outcome(False, 0, until[1] - now, until[0] - now)
                 return Decision(False, [Reported(policy, check.limit, outcome)])
-            del deny[check.key]
         return None
 
     def _remember_denial(self, key: str, outcome: Outcome) -> None:
-        deny = self._deny
-        assert deny is not None
-        if len(deny) >= DENY_CACHE_SIZE:
-            del deny[next(iter(deny))]
-        now = monotonic_us()
-        deny[key] = (now + outcome.retry_us, now + outcome.reset_us)
+        """A rejection under an override never outlasts the override."""
+        assert self._deny is not None
+        now, at_most = monotonic_us(), NEVER
+        override = self._overrides.get(key)
+        if override is not None:
+            at_most = now + int((override[1] - time.time()) * 1_000_000)
+        self._deny.remember(key, now, outcome.retry_us, outcome.reset_us, at_most)
 
     def _tier_of(self, headers: Headers) -> tuple[str, str]:
         """The tier of the request's API key, compared by SHA-256 digest: the
