@@ -54,9 +54,12 @@ system-deps:
 bench: system-deps $(VENV)/.installed   # full run, < 10 min; `make bench ARGS=--quick` for 2 min
 	$(BIN)/python -m bench $(ARGS)
 
+# Pins what is not pinned yet and keeps every pin there is (a new dependency gets
+# its latest release); `make lock UPGRADE=1` resolves everything afresh.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet -e '.[dev]' async-timeout  # redis needs it on Python < 3.11.3
+	.lock-venv/bin/pip install --quiet $(if $(UPGRADE),,-c constraints.txt) \
+	  -e '.[dev]' async-timeout  # redis needs it on Python < 3.11.3
 	(echo "# Every Python dependency (runtime and dev), pinned. Refresh: make lock"; \
 	 .lock-venv/bin/pip freeze --exclude-editable) > constraints.txt
 	rm -rf .lock-venv

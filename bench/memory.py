@@ -42,14 +42,14 @@ def measure(keys: int, refill_budget: float) -> dict[str, Any]:
     or ``2 * keys`` clients or until every idle key is let go."""
     # Imported here: only the measuring subprocess needs pingpong itself.
     from pingpong.config import Settings
-    from pingpong.core.limiter import Limiter
+    from pingpong.core.limiter import Limiter, Rules
     from pingpong.core.storage.memory import MemoryStorage
 
     settings = Settings(limit=RATE)
     now = [time.monotonic_ns() // 1000]
     max_keys = 2 * keys + 2  # the fill fits whole, and a bounded table must let go
     storage = MemoryStorage(max_keys=max_keys, clock=lambda: now[0])
-    limiter = Limiter(settings.effective_policies(), storage)
+    limiter = Limiter(Rules(settings.effective_policies()), storage)
 
     async def fill(net: int, start: int, stop: int) -> int:
         admitted = 0

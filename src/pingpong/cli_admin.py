@@ -79,7 +79,7 @@ def run_admin(args: argparse.Namespace) -> int:
 def _call(args: argparse.Namespace) -> Any:
     op = args.operation
     if op == "overrides":
-        return _request(args, "GET", "overrides")
+        return _every_override(args)
     if op == "top":
         query = {"window": args.window, "limit": args.limit}
         if args.policy:
@@ -102,6 +102,17 @@ def _call(args: argparse.Namespace) -> Any:
     if args.burst is not None:
         body["burst"] = args.burst
     return _request(args, "PUT", "overrides/" + target, body)
+
+
+def _every_override(args: argparse.Namespace) -> dict[str, Any]:
+    """Every page of the list (at most MAX_OVERRIDES / 1000 + 1 requests)."""
+    rows, query = [], {"limit": "1000"}
+    while True:
+        page = _request(args, "GET", "overrides?" + urlencode(query))
+        rows += page["overrides"]
+        if not page.get("next_cursor"):
+            return {"overrides": rows}
+        query["cursor"] = page["next_cursor"]
 
 
 def _request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:

@@ -29,12 +29,19 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from pingpong.core.algorithms import Algorithm, Limit
-from pingpong.core.policy import CLIENT_IP, GLOBAL, HEADER_PREFIX, THROTTLED_PATH, Policy, Tier
+from pingpong.core.policy import (
+    CLIENT_IP,
+    GLOBAL,
+    HEADER_PREFIX,
+    NAME,
+    THROTTLED_PATH,
+    Policy,
+    Tier,
+)
 from pingpong.core.rates import MAX_COUNT, Rate, parse_rate
 from pingpong.core.storage.base import FailureMode
 from pingpong.core.storage.registry import check_url
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 

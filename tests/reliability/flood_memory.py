@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from pingpong.core.algorithms import Algorithm, Limit
-from pingpong.core.limiter import Limiter
+from pingpong.core.limiter import Limiter, Rules
 from pingpong.core.policy import Policy
 from pingpong.core.rates import Rate
 from pingpong.core.storage.memory import MemoryStorage
@@ -41,7 +41,7 @@ async def flood(keys: int, max_keys: int) -> dict[str, object]:
     now = [1_000_000_000]
     storage = MemoryStorage(max_keys=max_keys, clock=lambda: now[0])
     limit = Limit(Algorithm.GCRA, RATE, BURST)
-    limiter = Limiter([Policy("per-client", limit)], storage)
+    limiter = Limiter(Rules([Policy("per-client", limit)]), storage)
     before = rss_kib()
     real_admitted = real_sent = 0
     started = now[0]

@@ -14,7 +14,7 @@ import httpx
 import redis
 
 from pingpong.core.algorithms import Algorithm, Limit
-from pingpong.core.limiter import Limiter
+from pingpong.core.limiter import Limiter, Rules
 from pingpong.core.policy import Policy, Tier
 from pingpong.core.rates import Rate
 from pingpong.core.storage.memory import MemoryStorage
@@ -44,7 +44,7 @@ def test_tier_lookup_is_by_sha256_digest() -> None:
     policies = [Policy("per-client", Limit(Algorithm.GCRA, Rate(1, 60), 1))]
 
     async def tiers_of(tier: Tier, key: str) -> list[str]:
-        limiter = Limiter(policies, MemoryStorage(), tiers=[tier])
+        limiter = Limiter(Rules(policies, tiers=[tier]), MemoryStorage())
         decision = await limiter.check("/ping", "GET", "192.0.2.1", {"x-api-key": key})
         return [policy.name for policy, _, _ in decision.reported]
 

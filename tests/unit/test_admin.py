@@ -129,7 +129,7 @@ async def test_an_override_expires_on_time() -> None:
     service.control._clock = lambda: now[0]
     body = {"rate": "10/minute", "expires_in": 5}
     assert (await admin(app, "PUT", "/admin/v1/overrides/default/127.0.0.1", body))[0] == 200
-    override = service.control.overrides["default:127.0.0.1"]
+    override = service.limiter.overrides["default:127.0.0.1"]
     assert override.expires_at == 1_000_005.0
     # The limiter enforces the expiry by the wall clock, to the second.
     service.limiter.set_overrides([Override("default", "127.0.0.1", Rate(10, 60), None, 0.0)])
@@ -184,7 +184,7 @@ async def test_bad_input_is_a_4xx_and_changes_nothing(
     got, problem, _ = await admin(app, method, path, body)
     assert got == status, problem
     assert problem["status"] == status and problem["detail"]
-    assert service.control.overrides == {}
+    assert service.limiter.overrides == {}
     assert (await admin(app, "GET", "/admin/v1/overrides"))[1]["overrides"] == []
     state = (await admin(app, "GET", "/admin/v1/clients/default/127.0.0.1"))[1]
     assert state["remaining"] == 2  # the one /ping still counted: nothing was reset

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from pingpong.core.denycache import DenyCache
-from pingpong.core.limiter import Limiter
+from pingpong.core.limiter import Limiter, Rules
 from pingpong.core.overrides import Override
 from pingpong.core.policy import Policy
 from pingpong.core.rates import Rate
@@ -19,7 +19,7 @@ CLIENT = "203.0.113.9"
 def limiter(policy_rate: tuple[int, int]) -> tuple[Limiter, SharedMemory]:
     storage = SharedMemory()
     policy = Policy("default", gcra(*policy_rate))
-    return Limiter([policy], storage), storage
+    return Limiter(Rules([policy]), storage), storage
 
 
 async def admitted(limiter: Limiter) -> bool:

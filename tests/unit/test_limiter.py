@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 
 from pingpong.core.algorithms import Algorithm, Limit, Outcome
-from pingpong.core.limiter import Limiter
+from pingpong.core.limiter import Limiter, Rules
+from pingpong.core.overrides import Override
 from pingpong.core.policy import GLOBAL, Policy, Tier, key_digest
 from pingpong.core.rates import Rate
 from pingpong.core.storage import Check, StorageOptions
@@ -56,7 +59,7 @@ class SharedMemory:
 async def test_every_policy_must_admit_and_a_rejection_consumes_nothing() -> None:
     counters = Counters()
     limiter = Limiter(
-        [Policy("roomy", gcra(10, 60)), Policy("tight", gcra(1, 60))],
+        Rules([Policy("roomy", gcra(10, 60)), Policy("tight", gcra(1, 60))]),
         MemoryStorage(),
         stats=counters,
     )
@@ -70,7 +73,9 @@ async def test_every_policy_must_admit_and_a_rejection_consumes_nothing() -> Non
 
 async def test_shadow_policies_count_but_never_reject() -> None:
     counters = Counters()
-    limiter = Limiter([Policy("shadow", gcra(1, 60), shadow=True)], MemoryStorage(), stats=counters)
+    limiter = Limiter(
+        Rules([Policy("shadow", gcra(1, 60), shadow=True)]), MemoryStorage(), stats=counters
+    )
     decisions = [await limiter.check("/ping", "GET", "c", NO_HEADERS) for _ in range(3)]
     assert all(d.admitted for d in decisions)
     assert counters.decisions[("shadow", "shadow_limited")] == 2
@@ -79,9 +84,11 @@ async def test_shadow_policies_count_but_never_reject() -> None:
 async def test_a_known_api_key_replaces_the_client_policies_by_its_tier() -> None:
     tier = Tier("gold", gcra(5, 60), frozenset({key_digest("k1")}))
     limiter = Limiter(
-        [Policy("per-client", gcra(1, 60)), Policy("all", gcra(100, 60), key=GLOBAL)],
+        Rules(
+            [Policy("per-client", gcra(1, 60)), Policy("all", gcra(100, 60), key=GLOBAL)],
+            tiers=[tier],
+        ),
         MemoryStorage(),
-        tiers=[tier],
     )
     keyed = FakeHeaders([("x-api-key", "k1")])
     decisions = [await limiter.check("/ping", "GET", "c", keyed) for _ in range(5)]
@@ -94,7 +101,7 @@ async def test_a_known_api_key_replaces_the_client_policies_by_its_tier() -> Non
 
 async def test_the_deny_cache_answers_like_the_storage_and_can_be_told_to_forget() -> None:
     storage = SharedMemory()
-    limiter = Limiter([Policy("p", gcra(2, 60))], storage)  # t = 60 s, retry 30 s
+    limiter = Limiter(Rules([Policy("p", gcra(2, 60))]), storage)  # t = 60 s, retry 30 s
     for _ in range(2):
         await limiter.check("/ping", "GET", "c", NO_HEADERS)
     from_storage = await limiter.check("/ping", "GET", "c", NO_HEADERS)
@@ -109,3 +116,37 @@ async def test_the_deny_cache_answers_like_the_storage_and_can_be_told_to_forget
     limiter.forget(["p:c"])
     await limiter.check("/ping", "GET", "c", NO_HEADERS)
     assert storage.calls == calls + 1
+
+
+async def test_a_swap_changes_the_rules_at_once_and_keeps_the_overrides() -> None:
+    storage = SharedMemory()
+    limiter = Limiter(Rules([Policy("p", gcra(1, 60))]), storage)
+    limiter.set_overrides([Override("p", "vip", Rate(3, 60), None, time.time() + 60)])
+    assert (await limiter.check("/ping", "GET", "c", NO_HEADERS)).admitted
+    assert not (await limiter.check("/ping", "GET", "c", NO_HEADERS)).admitted  # deny cached
+    looser = Rules([Policy("p", gcra(5, 60))])
+    limiter.swap(looser)
+    assert limiter.rules is looser
+    # The deny cache went with the old rules: the looser limit frees c at once.
+    assert (await limiter.check("/ping", "GET", "c", NO_HEADERS)).admitted
+    # The override outlives the swap, as a limit of the new policy.
+    assert limiter.limit_for(looser.policies[0], "vip") == gcra(3, 60)
+    admitted = [(await limiter.check("/ping", "GET", "vip", NO_HEADERS)).admitted for _ in range(4)]
+    assert admitted == [True, True, True, False]
+
+
+async def test_a_decision_in_flight_is_reported_by_the_rules_it_started_with() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    class Slow(SharedMemory):
+        async def acquire(self, checks: Sequence[Check]) -> list[Outcome]:
+            started.set()
+            await release.wait()
+            return await super().acquire(checks)
+
+    limiter = Limiter(Rules([Policy("old", gcra(1, 60))]), Slow())
+    pending = asyncio.create_task(limiter.check("/ping", "GET", "c", NO_HEADERS))
+    await started.wait()
+    limiter.swap(Rules([Policy("new", gcra(1, 60))]))
+    release.set()
+    assert [r.policy.name for r in (await pending).reported] == ["old"]

@@ -1,14 +1,14 @@
 """The limiter: runs every matching policy for a request against the storage.
 
 This is the hot path, so the per-(path, method, tier) policy lists are computed
-once, checks are plain tuples, and the in-memory storage is called without a
-coroutine.
+once per set of rules, checks are plain tuples, and the in-memory storage is
+called without a coroutine.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from pingpong.core.algorithms import Limit, Outcome
@@ -57,44 +57,40 @@ class Decision(NamedTuple):
 ADMIT_ALL = Decision(True, ())
 
 
-class Limiter:
-    """Decides requests against ``policies``; every matching policy must admit.
+class Rules:
+    """What requests are decided by: the policies, the API-key tiers and the
+    header that carries the key. Never changed once built (a reload builds new
+    Rules); the per-(path, method, tier) policy lists are computed once each."""
 
-    With a shared storage, a local deny cache remembers "rejected until t" per
-    key: a client flooding far over its limit is answered without a round trip.
-    This never admits anyone (it only rejects), and t is the storage's own
-    retry time, before which no replica could admit that key anyway.
-    """
+    __slots__ = (
+        "_matching",
+        "all_policies",
+        "api_key_header",
+        "policies",
+        "tier_by_digest",
+        "tier_policies",
+        "tiers",
+    )
 
     def __init__(
         self,
         policies: Sequence[Policy],
-        storage: Storage,
         tiers: Sequence[Tier] = (),
         api_key_header: str = "x-api-key",
-        stats: Stats | None = None,
-        rejections: HeavyHitters | None = None,
     ) -> None:
         self.policies = tuple(policies)
         self.tiers = tuple(tiers)
-        self.storage = storage
-        self._stats = stats or NoStats()
-        self._acquire_now = storage.acquire_now
-        self._tier_by_digest = {digest: tier for tier in tiers for digest in tier.digests}
-        self._tier_policies = {
+        self.api_key_header = api_key_header.lower()
+        self.tier_by_digest = {digest: tier for tier in tiers for digest in tier.digests}
+        self.tier_policies = {
             tier.name: Policy(tier.name, tier.limit, key=API_KEY) for tier in tiers
         }
-        self._api_key_header = api_key_header.lower()
+        # The configured policies and one per API-key tier.
+        self.all_policies: tuple[Policy, ...] = (*self.policies, *self.tier_policies.values())
         self._matching: dict[tuple[str, str, str], tuple[Policy, ...]] = {}
-        self._deny = DenyCache(DENY_CACHE_SIZE) if storage.shared else None
-        # Operators' per-key limits (set_overrides); empty almost always.
-        self._overrides: OverrideLimits = {}
-        self._rejections = rejections  # the most-throttled keys, counted
 
-    @property
-    def all_policies(self) -> tuple[Policy, ...]:
-        """The configured policies and one per API-key tier."""
-        return (*self.policies, *self._tier_policies.values())
+    def policy(self, name: str) -> Policy | None:
+        return next((p for p in self.all_policies if p.name == name), None)
 
     def policies_for(self, path: str, method: str, tier: str = "") -> tuple[Policy, ...]:
         found = self._matching.get((path, method, tier))
@@ -102,22 +98,60 @@ class Limiter:
             found = tuple(p for p in self.policies if p.matches(path, method))
             if tier and any(p.key == CLIENT_IP for p in found):
                 rest = tuple(p for p in found if p.key != CLIENT_IP)
-                found = (self._tier_policies[tier], *rest)
+                found = (self.tier_policies[tier], *rest)
             if len(self._matching) > 1024:  # paths are few; never let this grow
                 self._matching.clear()
             self._matching[(path, method, tier)] = found
         return found
 
+    def tier_of(self, headers: Headers) -> tuple[str, str]:
+        """The tier of the request's API key, compared by SHA-256 digest: the
+        lookup time depends on the digest, never on how much of a key matches."""
+        api_key = headers.get(self.api_key_header)
+        if api_key is None:
+            return "", ""
+        digest = key_digest(api_key)
+        tier = self.tier_by_digest.get(digest)
+        return (tier.name, digest[:12].hex()) if tier else ("", "")
+
+
+class Limiter:
+    """Decides requests against its ``rules``; every matching policy must admit.
+
+    One limiter serves the whole life of the process: a reload swaps its
+    rules in one assignment (``swap``), so a request sees the old rules or the
+    new, never a mix. It owns the operators' per-key overrides, and counts the
+    keys it rejects (``rejections``).
+
+    With a shared storage, a local deny cache remembers "rejected until t" per
+    key: a client flooding far over its limit is answered without a round trip.
+    This never admits anyone (it only rejects), and t is the storage's own
+    retry time, before which no replica could admit that key anyway.
+    """
+
+    def __init__(self, rules: Rules, storage: Storage, stats: Stats | None = None) -> None:
+        self.rules = rules
+        self.storage = storage
+        self.rejections = HeavyHitters()  # the most-throttled keys, counted
+        self._stats = stats or NoStats()
+        self._acquire_now = storage.acquire_now
+        self._deny = DenyCache(DENY_CACHE_SIZE) if storage.shared else None
+        # Operators' per-key limits, and what the limiter looks up per check
+        # (empty almost always).
+        self._overrides: dict[str, Override] = {}
+        self._override_limits: OverrideLimits = {}
+
     async def check(self, path: str, method: str, client: str, headers: Headers) -> Decision:
-        tier, api_key = self._tier_of(headers) if self._tier_by_digest else ("", "")
-        policies = self.policies_for(path, method, tier)
+        rules = self.rules
+        tier, api_key = rules.tier_of(headers) if rules.tier_by_digest else ("", "")
+        policies = rules.policies_for(path, method, tier)
         if not policies:
             return ADMIT_ALL
         checks = []
         for p in policies:
             value = client if p.key == CLIENT_IP else _value(p, headers, client, api_key)
             checks.append(Check(p.name + ":" + value, p.limit, p.shadow))
-        if self._overrides:
+        if self._override_limits:
             checks = self._overridden(checks)
         if self._acquire_now is not None:
             return self._decide(policies, checks, self._acquire_now(checks))
@@ -126,6 +160,14 @@ class Limiter:
             if denied is not None:
                 return denied
         return self._decide(policies, checks, await self.storage.acquire(checks))
+
+    def swap(self, rules: Rules) -> None:
+        """Decide by ``rules`` from now on. The deny cache is dropped (the new
+        limits may free a throttled client at once); the overrides stay, as
+        limits of the new policies."""
+        limits = override_limits(self._overrides.values(), rules.all_policies)
+        self.rules, self._override_limits = rules, limits
+        self.forget_all()
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop keys from the deny cache (their state was reset elsewhere)."""
@@ -136,27 +178,48 @@ class Limiter:
         if self._deny is not None:
             self._deny.clear()
 
+    @property
+    def overrides(self) -> Mapping[str, Override]:
+        """The operators' overrides by full key (expired ones included until
+        they are replaced or removed)."""
+        return self._overrides
+
     def set_overrides(self, overrides: Iterable[Override]) -> None:
         """The operators' per-key limits now in force (replaced whole); a key
         whose override changed is asked of the storage again."""
-        old, self._overrides = self._overrides, override_limits(overrides, self.all_policies)
-        self.forget(
-            key
-            for key in old.keys() | self._overrides.keys()
-            if old.get(key) != self._overrides.get(key)
-        )
+        old = self._override_limits
+        self._overrides = {o.full_key: o for o in overrides}
+        self._override_limits = override_limits(self._overrides.values(), self.rules.all_policies)
+        new = self._override_limits
+        self.forget(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+
+    def put_override(self, override: Override) -> None:
+        """Add or replace one override (the others are left as they are)."""
+        self.drop_override(override.full_key)
+        self._overrides[override.full_key] = override
+        self._override_limits.update(override_limits([override], self.rules.all_policies))
+
+    def drop_override(self, full_key: str) -> None:
+        self._overrides.pop(full_key, None)
+        self._override_limits.pop(full_key, None)
+        self.forget([full_key])
+
+    def drop_expired(self, now: float) -> None:
+        """Forget the overrides that have expired (they no longer apply anyway)."""
+        for full_key in [k for k, o in self._overrides.items() if o.expires_at <= now]:
+            self.drop_override(full_key)
 
     def limit_for(self, policy: Policy, key: str) -> Limit:
         """The limit ``policy`` applies to client ``key`` right now."""
-        found = self._overrides.get(policy.name + ":" + key)
+        found = self._override_limits.get(policy.name + ":" + key)
         return found[0] if found is not None and found[1] > time.time() else policy.limit
 
     def _overridden(self, checks: list[Check]) -> list[Check]:
         """Overridden keys take their override's limit until it expires (each
         replica enforces the expiry itself, to the second)."""
-        overrides, now, out = self._overrides, time.time(), []
+        limits, now, out = self._override_limits, time.time(), []
         for check in checks:
-            found = overrides.get(check.key)
+            found = limits.get(check.key)
             if found is not None and found[1] > now:
                 check = Check(check.key, found[0], check.shadow)
             out.append(check)
@@ -177,8 +240,7 @@ class Limiter:
                 rejected.append(Reported(policy, check.limit, outcome))
                 if self._deny is not None:
                     self._remember_denial(check.key, outcome)
-                if self._rejections is not None:
-                    self._rejections.add(check.key)
+                self.rejections.add(check.key)
         if rejected:
             for reported in rejected:
                 stats.decided(reported.policy.name, "limited")
@@ -198,8 +260,7 @@ class Limiter:
             until = deny.get(check.key, now)
             if until is not None:
                 self._stats.decided(policy.name, "limited")
-                if self._rejections is not None:
-                    self._rejections.add(check.key)
+                self.rejections.add(check.key)
                 outcome = Outcome(False, 0, until[1] - now, until[0] - now)
                 return Decision(False, [Reported(policy, check.limit, outcome)])
         return None
@@ -208,20 +269,10 @@ class Limiter:
         """A rejection under an override never outlasts the override."""
         assert self._deny is not None
         now, at_most = monotonic_us(), NEVER
-        override = self._overrides.get(key)
+        override = self._override_limits.get(key)
         if override is not None:
             at_most = now + int((override[1] - time.time()) * 1_000_000)
         self._deny.remember(key, now, outcome.retry_us, outcome.reset_us, at_most)
-
-    def _tier_of(self, headers: Headers) -> tuple[str, str]:
-        """The tier of the request's API key, compared by SHA-256 digest: the
-        lookup time depends on the digest, never on how much of a key matches."""
-        api_key = headers.get(self._api_key_header)
-        if api_key is None:
-            return "", ""
-        digest = key_digest(api_key)
-        tier = self._tier_by_digest.get(digest)
-        return (tier.name, digest[:12].hex()) if tier else ("", "")
 
 
 def _value(policy: Policy, headers: Headers, client: str, api_key: str) -> str:

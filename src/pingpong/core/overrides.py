@@ -6,13 +6,14 @@ limiter applies them.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pingpong.core.algorithms import Limit
-from pingpong.core.policy import Policy
+from pingpong.core.policy import NAME, Policy
 from pingpong.core.rates import MAX_COUNT, MAX_PERIOD, Rate, parse_rate
 
 MAX_OVERRIDES = 10_000  # overrides kept in the storage at once
@@ -25,6 +26,15 @@ CLIENT_KEY = re.compile(r"^[A-Za-z0-9.:/=*_\-\[\]]{1,128}$")
 
 class OverrideLimitReached(Exception):
     """The storage already holds MAX_OVERRIDES overrides."""
+
+
+def check_full_key(text: str) -> str:
+    """A limiter key as the storage names it, ``<policy>:<client key>``, or
+    ValueError."""
+    policy, colon, key = text.partition(":")
+    if not colon or not NAME.fullmatch(policy) or not CLIENT_KEY.fullmatch(key):
+        raise ValueError("not a <policy>:<client key>")
+    return text
 
 
 def check_key(key: str) -> str:
@@ -78,29 +88,67 @@ class Override:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Override:
-        """ValueError (or TypeError, KeyError) for anything malformed."""
+        """As strict as the admin API's own request bodies: ValueError naming
+        the field for anything else (a foreign field, a number that is not
+        finite, a string out of bounds)."""
+        if not isinstance(data, Mapping):
+            raise ValueError("an override is a JSON object")
+        foreign = set(data) - FIELDS
+        if foreign:
+            raise ValueError(f"unknown field {sorted(foreign)[0]!r}")
+        created_at = _number(data, "created_at", 0.0, MAX_TIME)
+        expires_at = _number(data, "expires_at", created_at, created_at + MAX_EXPIRES_IN)
         burst = data.get("burst")
-        if burst is not None and not (isinstance(burst, int) and 1 <= burst <= MAX_COUNT):
-            raise ValueError(f"invalid burst {burst!r}")
+        if burst is not None and not (type(burst) is int and 1 <= burst <= MAX_COUNT):
+            raise ValueError(f"burst: not an integer 1-{MAX_COUNT}")
         return cls(
-            policy=str(data["policy"]),
-            key=check_key(data["key"]),
-            rate=parse_rate(data["rate"]),
+            policy=_text(data, "policy", NAME),
+            key=_text(data, "key", CLIENT_KEY),
+            rate=parse_rate(_text(data, "rate", RATE_TEXT)),
             burst=burst,
-            expires_at=float(data["expires_at"]),
-            reason=str(data.get("reason", ""))[:MAX_REASON],
-            created_by=str(data.get("created_by", "")),
-            created_at=float(data.get("created_at", 0.0)),
+            expires_at=expires_at,
+            reason=_text(data, "reason", REASON, default=""),
+            created_by=_text(data, "created_by", ACTOR, default=""),
+            created_at=created_at,
         )
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> Override | None:
-        """None for a stored value that does not parse (never an exception: a
-        corrupt entry must not stop a replica from reading the others)."""
+    def from_json(cls, text: str | bytes) -> Override:
+        """ValueError for a stored value that is not an override we could have
+        written (JSON's NaN and Infinity included)."""
         try:
-            return cls.from_dict(json.loads(text))
-        except (ValueError, TypeError, KeyError):
-            return None
+            data = json.loads(text, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+        return cls.from_dict(data)
+
+
+FIELDS = frozenset(("policy", "key", "rate", "burst", "expires_at", "reason", "created_by",
+                    "created_at"))  # fmt: skip
+MAX_TIME = 2.0**40  # Unix seconds: far past any date an override could name
+RATE_TEXT = re.compile(r"^[0-9]{1,10}/[0-9a-z]{1,10}$")  # parse_rate checks the rest
+REASON = re.compile(rf"^[^\x00-\x1f\x7f]{{0,{MAX_REASON}}}$")  # no control characters
+ACTOR = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.@-]{0,63})?$")  # an admin token's name
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number")
+
+
+def _number(data: Mapping[str, Any], field: str, low: float, high: float) -> float:
+    value = data.get(field, 0.0 if field == "created_at" else None)
+    if type(value) not in (int, float) or not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{field}: not a number from {low} to {high}")
+    return float(value)
+
+
+def _text(
+    data: Mapping[str, Any], field: str, pattern: re.Pattern[str], default: str | None = None
+) -> str:
+    value = data.get(field, default)
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ValueError(f"{field}: missing or malformed")
+    return value
 
 
 # What the limiter looks up per check: full key -> (limit, expires at).

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from pingpong.core.algorithms import Limit
 
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a policy's or a tier's name
 CLIENT_IP = "client_ip"
 GLOBAL = "global"
 HEADER_PREFIX = "header:"

@@ -25,6 +25,9 @@ class Stats(Protocol):
     def fleet_seen(self, replicas: int) -> None:
         """The replicas sharing the storage, as this one last saw them."""
 
+    def control_entry_invalid(self) -> None:
+        """An entry read back from the storage failed validation (skipped)."""
+
 
 class NoStats:
     """Counts nothing: for tools and tests that do not look at counters."""
@@ -45,4 +48,7 @@ class NoStats:
         pass
 
     def fleet_seen(self, replicas: int) -> None:
+        pass
+
+    def control_entry_invalid(self) -> None:
         pass

@@ -28,7 +28,14 @@ from pingpong.http.admin_openapi import admin_openapi_document
 from pingpong.http.problems import Problem
 from pingpong.http.rsgi import JSON, REQUEST_ID, RequestIds, Response, read_body, target_length
 from pingpong.service import Service
-from pingpong.service.control import Actor, ControlRequestError, NoSuchOverride, UnknownPolicy
+from pingpong.service.control import (
+    MAX_PAGE,
+    PAGE,
+    Actor,
+    ControlRequestError,
+    NoSuchOverride,
+    UnknownPolicy,
+)
 
 log = logging.getLogger("pingpong.admin")
 MAX_BODY = 4096
@@ -117,7 +124,7 @@ class AdminApp:
             if key:
                 raise Problem(400, "give the key in the path or ?ip=, not both")
             try:
-                key = self.service.control.key_for_address(self.service.control.policy(policy), ip)
+                key = self.service.control.key_for(policy, ip)
             except UnknownPolicy as exc:
                 raise Problem(404, str(exc)) from None
             except ControlRequestError as exc:
@@ -161,7 +168,9 @@ class AdminApp:
 
     async def list_overrides(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
                              actor: Actor) -> Response:  # fmt: skip
-        return _json({"overrides": await self.service.control.list_overrides()})
+        limit = _int(params, "limit", PAGE, 1, MAX_PAGE)
+        page = self.service.control.list_overrides(params.get("cursor", ""), limit)
+        return _json(await _control(page))
 
     async def top(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
                   actor: Actor) -> Response:  # fmt: skip
@@ -189,7 +198,7 @@ def _query(query_string: str) -> dict[str, str]:
         pairs = parse_qs(query_string, strict_parsing=False, max_num_fields=8)
     except ValueError as exc:
         raise Problem(400, f"malformed query: {exc}") from None
-    unknown = set(pairs) - {"ip", "policy", "window", "limit"}
+    unknown = set(pairs) - {"ip", "policy", "window", "limit", "cursor"}
     if unknown:
         raise Problem(400, f"unknown query parameter {sorted(unknown)[0]!r}")
     return {name: values[-1] for name, values in pairs.items()}

@@ -138,16 +138,37 @@ def admin_openapi_document(version: str) -> dict[str, Any]:
             },
             "/admin/v1/overrides": {
                 "get": {
-                    "summary": "Every unexpired override.",
+                    "summary": "The unexpired overrides, a page at a time, in key order.",
+                    "parameters": [
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "the next_cursor of the previous page",
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 1000,
+                                "default": 100,
+                            },
+                        },
+                    ],
                     "responses": {
                         "200": _ok(
                             "overrides",
                             {
                                 "type": "object",
-                                "properties": {"overrides": {"type": "array", "items": ref}},
+                                "properties": {
+                                    "overrides": {"type": "array", "items": ref},
+                                    "next_cursor": {"type": "string", "nullable": True},
+                                },
                             },
                         ),
-                        **_errors(401, 503),
+                        **_errors(400, 401, 503),
                     },
                 },
             },

@@ -21,7 +21,7 @@ from granian.rsgi import HTTPProtocol, Scope
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pingpong.core.algorithms import retry_after
-from pingpong.core.limiter import Limiter
+from pingpong.core.limiter import Rules
 from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.policy import THROTTLED_PATH
 from pingpong.core.storage.resilient import StorageUnavailable
@@ -71,7 +71,7 @@ class App:
         self._openapi = json.dumps(openapi_document(service.version)).encode()
         self._request_ids = RequestIds()
         self._error_lines = LogThrottle(lines=ERROR_LINES_PER_SECOND, period=1.0)
-        self._limiter: Limiter | None = None
+        self._rules: Rules | None = None
         self._responses = PolicyResponses(())
 
     async def __call__(self, scope: Scope, proto: HTTPProtocol) -> None:
@@ -138,11 +138,11 @@ class App:
             },
         )
 
-    def _policy_responses(self, limiter: Limiter) -> PolicyResponses:
-        """Header items and bodies of the running limiter's policies, rebuilt
-        when a reload swaps the limiter."""
-        if limiter is not self._limiter:
-            self._responses, self._limiter = PolicyResponses(limiter.all_policies), limiter
+    def _policy_responses(self, rules: Rules) -> PolicyResponses:
+        """Header items and bodies of the rules' policies, rebuilt when a
+        reload swaps the limiter's rules."""
+        if rules is not self._rules:
+            self._responses, self._rules = PolicyResponses(rules.all_policies), rules
         return self._responses
 
     async def ping(self, scope: Scope) -> Response:
@@ -154,11 +154,12 @@ class App:
         headers = scope.headers
         identity = service.resolver.resolve(peer_address(scope.client), headers)
         limiter = service.limiter
+        rules = limiter.rules  # what this request is decided by, even if a reload swaps them
         try:
             decision = await limiter.check(THROTTLED_PATH, scope.method, identity, headers)
         except StorageUnavailable:
             return 503, [PROBLEM, ("retry-after", "1")], STORAGE_DOWN
-        responses = self._policy_responses(limiter)
+        responses = self._policy_responses(rules)
         if decision.admitted:
             return 200, [TEXT, *responses.ratelimit_headers(decision.reported)], b"pong"
         wait = retry_after(decision.retry_us)

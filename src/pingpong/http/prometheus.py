@@ -106,6 +106,11 @@ class CountersCollector(Collector):
             "pingpong_admin_operations", "Admin API operations by operation and result.",
             ["operation", "result"], c.admin_operations,
         )  # fmt: skip
+        yield CounterMetricFamily(
+            "pingpong_control_entries_invalid",
+            "Entries read back from the storage (change log, overrides) that failed validation.",
+            value=c.control_entries_invalid,
+        )
         yield _gauge(
             "pingpong_config_info", "Always 1; the hash of the running effective config.",
             ["hash"], {c.config_hash: 1},

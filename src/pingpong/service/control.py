@@ -11,29 +11,30 @@ overrides. Every change is one audit log line.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pingpong.core.algorithms import Algorithm, Limit, Outcome, retry_after, whole_seconds
-from pingpong.core.clientip import parse_address
-from pingpong.core.heavy_hitters import MAX_WINDOW, HeavyHitters, merge_top
+from pingpong.core.clientip import ClientResolver, parse_address
+from pingpong.core.heavy_hitters import MAX_WINDOW, merge_top
+from pingpong.core.limiter import Limiter
 from pingpong.core.logthrottle import LogThrottle
-from pingpong.core.overrides import MAX_OVERRIDES, Override, check_key
+from pingpong.core.overrides import MAX_OVERRIDES, Override, check_full_key, check_key
 from pingpong.core.policy import API_KEY, CLIENT_IP, GLOBAL, Policy
 from pingpong.core.rates import Rate
 from pingpong.core.storage.admin import AdminStore
-from pingpong.core.storage.base import Check, StorageError
-
-if TYPE_CHECKING:
-    from pingpong.service.runtime import Service
+from pingpong.core.storage.base import Check, Storage, StorageError
 
 log = logging.getLogger("pingpong.control")
 audit = logging.getLogger("pingpong.audit")
 POLL_SECONDS = 0.5  # the fallback when no change is pushed
 FLUSH_SECONDS = 1.0  # rejection counts merged into the storage this often
+PRUNE_EVERY = 60  # flushes between two sweeps of the expired overrides
+PAGE, MAX_PAGE = 100, 1000  # overrides listed per page: by default, at most
 
 
 class ControlRequestError(Exception):
@@ -58,13 +59,22 @@ class Actor:
 
 
 class ControlPlane:
+    """Built from the parts it drives: the limiter (its rules, overrides and
+    deny cache), the storage (client state), the admin store (what replicas
+    share) and the current client resolver (replaced on reload)."""
+
     def __init__(
-        self, service: Service, store: AdminStore, clock: Callable[[], float] = time.time
+        self,
+        limiter: Limiter,
+        storage: Storage,
+        admin_store: AdminStore,
+        resolver: Callable[[], ClientResolver],
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._service = service
-        self.store = store
-        self.rejections = HeavyHitters()
-        self.overrides: dict[str, Override] = {}
+        self._limiter = limiter
+        self._storage = storage
+        self.admin_store = admin_store
+        self._resolver = resolver
         self._clock = clock
         self._seq: int | None = None
         self._wake = asyncio.Event()
@@ -73,13 +83,14 @@ class ControlPlane:
     # What the HTTP layer asks.
 
     def policy(self, name: str) -> Policy:
-        for policy in self._service.limiter.all_policies:
-            if policy.name == name:
-                return policy
-        raise UnknownPolicy(f"no policy {name!r} is running")
+        found = self._limiter.rules.policy(name)
+        if found is None:
+            raise UnknownPolicy(f"no policy {name!r} is running")
+        return found
 
-    def key_for_address(self, policy: Policy, text: str) -> str:
-        """The key ``policy`` counts a client at address ``text`` by."""
+    def key_for(self, name: str, text: str) -> str:
+        """The key policy ``name`` counts a client at address ``text`` by."""
+        policy = self.policy(name)
         address = parse_address(text)
         if address is None:
             raise ControlRequestError(f"not an IP address: {text!r}")
@@ -87,14 +98,14 @@ class ControlPlane:
             return "*"
         if policy.key == API_KEY:
             raise ControlRequestError(f"policy {policy.name!r} counts API keys, not addresses")
-        identity = self._service.resolver.identity(address)
+        identity = self._resolver().identity(address)
         return identity if policy.key == CLIENT_IP else "ip=" + identity
 
     async def inspect(self, name: str, key: str) -> dict[str, Any]:
         policy, key = self.policy(name), _client_key(key)
-        limit = self._service.limiter.limit_for(policy, key)
+        limit = self._limiter.limit_for(policy, key)
         full = f"{name}:{key}"
-        [outcome] = await self._service.storage.peek([Check(full, limit, False)])
+        [outcome] = await self._storage.peek([Check(full, limit, False)])
         remaining = outcome.remaining + 1 if outcome.admitted else 0
         return {
             "policy": name,
@@ -111,7 +122,7 @@ class ControlPlane:
         key = _client_key(key)
         full = f"{name}:{key}"
         before = await self.inspect(name, key)
-        found = await self._service.storage.reset([full])
+        found = await self._storage.reset([full])
         await self._changed(full)
         self._audit(actor, "reset", name, key, before, None)
         return {"policy": name, "key": key, "reset": True, "had_state": found > 0}
@@ -124,11 +135,12 @@ class ControlPlane:
         now = self._clock()
         override = Override(name, key, rate, burst, now + expires_in, reason, actor.token, now)
         try:
-            override.limit_for(policy.limit)
-        except ValueError as exc:  # its arithmetic would leave exact integers
+            override.limit_for(policy.limit)  # its arithmetic must stay in exact integers
+            Override.from_dict(override.to_dict())  # what every replica accepts reading back
+        except ValueError as exc:
             raise ControlRequestError(str(exc)) from None
-        old = await self.store.put_override(override, now, MAX_OVERRIDES)
-        self.overrides[override.full_key] = override
+        old = await self.admin_store.put_override(override, now, MAX_OVERRIDES)
+        self._limiter.put_override(override)
         await self._changed(override.full_key)
         self._audit(actor, "override_put", name, key, old and old.to_dict(), override.to_dict())
         return {"override": override.to_dict(), "previous": old.to_dict() if old else None}
@@ -136,25 +148,34 @@ class ControlPlane:
     async def delete_override(self, name: str, key: str, actor: Actor) -> dict[str, Any]:
         key = _client_key(key)
         full = f"{name}:{key}"
-        old = await self.store.delete_override(full, self._clock())
-        self.overrides.pop(full, None)
+        old = await self.admin_store.delete_override(full, self._clock())
+        self._limiter.drop_override(full)
         if old is None:
             raise NoSuchOverride(f"no override for {full}")
         await self._changed(full)
         self._audit(actor, "override_delete", name, key, old.to_dict(), None)
         return {"deleted": old.to_dict()}
 
-    async def list_overrides(self) -> list[dict[str, Any]]:
-        found = await self.store.overrides(self._clock())
-        return [o.to_dict() for o in sorted(found, key=lambda o: (o.policy, o.key))]
+    async def list_overrides(self, cursor: str = "", limit: int = PAGE) -> dict[str, Any]:
+        """One page of the unexpired overrides in full-key order; pass
+        ``next_cursor`` back for the next (None after the last page)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ControlRequestError(f"the limit is 1 to {MAX_PAGE}")
+        if cursor and not _is_full_key(cursor):
+            raise ControlRequestError("the cursor is the next_cursor of a previous page")
+        found = await self.admin_store.page(cursor, limit, self._clock())
+        return {
+            "overrides": [o.to_dict() for o in found.overrides],
+            "next_cursor": found.next_cursor,
+        }
 
     async def top(self, name: str | None, window: int, limit: int) -> list[dict[str, Any]]:
         if name is not None:
             self.policy(name)
         if not 1 <= window <= MAX_WINDOW:
             raise ControlRequestError(f"the window is 1 to {MAX_WINDOW} seconds")
-        buckets = await self.store.rejections(window, self._clock())
-        rows = merge_top([*buckets, self.rejections.counts], name, limit)
+        buckets = await self.admin_store.rejections(window, self._clock())
+        rows = merge_top([*buckets, self._limiter.rejections.counts], name, limit)
         return [{"policy": p, "key": k, "rejected": n} for p, k, n in rows]
 
     # Keeping this replica in step with the others.
@@ -162,7 +183,7 @@ class ControlPlane:
     async def run(self) -> None:
         """Sync on every announced change (or every POLL_SECONDS) and merge the
         rejection counts into the storage every FLUSH_SECONDS, until cancelled."""
-        listener = asyncio.create_task(self.store.listen(self._wake.set))
+        listener = asyncio.create_task(self.admin_store.listen(self._wake.set))
         flusher = asyncio.create_task(self._flush_forever())
         try:
             while True:
@@ -178,28 +199,35 @@ class ControlPlane:
             flusher.cancel()
 
     async def sync(self) -> None:
-        changes = await self.store.changes(self._seq)
+        """Follow what changed since the last sync: re-read only the overrides
+        of the keys the change log names (all of them the first time, or when
+        the log lost some)."""
+        changes = await self.admin_store.changes(self._seq)
         if changes is None:
             return
-        limiter = self._service.limiter
-        if changes.complete:
-            limiter.forget(changes.keys)
+        if changes.complete and self._seq is not None:
+            self._limiter.forget(changes.keys)
+            for full_key, found in (await self.admin_store.overrides_for(changes.keys)).items():
+                if found is None:
+                    self._limiter.drop_override(full_key)
+                else:
+                    self._limiter.put_override(found)
         else:
-            limiter.forget_all()
-        overrides = await self.store.overrides(self._clock())
-        self.overrides = {o.full_key: o for o in overrides}
-        self._service.limiter.set_overrides(overrides)
+            self._limiter.forget_all()
+            self._limiter.set_overrides(await self.admin_store.overrides(self._clock()))
         self._seq = changes.seq
 
     async def flush(self) -> None:
-        counts = self.rejections.drain()
+        counts = self._limiter.rejections.drain()
         if counts:
-            await self.store.add_rejections(counts, self._clock())
+            await self.admin_store.add_rejections(counts, self._clock())
 
     async def _flush_forever(self) -> None:
-        while True:
+        for flushes in itertools.count(1):
             await asyncio.sleep(FLUSH_SECONDS)
             await self._quietly(self.flush)
+            if flushes % PRUNE_EVERY == 0:
+                self._limiter.drop_expired(self._clock())
 
     async def _quietly(self, step: Callable[[], Any]) -> None:
         try:
@@ -212,13 +240,11 @@ class ControlPlane:
 
     async def _changed(self, full_key: str) -> None:
         """Apply locally at once, then tell the other replicas."""
-        limiter = self._service.limiter
-        limiter.forget([full_key])
-        limiter.set_overrides(self.overrides.values())
-        await self.store.announce([full_key])
+        self._limiter.forget([full_key])
+        await self.admin_store.announce([full_key])
 
     def _current(self, full_key: str) -> dict[str, Any] | None:
-        found = self.overrides.get(full_key)
+        found = self._limiter.overrides.get(full_key)
         return found.to_dict() if found and found.expires_at > self._clock() else None
 
     def _audit(
@@ -229,13 +255,6 @@ class ControlPlane:
             extra={"token": actor.token, "operation": operation, "policy": policy, "key": key,
                    "old": old, "new": new, "request_id": actor.request_id},
         )  # fmt: skip
-
-
-def _client_key(key: str) -> str:
-    try:
-        return check_key(key)
-    except ValueError as exc:
-        raise ControlRequestError(str(exc)) from None
 
 
 def describe_limit(limit: Limit) -> dict[str, Any]:
@@ -257,3 +276,18 @@ def _reset_before(limit: Limit, outcome: Outcome, remaining: int) -> int:
     if limit.algorithm is Algorithm.GCRA:
         return max(0, outcome.reset_us - limit.interval_us)
     return outcome.reset_us
+
+
+def _client_key(key: str) -> str:
+    try:
+        return check_key(key)
+    except ValueError as exc:
+        raise ControlRequestError(str(exc)) from None
+
+
+def _is_full_key(text: str) -> bool:
+    try:
+        check_full_key(text)
+    except ValueError:
+        return False
+    return True

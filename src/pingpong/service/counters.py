@@ -50,6 +50,7 @@ class Counters:
         self.fleet_replicas = 0
         self.reloads: defaultdict[str, int] = defaultdict(int)
         self.admin_operations: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.control_entries_invalid = 0
         self.config_hash = ""
         self.build: tuple[str, str, str] = ("", "", "")
 
@@ -72,6 +73,9 @@ class Counters:
     def fleet_seen(self, replicas: int) -> None:
         self.fleet_replicas = replicas
 
+    def control_entry_invalid(self) -> None:
+        self.control_entries_invalid += 1
+
     def to_json(self) -> dict[str, Any]:
         def hist(h: Histogram) -> list[Any]:
             return [list(h.counts), h.total]
@@ -88,6 +92,7 @@ class Counters:
             "fleet_replicas": self.fleet_replicas,
             "reloads": list(self.reloads.items()),
             "admin_operations": [[*k, v] for k, v in list(self.admin_operations.items())],
+            "control_entries_invalid": self.control_entries_invalid,
             "config_hash": self.config_hash,
             "build": list(self.build),
         }
@@ -110,6 +115,7 @@ class Counters:
             self.reloads[result] += count
         for operation, result, count in data.get("admin_operations", ()):
             self.admin_operations[(operation, result)] += count
+        self.control_entries_invalid += data.get("control_entries_invalid", 0)
         if alive:
             self.in_flight += data["in_flight"]
             for storage, is_open in data["circuit_open"]:

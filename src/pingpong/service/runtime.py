@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pingpong import __version__
 from pingpong.config import RESTART_ONLY, ConfigError, Settings
 from pingpong.core.clientip import ClientResolver
-from pingpong.core.limiter import Limiter
+from pingpong.core.limiter import Limiter, Rules
 from pingpong.core.storage.base import Resilience, Storage, StorageOptions
 from pingpong.core.storage.registry import open_storage
 from pingpong.logs import configure as configure_logging
@@ -21,9 +21,9 @@ log = logging.getLogger("pingpong")
 
 
 class Service:
-    """Everything a request needs. ``reload`` swaps the limiter and resolver in
-    one assignment each, so a request sees either the old or the new config,
-    and applies the storage's failure settings in place."""
+    """Everything a request needs. ``reload`` swaps the limiter's rules and the
+    resolver in one assignment each, so a request sees either the old or the
+    new config, and applies the storage's failure settings in place."""
 
     def __init__(
         self,
@@ -38,9 +38,11 @@ class Service:
             settings.storage, _options(settings), _resilience(settings), self.counters
         )
         self.storage: Storage = opened.storage
-        self.control = ControlPlane(self, opened.admin_store)
-        self.limiter = self._limiter(settings)
+        self.limiter = Limiter(_rules(settings), self.storage, stats=self.counters)
         self.resolver = _resolver(settings)
+        self.control = ControlPlane(
+            self.limiter, self.storage, opened.admin_store, lambda: self.resolver
+        )
         self.draining = False
         self.fault_injection = _fault_injection(settings)
         self.version = __version__
@@ -48,18 +50,6 @@ class Service:
         self.slot = os.environ.get("PINGPONG_SLOT", "")
         self.counters.build = (self.version, self.commit, self.slot)
         self.counters.config_hash = config_hash(settings)
-
-    def _limiter(self, settings: Settings) -> Limiter:
-        limiter = Limiter(
-            settings.effective_policies(),
-            self.storage,
-            tiers=settings.tiers(),
-            api_key_header=settings.api_keys.header,
-            stats=self.counters,
-            rejections=self.control.rejections,
-        )
-        limiter.set_overrides(self.control.overrides.values())
-        return limiter
 
     def reload(self) -> bool:
         """Re-read the config; keep serving the old one if the new one is bad."""
@@ -85,14 +75,14 @@ class Service:
         self.storage.configure(_resilience(new), _options(new))
         if new.log_format != self.settings.log_format:
             configure_logging(new.log_format)
-        self.limiter = self._limiter(new)
+        self.limiter.swap(_rules(new))
         self.resolver = _resolver(new)
         self.fault_injection = _fault_injection(new)
         self.settings = new
         self.counters.config_hash = config_hash(new)
         log.info(
             "config applied: %d policies, hash %s",
-            len(self.limiter.policies), self.counters.config_hash,
+            len(self.limiter.rules.policies), self.counters.config_hash,
         )  # fmt: skip
 
 
@@ -107,6 +97,10 @@ def _options(settings: Settings) -> StorageOptions:
 
 def _resilience(settings: Settings) -> Resilience:
     return Resilience(settings.on_storage_error, settings.circuit_failures, settings.circuit_reset)
+
+
+def _rules(settings: Settings) -> Rules:
+    return Rules(settings.effective_policies(), settings.tiers(), settings.api_keys.header)
 
 
 def _resolver(settings: Settings) -> ClientResolver:

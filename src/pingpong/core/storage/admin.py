@@ -7,18 +7,50 @@ bounded log): a replica that saw sequence ``n`` asks what changed since, and
 forgets those keys from its deny cache. A gap in the log (more changes than it
 keeps) means "forget everything". Redis also publishes each change, so replicas
 learn of it at once; the poll is the fallback.
+
+What a shared store reads back is untrusted (anyone with access to the Redis
+can write there): each entry is validated as strictly as an admin request
+body, and one that fails is skipped and counted (``Untrusted``), never raised.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 from pingpong.core.heavy_hitters import BUCKET_SECONDS, MAX_PER_BUCKET, bucket_of, buckets_for
+from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.overrides import Override, OverrideLimitReached
+from pingpong.core.stats import Stats
 
+log = logging.getLogger("pingpong.control")
 CHANGE_LOG = 1000  # announced keys kept for replicas that poll
+
+
+class Untrusted:
+    """Counts what failed validation, and says so in at most one log line a
+    minute (a flood of bad entries must not flood the logs)."""
+
+    def __init__(self, stats: Stats) -> None:
+        self._stats = stats
+        self._lines = LogThrottle(lines=1, period=60.0)
+
+    def skipped(self, what: str, reason: object) -> None:
+        self._stats.control_entry_invalid()
+        if self._lines.allow():
+            log.warning(
+                "control plane: skipped an invalid %s read from the storage: %s "
+                "(%d more not logged; see pingpong_control_entries_invalid_total)",
+                what, str(reason)[:200], self._lines.take_suppressed(),
+            )  # fmt: skip
+
+
+class Page(NamedTuple):
+    overrides: list[Override]
+    next_cursor: str | None  # None: the last page
 
 
 class Changes(NamedTuple):
@@ -37,6 +69,14 @@ class AdminStore(Protocol):
 
     async def overrides(self, now: float) -> list[Override]:
         """Every unexpired override."""
+
+    async def overrides_for(self, full_keys: Sequence[str]) -> dict[str, Override | None]:
+        """The override of each key (None: it has none): what a replica re-reads
+        when the change log names those keys."""
+
+    async def page(self, cursor: str, limit: int, now: float) -> Page:
+        """Up to ``limit`` unexpired overrides whose full key sorts after
+        ``cursor``, in key order."""
 
     async def announce(self, keys: Sequence[str]) -> int:
         """Tell every replica that ``keys`` changed; the new sequence number."""
@@ -79,6 +119,14 @@ class MemoryAdminStore:
         self._expire(now)
         return list(self._overrides.values())
 
+    async def overrides_for(self, full_keys: Sequence[str]) -> dict[str, Override | None]:
+        return {key: self._overrides.get(key) for key in full_keys}
+
+    async def page(self, cursor: str, limit: int, now: float) -> Page:
+        self._expire(now)
+        keys = sorted(self._overrides)
+        return page_of(keys[bisect_right(keys, cursor) :], limit, self._overrides.get)
+
     def _expire(self, now: float) -> None:
         for key in [k for k, o in self._overrides.items() if o.expires_at <= now]:
             del self._overrides[key]
@@ -109,3 +157,10 @@ class MemoryAdminStore:
 
     async def listen(self, changed: Callable[[], None]) -> None:
         await asyncio.Event().wait()  # changes are local: nothing to listen to
+
+
+def page_of(keys: Sequence[str], limit: int, found: Callable[[str], Override | None]) -> Page:
+    """The first ``limit`` of ``keys`` (sorted, after the cursor) as a page."""
+    chosen = keys[:limit]
+    overrides = [o for o in map(found, chosen) if o is not None]
+    return Page(overrides, chosen[-1] if len(keys) > limit else None)

@@ -90,7 +90,7 @@ class RedisStorage:
         fallback = MemoryStorage(max_keys=options.memory_max_keys)
         return Opened(
             ResilientStorage(storage, resilience, fallback, stats),
-            RedisAdminStore(storage.client, options.timeout),
+            RedisAdminStore(storage.client, options.timeout, stats),
         )
 
     def set_timeout(self, seconds: float) -> None:

@@ -1,0 +1,146 @@
+"""The control plane on every topology, with what the storage hands back
+treated as untrusted: entries written straight into Redis (garbage in the
+change log, an override holding Infinity or a foreign field) are skipped and
+counted, and the replicas keep following; the list is paginated."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+import pytest
+from redis.exceptions import ResponseError
+
+from pingpong.core.storage.redis.admin import LOG, OVERRIDES, SEQ
+from pingpong_toolkit.redis import RedisServer
+from pingpong_toolkit.redis_cluster import RedisCluster
+from pingpong_toolkit.redis_sentinel import RedisSentinel
+from pingpong_toolkit.topologies import RedisTopology, Topology
+from tests.integration.test_admin import AUTH, admin_cli, ping, replica, seconds_until
+
+SHARED = ["redis", "rediss", "sentinel", "cluster"]
+DEFAULT_POLICY = '"default";q=3;w=60'
+INFINITE = (
+    '{"policy":"default","key":"203.0.113.77","rate":"1000/minute","burst":null,'
+    '"expires_at":Infinity,"reason":"","created_by":"someone-else","created_at":0}'
+)
+FOREIGN = (
+    '{"policy":"default","key":"203.0.113.78","rate":"1000/minute","burst":null,'
+    '"expires_at":4102444800,"reason":"","created_by":"x","created_at":4102444000,"admin":1}'
+)
+
+
+def strict_json(text: str) -> Any:
+    """JSON as a strict parser reads it: no NaN or Infinity."""
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in a JSON answer")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def invalid_count(metrics_url: str) -> float:
+    text = httpx.get(metrics_url + "/metrics").text
+    found = re.search(r"^pingpong_control_entries_invalid_total (\S+)$", text, re.M)
+    assert found is not None, "the counter is not exported"
+    return float(found.group(1))
+
+
+def admin_node(topology: Topology) -> RedisServer:
+    """The redis-server that holds the admin store's keys (one hash slot)."""
+    if isinstance(topology, RedisTopology):
+        return topology.server
+    if isinstance(topology, RedisSentinel):
+        return topology.master
+    assert isinstance(topology, RedisCluster)
+    for node in topology.nodes:
+        with node.client() as client:
+            try:
+                client.exists(OVERRIDES)
+            except ResponseError:  # MOVED: another node's slot
+                continue
+            return node
+    raise AssertionError("no node holds the admin store's slot")
+
+
+def write_straight_into(server: RedisServer) -> None:
+    """What someone with the storage's credentials (not the admin API) writes:
+    two bad overrides, a garbage log entry, and an announcement naming them."""
+    with server.client() as client:
+        client.hset(OVERRIDES, "default:203.0.113.77", INFINITE)
+        client.hset(OVERRIDES, "default:203.0.113.78", FOREIGN)
+        client.lpush(LOG, "garbage-entry")
+        seq = client.incr(SEQ)
+        client.lpush(LOG, f"{seq} default:203.0.113.77", f"{seq} default:203.0.113.78")
+
+
+@pytest.mark.parametrize("topology", SHARED)
+def test_bad_entries_in_the_storage_are_skipped_counted_and_followed_past(
+    pingpong: Any, request: pytest.FixtureRequest, topology: str
+) -> None:
+    storage: Topology = request.getfixturevalue(f"storage_{topology}")
+    a, admin_a = replica(pingpong, storage.url)
+    b, admin_b = replica(pingpong, storage.url)
+    write_straight_into(admin_node(storage))
+    # B reads the announcement: the garbage entry and both overrides, all refused.
+    assert seconds_until(lambda: invalid_count(b.url) == 3, 5.0) < 5.0
+    for server in (a, b):
+        enforced = ping(server, {"X-Forwarded-For": "203.0.113.77"})
+        assert enforced.headers["ratelimit-policy"] == DEFAULT_POLICY
+    # ... and keeps following: an override through A is enforced on B.
+    body = {"rate": "100/minute", "burst": 50, "expires_in": 60, "reason": topology}
+    put = httpx.put(admin_a + "/admin/v1/overrides/default/203.0.113.9", json=body, headers=AUTH)
+    assert put.status_code == 200, put.text
+    policy = '"default";q=50;w=30'
+    assert seconds_until(lambda: ping(b).headers["ratelimit-policy"] == policy) < 1.0
+    # The list answers strict JSON with the valid override only.
+    listed = httpx.get(admin_b + "/admin/v1/overrides", headers=AUTH)
+    assert listed.status_code == 200
+    page = strict_json(listed.text)
+    assert [o["key"] for o in page["overrides"]] == ["203.0.113.9"]
+    assert page["next_cursor"] is None
+    assert invalid_count(b.url) == 5  # the list read both bad overrides again
+    shown = admin_cli(admin_b, "overrides")
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        shown.stdout.splitlines()
+        == [line for line in shown.stdout.splitlines() if "203.0.113.9" in line]
+        and len(shown.stdout.splitlines()) == 1
+    )
+    logged = b.output()
+    assert "Traceback" not in logged and "unexpected error" not in logged
+    assert logged.count("skipped an invalid") == 1  # one line a minute, however many
+
+
+@pytest.mark.parametrize("topology", ["memory", *SHARED])
+def test_the_list_comes_a_page_at_a_time(
+    pingpong: Any, request: pytest.FixtureRequest, topology: str
+) -> None:
+    storage: Topology = request.getfixturevalue(f"storage_{topology}")
+    _server, admin_a = replica(pingpong, storage.url)
+    keys = [f"198.51.100.{i}" for i in range(5)]
+    for key in reversed(keys):
+        body = {"rate": "10/minute", "expires_in": 600}
+        put = httpx.put(f"{admin_a}/admin/v1/overrides/default/{key}", json=body, headers=AUTH)
+        assert put.status_code == 200, put.text
+    seen, cursor, pages = [], "", 0
+    while True:
+        query: dict[str, str | int] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        answer = httpx.get(admin_a + "/admin/v1/overrides", params=query, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        page = strict_json(answer.text)
+        seen += [o["key"] for o in page["overrides"]]
+        pages += 1
+        if page["next_cursor"] is None:
+            break
+        cursor = page["next_cursor"]
+    assert seen == keys and pages == 3
+    bad_queries: list[dict[str, str | int]] = [{"limit": 0}, {"limit": 1001}, {"cursor": "a b"}]
+    for bad in bad_queries:
+        assert (
+            httpx.get(admin_a + "/admin/v1/overrides", params=bad, headers=AUTH).status_code == 400
+        )
+    shown = admin_cli(admin_a, "overrides")
+    assert shown.returncode == 0 and all(key in shown.stdout for key in keys)
