@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pingpong.core.algorithms import retry_after
 from pingpong.core.limiter import Rules
 from pingpong.core.logthrottle import LogThrottle
+from pingpong.core.looplag import LOOP_LAG
 from pingpong.core.policy import THROTTLED_PATH
 from pingpong.core.storage.resilient import StorageUnavailable
 from pingpong.http.openapi import openapi_document
@@ -76,6 +77,7 @@ class App:
 
     async def __call__(self, scope: Scope, proto: HTTPProtocol) -> None:
         started = time.perf_counter()
+        queued = LOOP_LAG.current()
         counters = self.counters
         counters.in_flight += 1
         path, method = scope.path, scope.method
@@ -103,7 +105,7 @@ class App:
             proto.response_bytes(status, headers, body)
         finally:
             counters.in_flight -= 1
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started + queued
         if method not in KNOWN_METHODS:
             method = "OTHER"
         counters.requests[(method, route, status)] += 1

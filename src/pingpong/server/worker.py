@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import uvloop
 
 from pingpong.config import Settings
+from pingpong.core.looplag import LOOP_LAG
 from pingpong.core.storage import StorageError
 from pingpong.http.admin_auth import Tokens
 from pingpong.http.prometheus import registry_for
@@ -99,6 +100,8 @@ class Worker:
     async def run(self, ready: Event | None) -> None:
         self._install_signals()
         signals.release()  # a signal held since the start is delivered now
+        LOOP_LAG.observers.append(self.service.counters.loop_lag.observe)
+        LOOP_LAG.ensure_started()  # the SLI counts the loop's lag (http.app)
         try:
             await self.service.storage.ping()
         except StorageError as exc:  # serve anyway: the failure mode decides

@@ -48,6 +48,7 @@ class Counters:
         self.fallbacks: defaultdict[str, int] = defaultdict(int)
         self.circuit_open: dict[str, int] = {}
         self.fleet_replicas = 0
+        self.loop_lag = Histogram()  # every tick of the event-loop lag monitor
         self.reloads: defaultdict[str, int] = defaultdict(int)
         self.admin_operations: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.control_entries_invalid = 0
@@ -90,6 +91,7 @@ class Counters:
             "fallbacks": list(self.fallbacks.items()),
             "circuit_open": list(self.circuit_open.items()),
             "fleet_replicas": self.fleet_replicas,
+            "loop_lag": hist(self.loop_lag),
             "reloads": list(self.reloads.items()),
             "admin_operations": [[*k, v] for k, v in list(self.admin_operations.items())],
             "control_entries_invalid": self.control_entries_invalid,
@@ -111,6 +113,7 @@ class Counters:
             self.storage_errors[(storage, error)] += count
         for mode, count in data["fallbacks"]:
             self.fallbacks[mode] += count
+        self.loop_lag.merge(*data.get("loop_lag", ([0] * (len(BUCKETS) + 1), 0.0)))
         for result, count in data["reloads"]:
             self.reloads[result] += count
         for operation, result, count in data.get("admin_operations", ()):
