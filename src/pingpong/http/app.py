@@ -56,6 +56,8 @@ URI_TOO_LONG: Response = (414, [TEXT], b"URI too long\n")
 ERROR_LINES_PER_SECOND = 10  # 5xx access lines; the rest are counted, then reported
 INTERNAL_ERROR = problem_body(500, "unexpected error; see the server log")
 STORAGE_DOWN = problem_body(503, "rate-limit storage unavailable")
+OVERLOADED = problem_body(503, "overloaded: too many requests in flight; retry in 1 s")
+SHED: Response = (503, [PROBLEM, ("retry-after", "1")], OVERLOADED)
 
 
 class App:
@@ -92,6 +94,9 @@ class App:
                 status, headers, body = NOT_FOUND
             elif method not in GET_HEAD:
                 status, headers, body = NOT_ALLOWED
+            elif handler is App.ping and counters.in_flight > self.service.settings.max_in_flight:
+                counters.shed += 1  # before any work: the replica keeps its latency
+                status, headers, body = SHED
             else:
                 try:
                     status, headers, body = await handler(self, scope)

@@ -71,6 +71,12 @@ class CountersCollector(Collector):
         yield GaugeMetricFamily(
             "pingpong_http_requests_in_flight", "HTTP requests being answered.", c.in_flight
         )
+        yield CounterMetricFamily(
+            "pingpong_http_requests_shed",
+            "/ping requests refused (503, Retry-After) by the in-flight bound max_in_flight; "
+            "also counted in pingpong_http_requests_total.",
+            c.shed,
+        )
         yield _counter(
             "pingpong_ratelimit_decisions",
             "Rate-limit decisions per policy (allowed, limited, shadow_limited).",

@@ -42,6 +42,7 @@ class Counters:
         self.requests: defaultdict[tuple[str, str, int], int] = defaultdict(int)
         self.durations: defaultdict[tuple[str, str], Histogram] = defaultdict(Histogram)
         self.in_flight = 0
+        self.shed = 0  # /ping requests refused by the in-flight bound
         self.decisions: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.storage_durations: defaultdict[str, Histogram] = defaultdict(Histogram)
         self.storage_errors: defaultdict[tuple[str, str], int] = defaultdict(int)
@@ -85,6 +86,7 @@ class Counters:
             "requests": [[*k, v] for k, v in list(self.requests.items())],
             "durations": [[*k, hist(h)] for k, h in list(self.durations.items())],
             "in_flight": self.in_flight,
+            "shed": self.shed,
             "decisions": [[*k, v] for k, v in list(self.decisions.items())],
             "storage_durations": [[k, hist(h)] for k, h in list(self.storage_durations.items())],
             "storage_errors": [[*k, v] for k, v in list(self.storage_errors.items())],
@@ -111,6 +113,7 @@ class Counters:
             self.storage_durations[storage].merge(counts, total)
         for storage, error, count in data["storage_errors"]:
             self.storage_errors[(storage, error)] += count
+        self.shed += data.get("shed", 0)
         for mode, count in data["fallbacks"]:
             self.fallbacks[mode] += count
         self.loop_lag.merge(*data.get("loop_lag", ([0] * (len(BUCKETS) + 1), 0.0)))
