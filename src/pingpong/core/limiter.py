@@ -28,6 +28,7 @@ from pingpong.core.policy import (
 from pingpong.core.stats import NoStats, Stats
 from pingpong.core.storage.base import Check, Storage
 from pingpong.core.storage.memory import monotonic_us
+from pingpong.core.storage.resilient import Unthrottled
 
 DENY_CACHE_SIZE = 100_000
 NEVER = 2**62  # a deny-cache entry's bound when no override limits it
@@ -159,7 +160,11 @@ class Limiter:
             denied = self._denied(policies, checks)
             if denied is not None:
                 return denied
-        return self._decide(policies, checks, await self.storage.acquire(checks))
+        try:
+            outcomes = await self.storage.acquire(checks)
+        except Unthrottled:
+            return ADMIT_ALL
+        return self._decide(policies, checks, outcomes)
 
     def swap(self, rules: Rules) -> None:
         """Decide by ``rules`` from now on. The deny cache is dropped (the new

@@ -28,7 +28,11 @@ class PolicyResponses:
         self._bodies: dict[str, bytes] = {}
 
     def ratelimit_headers(self, reported: Sequence[Reported]) -> list[Header]:
-        """``RateLimit-Policy`` and ``RateLimit`` for the policies reported."""
+        """``RateLimit-Policy`` and ``RateLimit`` for the policies reported;
+        none at all when none was (only shadow policies, none matching, or
+        ``allow`` mode deciding without the storage): never an empty header."""
+        if not reported:
+            return []
         policies, limits = [], []
         for policy, limit, outcome in reported:
             default, item, prefix = self._items[policy.name]

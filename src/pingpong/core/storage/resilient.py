@@ -31,6 +31,11 @@ class StorageUnavailable(Exception):
     """Raised in ``deny`` mode when the storage cannot decide."""
 
 
+class Unthrottled(Exception):
+    """Raised in ``allow`` mode when the storage cannot decide: the request is
+    admitted, and nothing is counted, so no quota can honestly be reported."""
+
+
 class ResilientStorage:
     """Wraps a shared storage with a circuit breaker and a failure mode.
 
@@ -104,7 +109,7 @@ class ResilientStorage:
         if self._mode is FailureMode.LOCAL:
             return self.fallback.acquire_now(self._shares(checks))
         if self._mode is FailureMode.ALLOW:
-            return [Outcome(True, check.limit.capacity - 1, 0, 0) for check in checks]
+            raise Unthrottled(f"{self.name} storage unavailable: admitted, not counted")
         raise StorageUnavailable(f"{self.name} storage unavailable")
 
     def _shares(self, checks: Sequence[Check]) -> Sequence[Check]:
