@@ -9,17 +9,17 @@ from __future__ import annotations
 import pytest
 
 from pingpong.core.algorithms import Algorithm, Limit
+from pingpong.core.limiter import Limiter, Rules
+from pingpong.core.policy import Policy
 from pingpong.core.rates import Rate
 from pingpong.core.storage import Check, StorageError, StorageOptions
 from pingpong.core.storage.base import FailureMode, Resilience
 from pingpong.core.storage.redis.standalone import RedisStorage
-from pingpong.core.limiter import Limiter, Rules
-from pingpong.core.policy import Policy
 from pingpong.core.storage.resilient import ResilientStorage, StorageUnavailable, Unthrottled
 from pingpong.http.responses import PolicyResponses
-from tests.unit.rsgi import FakeHeaders
 from pingpong.service import Counters
 from pingpong_toolkit.ports import free_port
+from tests.unit.rsgi import FakeHeaders
 
 CHECKS = [Check("p:c", Limit(Algorithm.GCRA, Rate(2, 60), 2), False)]
 
