@@ -29,7 +29,7 @@ data "aws_iam_policy_document" "argo_rollouts" {
 module "argo_rollouts_pod_identity" {
   source = "./modules/pod-identity-role"
 
-  name            = "${var.name}-argo-rollouts"
+  name            = "${local.name}-argo-rollouts"
   cluster_name    = module.eks.cluster_name
   namespace       = "argo-rollouts"
   service_account = "argo-rollouts"
@@ -58,7 +58,7 @@ data "aws_iam_policy_document" "alertmanager" {
 module "alertmanager_pod_identity" {
   source = "./modules/pod-identity-role"
 
-  name            = "${var.name}-alertmanager"
+  name            = "${local.name}-alertmanager"
   cluster_name    = module.eks.cluster_name
   namespace       = "monitoring"
   service_account = "alertmanager"
@@ -72,7 +72,7 @@ data "aws_iam_policy_document" "external_secrets" {
   statement {
     sid       = "ReadThePingpongSecrets"
     actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-    resources = [aws_secretsmanager_secret.redis.arn, aws_secretsmanager_secret.admin_tokens.arn]
+    resources = [aws_secretsmanager_secret.redis.arn, aws_secretsmanager_secret.redis_exporter.arn, aws_secretsmanager_secret.admin_tokens.arn]
   }
 
   statement {
@@ -85,11 +85,54 @@ data "aws_iam_policy_document" "external_secrets" {
 module "external_secrets_pod_identity" {
   source = "./modules/pod-identity-role"
 
-  name            = "${var.name}-external-secrets"
+  name            = "${local.name}-external-secrets"
   cluster_name    = module.eks.cluster_name
   namespace       = "external-secrets"
   service_account = "external-secrets"
   policy_json     = data.aws_iam_policy_document.external_secrets.json
+}
+
+# Kyverno verifies the pingpong images' signatures and SBOM attestations
+# (deploy/k8s/policies/verify-images.yaml): it reads them from ECR and the
+# Jenkins signing key's public half from KMS. Without an AWS identity of its
+# own it cannot: the nodes keep IMDS to one hop (pods cannot reach the node
+# role), so the admission controller gets a Pod Identity role (Kyverno docs,
+# "Verify Images / Private registries": the amazon credential helper uses the
+# AWS SDK's default chain, which includes EKS Pod Identity).
+data "aws_iam_policy_document" "kyverno" {
+  statement {
+    sid       = "EcrLogin"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"] # this action has no resource-level permissions
+  }
+
+  statement {
+    sid       = "ReadSignaturesAndAttestations"
+    actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:DescribeImages", "ecr:ListImages"]
+    resources = [aws_ecr_repository.app.arn]
+  }
+
+  statement {
+    sid       = "JenkinsSigningPublicKey"
+    actions   = ["kms:GetPublicKey", "kms:DescribeKey"]
+    resources = [aws_kms_key.cosign.arn]
+  }
+
+  statement {
+    sid       = "DecryptTheImages"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.ecr.arn]
+  }
+}
+
+module "kyverno_pod_identity" {
+  source = "./modules/pod-identity-role"
+
+  name            = "${local.name}-kyverno"
+  cluster_name    = module.eks.cluster_name
+  namespace       = "kyverno"
+  service_account = "kyverno-admission-controller"
+  policy_json     = data.aws_iam_policy_document.kyverno.json
 }
 
 # Karpenter adds nodes when pods are Pending, in the zone they need: a
@@ -107,7 +150,7 @@ module "karpenter" {
   service_account = "karpenter"
 
   # A fixed name: the EC2NodeClass (deploy/k8s/addons/karpenter) names it.
-  node_iam_role_name            = "${var.name}-karpenter-node"
+  node_iam_role_name            = "${local.name}-karpenter-node"
   node_iam_role_use_name_prefix = false
   node_iam_role_additional_policies = {
     ecr_pull = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly"

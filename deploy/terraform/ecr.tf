@@ -1,19 +1,19 @@
 resource "aws_kms_key" "ecr" {
-  description             = "${var.name}: ECR image encryption"
+  description             = "${local.name}: ECR image encryption"
   enable_key_rotation     = true
   deletion_window_in_days = 30
   policy                  = data.aws_iam_policy_document.kms_account_admin.json
 }
 
 resource "aws_kms_alias" "ecr" {
-  name          = "alias/${var.name}-ecr"
+  name          = "alias/${local.name}-ecr"
   target_key_id = aws_kms_key.ecr.key_id
 }
 
 # Tags are immutable: a tag (the commit SHA) always means the same image,
 # so what was tested is what runs. Every push is scanned.
 resource "aws_ecr_repository" "app" {
-  name                 = var.name
+  name                 = local.name
   image_tag_mutability = "IMMUTABLE"
 
   image_scanning_configuration {
@@ -26,17 +26,23 @@ resource "aws_ecr_repository" "app" {
   }
 }
 
+# Counts release images only (tagged with their commit): signatures and
+# attestations are untagged OCI 1.1 referrers of an image (scripts/ci-push-attest.sh),
+# so they neither count against the 100 nor are expired on their own; ECR
+# removes an image's referrers together with the image ("Amazon ECR lifecycle
+# policies", subject and referrers).
 resource "aws_ecr_lifecycle_policy" "app" {
   repository = aws_ecr_repository.app.name
 
   policy = jsonencode({
     rules = [{
       rulePriority = 1
-      description  = "Keep the last 100 images (rollbacks reach far enough back)"
+      description  = "Keep the last 100 release images (rollbacks reach far enough back)"
       selection = {
-        tagStatus   = "any"
-        countType   = "imageCountMoreThan"
-        countNumber = 100
+        tagStatus      = "tagged"
+        tagPatternList = ["*"]
+        countType      = "imageCountMoreThan"
+        countNumber    = 100
       }
       action = { type = "expire" }
     }]

@@ -3,7 +3,7 @@ module "eks" {
   version = "~> 21.0"
   #checkov:skip=CKV_TF_1:registry module pinned to one major version by its version constraint; commit pins apply to git sources only
 
-  name               = var.name
+  name               = local.name
   kubernetes_version = var.kubernetes_version
 
   vpc_id                   = module.vpc.vpc_id
@@ -58,7 +58,7 @@ module "eks" {
   # Karpenter finds the nodes' security group by this tag (EC2NodeClass in
   # deploy/k8s/addons/karpenter/nodepool.yaml).
   node_security_group_tags = {
-    "karpenter.sh/discovery" = var.name
+    "karpenter.sh/discovery" = local.name
   }
 
   # Only the deploy role may edit objects in the pingpong namespace: EKS maps
@@ -78,8 +78,14 @@ module "aws_lb_controller_pod_identity" {
   version = "~> 2.0"
   #checkov:skip=CKV_TF_1:registry module pinned to one major version by its version constraint; commit pins apply to git sources only
 
-  name                            = "${var.name}-aws-lb-controller"
+  name                            = "${local.name}-aws-lb-controller"
   attach_aws_lb_controller_policy = true
+  # Confused-deputy guard, as in modules/pod-identity-role.
+  trust_policy_conditions = [{
+    test     = "StringEquals"
+    variable = "aws:SourceAccount"
+    values   = [data.aws_caller_identity.current.account_id]
+  }]
 
   associations = {
     this = {

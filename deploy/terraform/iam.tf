@@ -27,6 +27,9 @@ data "aws_iam_openid_connect_provider" "github" {
 }
 
 locals {
+  # The one workflow that may release: main.yaml as it is on main.
+  release_workflow_ref = "${local.github_repo}/.github/workflows/main.yaml@refs/heads/main"
+
   github_oidc_provider_arn = var.create_github_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : data.aws_iam_openid_connect_provider.github[0].arn
 }
 
@@ -49,7 +52,17 @@ data "aws_iam_policy_document" "ci_push_trust" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repo}:ref:refs/heads/main"]
+      values   = ["repo:${local.github_repo}:ref:refs/heads/main"]
+    }
+
+    # And only the release workflow: another workflow file pushed to main
+    # cannot take the role (AWS STS validates GitHub's job_workflow_ref
+    # claim, "AWS STS supports validation of identity provider claims",
+    # aws.amazon.com/about-aws/whats-new/2026/01/aws-sts-supports-validation-identity-provider-claims/).
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:job_workflow_ref"
+      values   = [local.release_workflow_ref]
     }
   }
 }
@@ -75,21 +88,27 @@ data "aws_iam_policy_document" "ci_deploy_trust" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repo}:environment:${var.github_deploy_environment}"]
+      values   = ["repo:${local.github_repo}:environment:${var.github_deploy_environment}"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:job_workflow_ref"
+      values   = [local.release_workflow_ref]
     }
   }
 }
 
 resource "aws_iam_role" "ci_push" {
-  name                 = "${var.name}-ci-push"
-  description          = "GitHub Actions (OIDC), pushes to main of ${var.github_repo}: build, push and sign images"
+  name                 = "${local.name}-ci-push"
+  description          = "GitHub Actions (OIDC), pushes to main of ${local.github_repo}: build, push and sign images"
   assume_role_policy   = data.aws_iam_policy_document.ci_push_trust.json
   max_session_duration = 3600
 }
 
 resource "aws_iam_role" "ci_deploy" {
-  name                 = "${var.name}-ci-deploy"
-  description          = "GitHub Actions (OIDC), environment ${var.github_deploy_environment} of ${var.github_repo}: deploy the Rollout"
+  name                 = "${local.name}-ci-deploy"
+  description          = "GitHub Actions (OIDC), environment ${var.github_deploy_environment} of ${local.github_repo}: deploy the Rollout"
   assume_role_policy   = data.aws_iam_policy_document.ci_deploy_trust.json
   max_session_duration = 3600
 }
@@ -136,14 +155,14 @@ data "aws_iam_policy_document" "ci_deploy" {
 }
 
 resource "aws_iam_policy" "ci_push" {
-  name        = "${var.name}-ci-push"
-  description = "Push and sign ${var.name} images in ECR"
+  name        = "${local.name}-ci-push"
+  description = "Push and sign ${local.name} images in ECR"
   policy      = data.aws_iam_policy_document.ci_push.json
 }
 
 resource "aws_iam_policy" "ci_deploy" {
-  name        = "${var.name}-ci-deploy"
-  description = "Reach the ${var.name} EKS cluster (namespace rights come from its access entry)"
+  name        = "${local.name}-ci-deploy"
+  description = "Reach the ${local.name} EKS cluster (namespace rights come from its access entry)"
   policy      = data.aws_iam_policy_document.ci_deploy.json
 }
 
@@ -162,7 +181,7 @@ resource "aws_iam_role_policy_attachment" "ci_deploy" {
 # the Kyverno policy verifies with its public key
 # (deploy/k8s/components/prod/verify-images.yaml).
 resource "aws_kms_key" "cosign" {
-  description              = "${var.name}: cosign image signatures"
+  description              = "${local.name}: cosign image signatures"
   customer_master_key_spec = "ECC_NIST_P256"
   key_usage                = "SIGN_VERIFY"
   deletion_window_in_days  = 30
@@ -170,6 +189,6 @@ resource "aws_kms_key" "cosign" {
 }
 
 resource "aws_kms_alias" "cosign" {
-  name          = "alias/${var.name}-cosign"
+  name          = "alias/${local.name}-cosign"
   target_key_id = aws_kms_key.cosign.key_id
 }

@@ -16,7 +16,7 @@ locals {
   azs = slice(data.aws_availability_zones.available.names, 0, 3)
 
   tags = merge(var.tags, {
-    Project   = var.name
+    Project   = local.name
     ManagedBy = "terraform"
     Source    = "deploy/terraform"
   })
@@ -27,7 +27,7 @@ module "vpc" {
   version = "~> 6.0"
   #checkov:skip=CKV_TF_1:registry module pinned to one major version by its version constraint; commit pins apply to git sources only
 
-  name = var.name
+  name = local.name
   cidr = var.vpc_cidr
   azs  = local.azs
 
@@ -52,14 +52,14 @@ module "vpc" {
   private_subnet_tags = {
     "kubernetes.io/role/internal-elb" = 1
     # Karpenter launches nodes into these subnets (EC2NodeClass selector).
-    "karpenter.sh/discovery" = var.name
+    "karpenter.sh/discovery" = local.name
   }
 }
 
 module "alarms" {
   source = "./modules/cloudwatch-alarms"
 
-  name                    = var.name
+  name                    = local.name
   alb_arn_suffix          = var.alb_arn_suffix
   target_group_arn_suffix = var.target_group_arn_suffix
   alarm_emails            = var.alarm_emails

@@ -10,7 +10,7 @@ output "cluster_endpoint" {
 
 output "region" {
   description = "AWS region of the stack."
-  value       = var.region
+  value       = local.region
 }
 
 output "vpc_id" {
@@ -96,4 +96,9 @@ output "karpenter_queue_name" {
 output "node_group_max_size" {
   description = "Max size of the managed node group: a release at peak fits (addons.tf)."
   value       = local.node_max_size
+}
+
+output "kyverno_role_arn" {
+  description = "IAM role of Kyverno's admission controller (Pod Identity): read signatures from ECR, the signing key from KMS."
+  value       = module.kyverno_pod_identity.iam_role_arn
 }

@@ -3,25 +3,23 @@
 # Secret "pingpong-storage" (deploy/k8s/components/prod/externalsecret.yaml)
 # and refreshes it every hour.
 #
-# Rotation (docs/deploy.md, "Rotating the Redis auth token"): bump
-# var.redis_auth_token_version and apply. random_password makes a new token;
-# ElastiCache applies it with auth_token_update_strategy = "ROTATE", which
-# keeps the old token valid next to the new one; this secret gets the new
+# Rotation (docs/deploy.md, "Rotating the Redis passwords"): bump
+# var.redis_auth_token_version and apply. random_password makes new
+# passwords for the RBAC users (elasticache.tf); this secret gets the new
 # URL; ESO refreshes the Kubernetes Secret; a restart of the Rollout
 # (kubectl argo rollouts restart pingpong -n pingpong) moves the pods to it.
-# Once they run, set the strategy to "SET" for one apply to drop the old one.
 
 resource "aws_kms_key" "secrets" {
-  description             = "${var.name}: Secrets Manager encryption"
+  description             = "${local.name}: Secrets Manager encryption"
   enable_key_rotation     = true
   deletion_window_in_days = 30
   policy                  = data.aws_iam_policy_document.kms_account_admin.json
 }
 
 resource "aws_secretsmanager_secret" "redis" {
-  #checkov:skip=CKV2_AWS_57:the value is an ElastiCache auth token; terraform rotates it (random_password keepers + auth_token_update_strategy ROTATE), a Lambda rotator would fight terraform over it
-  name                    = "${var.name}/redis-url"
-  description             = "rediss:// URL of the ${var.name} rate-limit store, with its auth token"
+  #checkov:skip=CKV2_AWS_57:the value holds an ElastiCache user password; terraform rotates it (random_password keepers), a Lambda rotator would fight terraform over it
+  name                    = "${local.name}/redis-url"
+  description             = "rediss:// URL of the ${local.name} rate-limit store, with its auth token"
   kms_key_id              = aws_kms_key.secrets.arn
   recovery_window_in_days = 7
 }
@@ -29,19 +27,44 @@ resource "aws_secretsmanager_secret" "redis" {
 resource "aws_secretsmanager_secret_version" "redis" {
   secret_id = aws_secretsmanager_secret.redis.id
   secret_string = jsonencode({
-    url      = "rediss://:${random_password.redis_auth.result}@${aws_elasticache_replication_group.redis.primary_endpoint_address}:6379/0"
-    password = random_password.redis_auth.result
+    url = "rediss://${local.redis_users.service.user_name}:${random_password.redis["service"].result}@${aws_elasticache_replication_group.redis.primary_endpoint_address}:6379/0"
+  })
+}
+
+# redis_exporter's read-only user (deploy/monitoring/kube-prometheus-stack/redis-exporter.yaml).
+resource "aws_secretsmanager_secret" "redis_exporter" {
+  #checkov:skip=CKV2_AWS_57:an ElastiCache user password; terraform rotates it (random_password keepers), a Lambda rotator would fight terraform over it
+  name                    = "${local.name}/redis-exporter"
+  description             = "Address, user and password of the ${local.name} Redis read-only exporter user"
+  kms_key_id              = aws_kms_key.secrets.arn
+  recovery_window_in_days = 7
+}
+
+resource "aws_secretsmanager_secret_version" "redis_exporter" {
+  secret_id = aws_secretsmanager_secret.redis_exporter.id
+  secret_string = jsonencode({
     address  = "rediss://${aws_elasticache_replication_group.redis.primary_endpoint_address}:6379"
+    username = local.redis_users.exporter.user_name
+    password = random_password.redis["exporter"].result
   })
 }
 
 # The admin API's bearer tokens, as digests only (lines "name:sha256:<hex>", see
-# docs/operations.md): operators put the value (aws secretsmanager put-secret-value);
-# External Secrets Operator copies it into the Secret pingpong-admin-tokens.
+# docs/operations.md), from var.admin_token_digests: the secret has a value
+# from the first apply, before any workload mounts it (a secret without a
+# version makes External Secrets fail the sync, the Secret never exists and the
+# pods' required volume never mounts). External Secrets Operator copies it into
+# the Secret pingpong-admin-tokens; a change of the variable and an apply
+# rotates or revokes (docs/operations.md).
 resource "aws_secretsmanager_secret" "admin_tokens" {
   #checkov:skip=CKV2_AWS_57:digests of operator tokens, rotated by the operators who hold the tokens (docs/operations.md)
-  name                    = "${var.name}/admin-tokens"
-  description             = "SHA-256 digests of the ${var.name} admin API tokens"
+  name                    = "${local.name}/admin-tokens"
+  description             = "SHA-256 digests of the ${local.name} admin API tokens"
   kms_key_id              = aws_kms_key.secrets.arn
   recovery_window_in_days = 7
+}
+
+resource "aws_secretsmanager_secret_version" "admin_tokens" {
+  secret_id     = aws_secretsmanager_secret.admin_tokens.id
+  secret_string = join("\n", var.admin_token_digests)
 }

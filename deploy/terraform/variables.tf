@@ -1,20 +1,3 @@
-variable "region" {
-  description = "AWS region for every resource of this stack."
-  type        = string
-  default     = "eu-central-1"
-}
-
-variable "name" {
-  description = "Name of the stack: prefix of the cluster, the ECR repository, the Redis group and the IAM roles."
-  type        = string
-  default     = "pingpong"
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{2,27}$", var.name))
-    error_message = "name must be 3-28 lower-case letters, digits or dashes, starting with a letter."
-  }
-}
-
 variable "vpc_cidr" {
   description = "CIDR of the VPC. deploy/k8s/base (NetworkPolicy, trusted_proxies) assumes 10.0.0.0/16: change both together."
   type        = string
@@ -86,11 +69,6 @@ variable "redis_engine_version" {
   default     = "7.1"
 }
 
-variable "github_repo" {
-  description = "GitHub repository (owner/name) whose workflows may assume the CI role through OIDC."
-  type        = string
-}
-
 variable "github_deploy_environment" {
   description = "GitHub environment the deploy job runs in; only its jobs may assume the deploy role."
   type        = string
@@ -122,7 +100,7 @@ variable "target_group_arn_suffix" {
 }
 
 variable "redis_auth_token_version" {
-  description = "Change (e.g. increment) to rotate the Redis auth token; see secrets.tf."
+  description = "Change (e.g. increment) to rotate the Redis users' passwords; see secrets.tf."
   type        = number
   default     = 1
 }
@@ -131,4 +109,14 @@ variable "tags" {
   description = "Extra tags for every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "admin_token_digests" {
+  description = "Admin API tokens as digests, one \"name:sha256:<hex>\" each (printf %s \"$TOKEN\" | sha256sum); never the tokens themselves."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.admin_token_digests) > 0 && alltrue([for d in var.admin_token_digests : can(regex("^[A-Za-z0-9_.-]+:sha256:[0-9a-f]{64}$", d))])
+    error_message = "admin_token_digests: at least one entry, each name:sha256:<64 lower-case hex digits>."
+  }
 }

@@ -1,5 +1,6 @@
 terraform {
-  required_version = ">= 1.5.7"
+  # 1.10: the S3 backend's native locking (use_lockfile in backend.hcl).
+  required_version = ">= 1.10.0"
 
   required_providers {
     aws = {
@@ -18,7 +19,9 @@ terraform {
 }
 
 provider "aws" {
-  region = var.region
+  region = local.region
+  # Never the wrong account: the one deploy/environment names.
+  allowed_account_ids = [local.account_id]
 
   default_tags {
     tags = local.tags

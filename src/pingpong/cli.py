@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pingpong import __version__
 from pingpong.cli_admin import add_admin_parser, run_admin
-from pingpong.config import FLAGS, ConfigError, Settings, load_settings, redacted
+from pingpong.config import FLAGS, ConfigError, Settings, build_from, load_settings, redacted
 from pingpong.http.admin_auth import TOKEN_ENV, TOKENS_FILE_ENV, Tokens, load_tokens
 from pingpong.logs import configure as configure_logging
 from pingpong.server import signals
@@ -70,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pingpong.server.run import serve
 
     config_file = args.config or os.environ.get("PINGPONG_CONFIG") or None
-    serve(settings, loader, Path(config_file) if config_file else None, tokens)
+    watched = Path(config_file) if config_file else None
+    serve(settings, loader, watched, tokens, build_from(os.environ))
     return 0
 
 

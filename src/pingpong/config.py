@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
@@ -314,6 +314,18 @@ FLAGS = {
     if name not in ("policies", "api_keys")
 }
 ENV_NAMES = {name: ENV_PREFIX + flag[2:].upper().replace("-", "_") for name, flag in FLAGS.items()}
+
+
+class Build(NamedTuple):
+    """What is running, as the deployment says (PINGPONG_COMMIT, PINGPONG_SLOT):
+    /version and pingpong_build_info show it. Not a setting: no flag, no reload."""
+
+    commit: str = "unknown"
+    slot: str = ""
+
+
+def build_from(env: Mapping[str, str]) -> Build:
+    return Build(env.get(ENV_PREFIX + "COMMIT", "unknown"), env.get(ENV_PREFIX + "SLOT", ""))
 
 
 def load_settings(

@@ -21,7 +21,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,8 @@ from tests import REPO
 
 BASE_IMAGE = "pingpong/python-base"
 BASE_TAG = "3.11-bookworm"
-APP_IMAGE = "pingpong:container-test"
+# The registry part of the app image's name is never contacted: it stays local.
+APP_REGISTRY = "registry.invalid"
 DATA_ROOT = Path(tempfile.gettempdir()) / "pingpong-docker"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 DEBIAN_MIRROR = os.environ.get("PINGPONG_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -163,15 +163,20 @@ def revision() -> str:
 
 @pytest.fixture(scope="session")
 def app_image(docker: Docker, base_image: str, revision: str) -> str:
-    """The app image, built from the Dockerfile on the local base (BuildKit)."""
-    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
-    secret = ["--secret", f"id=ca,src={CA_BUNDLE}"] if CA_BUNDLE.exists() else []
-    docker(
-        "build", "--network", "host", "--progress", "plain", *secret,
-        "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--build-arg", f"BASE_TAG={BASE_TAG}",
-        "--build-arg", f"VERSION={version}", "--build-arg", f"REVISION={revision}",
-        "-t", APP_IMAGE, str(REPO),
-        env={"DOCKER_BUILDKIT": "1"},
+    """The app image, built by the pipelines' own build step (scripts/ci-build.sh,
+    BuildKit) on the local base, named like CI names it: REGISTRY/NAME:REVISION."""
+    env = {
+        "DOCKER": docker.cli,
+        "REGISTRY": APP_REGISTRY,
+        "REVISION": revision,
+        "SOURCE_URL": "https://example.invalid/pingpong",
+        **({"CA_BUNDLE": str(CA_BUNDLE)} if CA_BUNDLE.exists() else {}),
+    }
+    built = run(
+        [str(REPO / "scripts" / "ci-build.sh"), "--network", "host",
+         "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--build-arg", f"BASE_TAG={BASE_TAG}"],
+        env=env,
         timeout=600,
-    )  # fmt: skip
-    return APP_IMAGE
+    ).stdout.strip()  # fmt: skip
+    assert built == f"{APP_REGISTRY}/pingpong:{revision}", built
+    return built

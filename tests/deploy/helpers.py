@@ -28,6 +28,8 @@ from pingpong_toolkit.commands import run
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 TF = REPO / "deploy" / "terraform"
+ADDONS = K8S / "addons"
+MONITORING = REPO / "deploy" / "monitoring"
 OVERLAYS = ("dev", "prod", "prod-bluegreen")
 # An AnalysisTemplate argument reference, {{args.NAME}}.
 ARG = re.compile(r"\{\{\s*args\.([\w-]+)\s*\}\}")
@@ -180,3 +182,53 @@ def promtool_eval(
     test_file = tmp_path / "promql_test.yaml"
     test_file.write_text(yaml.safe_dump(spec, sort_keys=False))
     run(["promtool", "test", "rules", str(test_file)])
+
+
+def policy_docs(hcl: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every aws_iam_policy_document data source of the root module, by name."""
+    docs: dict[str, Any] = {}
+    for doc in hcl.values():
+        for entry in doc.get("data", []):
+            docs.update(entry.get("aws_iam_policy_document", {}))
+    return docs
+
+
+def actions(doc: dict[str, Any]) -> set[str]:
+    return {a for s in doc["statement"] for a in s["actions"]}
+
+
+def parse_tf(path: Path, tmp_path: Path) -> dict[str, Any]:
+    """One .tf file outside the root module, parsed like the ``hcl`` fixture."""
+    target = tmp_path / f"{path.stem}.json"
+    run(["hcl2tojson", str(path), str(target)])
+    parsed: dict[str, Any] = norm(json.loads(target.read_text()))
+    return parsed
+
+
+def addon_values(name: str) -> dict[str, Any]:
+    """The Helm values file ``deploy/k8s/addons/<name>``."""
+    loaded: dict[str, Any] = yaml.safe_load((ADDONS / name).read_text())
+    return loaded
+
+
+def cpu_millicores(quantity: str) -> int:
+    return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
+
+
+ENVIRONMENT_FILE = REPO / "deploy" / "environment" / "environment.env"
+
+
+def environment() -> dict[str, str]:
+    """The environment's values (deploy/environment/environment.env), KEY=VALUE
+    lines read the way scripts/ci-env.sh and deploy/terraform/environment.tf do."""
+    found: dict[str, str] = {}
+    for line in ENVIRONMENT_FILE.read_text().splitlines():
+        match = re.fullmatch(r"([A-Z][A-Z0-9_]*)=(.*)", line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def terraform_name(value: str) -> str:
+    """A terraform string built from the stack name, as applied."""
+    return value.replace("${local.name}", environment()["STACK_NAME"])

@@ -50,8 +50,7 @@ def test_covers_the_whole_path() -> None:
     text = DOC.read_text()
     for must in (
         "terraform init",
-        "eksctl create cluster",
-        "docker push",
+        "scripts/ci-push-attest.sh",
         "aws-load-balancer-controller",
         "argo-rollouts",
         "deploy/k8s/deploy.sh",

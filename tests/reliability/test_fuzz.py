@@ -187,7 +187,7 @@ def test_check_config_exits_0_or_2(config: dict[str, Any]) -> None:
     "content",
     [
         b"\xff\xfe\x00garbage",  # not UTF-8
-        b"",  # empty: all defaults
+        b"",  # empty: refused (a file caught mid-write reads empty)
         b"[" * 5000,  # deep nesting
         b"policies: " + b"[" * 200 + b"]" * 200,
         b"limit: " + b"9" * 5000 + b"/second",

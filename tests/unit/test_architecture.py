@@ -3,6 +3,7 @@ hooks the server overrides still exist (so an upgrade fails here, not live)."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 import subprocess
 import sys
@@ -45,6 +46,18 @@ def test_check_config_loads_no_redis_driver(tmp_path: Path) -> None:
     ).stdout.splitlines()
     assert lines[0] == f"{config}: OK"
     assert lines[-1] == ""  # neither driver loaded
+
+
+def test_only_the_cli_and_the_config_read_the_environment() -> None:
+    """Everything else gets what it needs as arguments (the settings, the
+    build, the workers' metrics directory): nothing travels through os.environ."""
+    src = Path(__file__).resolve().parents[2] / "src" / "pingpong"
+    readers = []
+    for path in sorted(src.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv"):
+                readers.append(str(path.relative_to(src)))
+    assert sorted(set(readers)) == ["cli.py", "cli_admin.py", "config.py"]
 
 
 def test_importing_the_app_registers_nothing_globally() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pingpong.config import Settings
+from pingpong.config import Build, Settings
 from pingpong.http.admin_auth import Tokens
 from pingpong.http.prometheus import registry_for
 from pingpong.server.granian_server import listen
@@ -20,6 +20,7 @@ def serve(
     loader: Callable[[], Settings],
     config_file: Path | None = None,
     tokens: Tokens | None = None,
+    build: Build | None = None,
 ) -> None:
     """Every listener is bound before anything runs, so that a taken port is
     one message and exit 1."""
@@ -28,7 +29,7 @@ def serve(
     if settings.admin_port is not None:
         host = settings.admin_host or settings.host
         admin = Admin(listen(host, settings.admin_port, " for admin"), tokens or Tokens())
-    spec = WorkerSpec(settings, loader, sock, admin, config_file)
+    spec = WorkerSpec(settings, loader, sock, admin, config_file, build or Build())
     if settings.workers > 1:
         supervise(spec)
         return

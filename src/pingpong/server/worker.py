@@ -13,13 +13,13 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import uvloop
 
-from pingpong.config import Settings
+from pingpong.config import Build, Settings
 from pingpong.core.looplag import LOOP_LAG
 from pingpong.core.storage import StorageError
 from pingpong.http.admin_auth import Tokens
@@ -56,6 +56,7 @@ class WorkerSpec:
     sock: socket.socket
     admin: Admin | None = None
     config_file: Path | None = None
+    build: Build = field(default_factory=Build)
     # --workers N: where the workers publish their counts for each other.
     metrics_dir: Path | None = None
 
@@ -73,7 +74,7 @@ def run_worker(spec: WorkerSpec, counters: Counters, ready: Event | None = None)
     from pingpong.service import Service
 
     configure_logging(spec.settings.log_format)
-    service = Service(spec.settings, spec.loader, counters)
+    service = Service(spec.settings, spec.loader, counters, spec.build)
     registry = registry_for(lambda: all_workers(counters, spec.metrics_dir))
     servers = [Granian(App(service, registry), spec.sock)]
     if spec.admin is not None:

@@ -32,6 +32,7 @@ from pingpong.core.storage.base import Check, Storage, StorageError
 log = logging.getLogger("pingpong.control")
 audit = logging.getLogger("pingpong.audit")
 POLL_SECONDS = 0.5  # the fallback when no change is pushed
+COALESCE_SECONDS = 0.05  # changes announced this close together are read in one sync
 FLUSH_SECONDS = 1.0  # rejection counts merged into the storage this often
 PRUNE_EVERY = 60  # flushes between two sweeps of the expired overrides
 PAGE, MAX_PAGE = 100, 1000  # overrides listed per page: by default, at most
@@ -192,6 +193,7 @@ class ControlPlane:
                         await self._wake.wait()
                 except TimeoutError:
                     pass
+                await asyncio.sleep(COALESCE_SECONDS)  # one sync for a burst of changes
                 self._wake.clear()
                 await self._quietly(self.sync)
         finally:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable
 
 from pingpong import __version__
-from pingpong.config import RESTART_ONLY, ConfigError, Settings
+from pingpong.config import RESTART_ONLY, Build, ConfigError, Settings
 from pingpong.core.clientip import ClientResolver
 from pingpong.core.limiter import Limiter, Rules
 from pingpong.core.storage.base import Resilience, Storage, StorageOptions
@@ -30,6 +29,7 @@ class Service:
         settings: Settings,
         loader: Callable[[], Settings] | None = None,
         counters: Counters | None = None,
+        build: Build | None = None,
     ) -> None:
         self.settings = settings
         self._loader = loader
@@ -46,8 +46,7 @@ class Service:
         self.draining = False
         self.fault_injection = _fault_injection(settings)
         self.version = __version__
-        self.commit = os.environ.get("PINGPONG_COMMIT", "unknown")
-        self.slot = os.environ.get("PINGPONG_SLOT", "")
+        self.commit, self.slot = build or Build()
         self.counters.build = (self.version, self.commit, self.slot)
         self.counters.config_hash = config_hash(settings)
 

@@ -30,12 +30,23 @@ variable "policy_json" {
   type        = string
 }
 
+data "aws_caller_identity" "current" {}
+
+# Only EKS Pod Identity acting for this account's clusters: without
+# aws:SourceAccount the service principal could be used on behalf of another
+# account (confused deputy; EKS user guide, "Create IAM role with trust policy
+# required by EKS Pod Identity", condition aws:SourceAccount / aws:SourceArn).
 data "aws_iam_policy_document" "trust" {
   statement {
     actions = ["sts:AssumeRole", "sts:TagSession"]
     principals {
       type        = "Service"
       identifiers = ["pods.eks.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
     }
   }
 }

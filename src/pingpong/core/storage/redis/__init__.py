@@ -1,3 +1,4 @@
-"""Redis storage: the client every topology shares (``client``), one module
-per topology (``standalone``, ``sentinel``, ``cluster``), the admin store
-(``admin``) and the Lua scripts (``lua/``)."""
+"""Redis storage: the client every topology shares (``client``), the URL
+checks (``urls``, without the driver), one module per topology
+(``standalone``, ``sentinel``, ``cluster``), the admin store (``admin``) and
+the Lua scripts (``lua/``)."""

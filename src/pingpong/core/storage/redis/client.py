@@ -1,5 +1,5 @@
 """What every Redis topology's client shares: its options, hiredis packing,
-URL checks, the Lua scripts, and ``answer_within``.
+the Lua scripts, and ``answer_within`` (URLs are checked in ``urls``).
 
 ``answer_within`` is the one place where the driver's exceptions (redis-py's,
 the cluster client's, and the odd AttributeError or RuntimeError of a

@@ -58,4 +58,5 @@ class RedisClusterStorage(RedisStorage):
         return outcomes
 
     async def peek(self, checks: Sequence[Check]) -> list[Outcome]:
-        return [(await self._call("peek", [[check]]))[0] for check in checks]
+        timeout = max(self._timeout, 1.0)  # an operator's question, as on one server
+        return [(await self._call("peek", [[check]], timeout))[0] for check in checks]

@@ -108,7 +108,8 @@ class RedisStorage:
         return await future
 
     async def peek(self, checks: Sequence[Check]) -> list[Outcome]:
-        return await self._call("peek", [checks])
+        """An operator's question (inspect), not a decision: it may wait longer."""
+        return await self._call("peek", [checks], max(self._timeout, 1.0))
 
     async def reset(self, keys: Sequence[str]) -> int:
         if not keys:
@@ -137,7 +138,9 @@ class RedisStorage:
                 future.set_result(outcomes[index : index + len(checks)])
             index += len(checks)
 
-    async def _call(self, mode: str, requests: Sequence[Sequence[Check]]) -> list[Outcome]:
+    async def _call(
+        self, mode: str, requests: Sequence[Sequence[Check]], wait: float | None = None
+    ) -> list[Outcome]:
         keys: list[str] = []
         specs: list[str] = []
         for checks in requests:
@@ -145,7 +148,7 @@ class RedisStorage:
                 keys.append(redis_key(key))
                 specs.append(f"{limit.tag},{int(shadow)};")
             specs.append("|")
-        async with answer_within(self._timeout):
+        async with answer_within(wait or self._timeout):
             raw = await self._script(keys=keys, args=(mode, "".join(specs)))
         return [
             Outcome(raw[i] == 1, raw[i + 1], raw[i + 2], raw[i + 3]) for i in range(0, len(raw), 4)

@@ -1,0 +1,208 @@
+"""``python -m bench.control_plane``: what operator activity costs the other replicas.
+
+Two replicas (A and B) share one redis-server. First 10,000 overrides are
+bulk-loaded through A's admin API (concurrent PUTs). Then B serves a steady,
+paced /ping load while A either rests (baseline) or takes 100 admin operations
+a second (override replacements and resets, each announced to B); the phases
+alternate, so the machine's noise falls on both alike. Printed: the bulk-load
+time and B's /ping p99 in each phase (the medians over the rounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from pingpong_toolkit.pingpong import Pingpong
+from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.redis import RedisServer
+
+TOKEN = "bench-admin-token-0123456789"  # noqa: S105 - a throwaway token
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def key(i: int) -> str:
+    return f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+
+
+def replica(redis: RedisServer, logs: Path, name: str) -> tuple[Pingpong, str]:
+    admin_port = free_port()
+    server = Pingpong(
+        ["--storage", redis.url, "--limit", "100000000/second", "--admin-port", str(admin_port),
+         "--log-format", "text"],
+        {"PINGPONG_ADMIN_TOKEN": TOKEN},
+        name=name,
+    ).start(logs)  # fmt: skip
+    return server, f"http://127.0.0.1:{admin_port}/admin/v1"
+
+
+async def paced(
+    rate: float, seconds: float, send: Callable[[int], Coroutine[Any, Any, None]]
+) -> int:
+    """Call ``send(i)`` ``rate`` times a second for ``seconds``, open loop (a
+    slow answer never delays the next call); the number of calls that failed."""
+    tasks, started = [], time.monotonic()
+    for i in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
+        tasks.append(asyncio.create_task(send(i)))
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    failures = [r for r in results if r is not None]
+    if failures:
+        print(f"{len(failures)} of {len(results)} failed, the first: {failures[0]!r}")
+    return len(failures)
+
+
+async def bulk_load(admin: str, count: int) -> float:
+    """Seconds to PUT ``count`` overrides, 16 requests in flight."""
+    body = {"rate": "1000/minute", "burst": 100, "expires_in": 3600, "reason": "bulk"}
+    queue = iter(range(count))
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+
+        async def worker() -> None:
+            for i in queue:
+                async with session.put(f"{admin}/overrides/default/{key(i)}", json=body) as answer:
+                    assert answer.status == 200, await answer.text()
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(16)))
+        return time.monotonic() - started
+
+
+async def operate(admin: str, count: int, ops: float, seconds: float) -> int:
+    """``ops`` admin operations a second on A: override replacements and
+    resets, spread over every stored override; the number that failed."""
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+
+        async def one(i: int) -> None:
+            target = key(i * 7919 % count)
+            if i % 2:
+                body = {"rate": f"{1000 + i % 50}/minute", "expires_in": 3600, "reason": "op"}
+                request = session.put(f"{admin}/overrides/default/{target}", json=body)
+            else:
+                request = session.delete(f"{admin}/clients/default/{target}")
+            async with request as answer:
+                assert answer.status == 200, await answer.text()
+
+        return await paced(ops, seconds, one)
+
+
+def drive_admin(admin: str, count: int, ops: float, seconds: float, failed: Any) -> None:
+    """In its own process, so that the client measuring B shares no event loop
+    (nor GIL) with the one driving A; ``failed`` (a shared int) counts the
+    operations that did not answer 200."""
+    failed.value = asyncio.run(operate(admin, count, ops, seconds))
+
+
+async def ping_phase(ping_url: str, rate: float, seconds: float) -> dict[str, float]:
+    """B's /ping latencies under a paced load."""
+    latencies: list[float] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+
+        async def ping(_: int) -> None:
+            started = time.perf_counter()
+            async with session.get(ping_url) as answer:
+                await answer.read()
+                assert answer.status == 200
+            latencies.append(time.perf_counter() - started)
+
+        failed = await paced(rate, seconds, ping)
+    latencies.sort()
+    return {
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+        "max_ms": 1000 * latencies[-1],
+        "requests": len(latencies),
+        "failed": failed,
+    }
+
+
+def cpu_seconds(server: Pingpong) -> float:
+    """The process's user + system CPU time so far (Linux /proc): what a phase
+    costs B, whatever else the machine is busy with."""
+    assert server.process is not None
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def phase(a_admin: str, b: Pingpong, args: argparse.Namespace, busy: bool) -> dict[str, float]:
+    """B's /ping latencies while A rests, or (``busy``) takes the operations,
+    and B's CPU time per second of it."""
+    cpu_before = cpu_seconds(b)
+    context = multiprocessing.get_context("spawn")
+    failed = context.Value("i", 0)
+    driver = None
+    if busy:
+        driver_args = (a_admin, args.overrides, args.ops, args.seconds, failed)
+        driver = context.Process(target=drive_admin, args=driver_args)
+        driver.start()
+    try:
+        latencies = asyncio.run(ping_phase(b.url + "/ping", args.ping_rate, args.seconds))
+        cpu = 1000 * (cpu_seconds(b) - cpu_before) / args.seconds
+    finally:
+        if driver is not None:
+            driver.join(args.seconds + 30)
+            assert driver.exitcode == 0, f"the admin driver exited {driver.exitcode}"
+    return {**latencies, "b_cpu_ms_per_s": cpu, "admin_failed": failed.value}
+
+
+def measure(a_admin: str, b: Pingpong, args: argparse.Namespace) -> dict[str, Any]:
+    load_seconds = asyncio.run(bulk_load(a_admin, args.overrides))
+    rounds: dict[str, list[dict[str, float]]] = {"baseline": [], "operations": []}
+    for _ in range(args.rounds):
+        for name in rounds:
+            rounds[name].append(phase(a_admin, b, args, name == "operations"))
+    summary = {
+        name: {m: statistics.median(r[m] for r in results) for m in results[0]}
+        for name, results in rounds.items()
+    }
+    return {"bulk_load_seconds": load_seconds, "overrides": args.overrides, "summary": summary,
+            "rounds": rounds}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.control_plane", description=__doc__)
+    parser.add_argument("--overrides", type=int, default=10_000)
+    parser.add_argument("--ops", type=float, default=100.0, help="admin operations a second on A")
+    parser.add_argument("--ping-rate", type=float, default=200.0, help="/ping a second on B")
+    parser.add_argument("--seconds", type=float, default=8.0, help="each phase")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    logs = Path(tempfile.mkdtemp(prefix="bench-control-plane-"))
+    redis = RedisServer(workdir=logs / "redis").start()
+    servers: list[Pingpong] = []
+    try:
+        a, a_admin = replica(redis, logs, "replica-a")
+        servers.append(a)
+        b, _ = replica(redis, logs, "replica-b")
+        servers.append(b)
+        result = measure(a_admin, b, args)
+    finally:
+        for server in servers:
+            server.stop()
+        redis.stop()
+    base, busy = result["summary"]["baseline"], result["summary"]["operations"]
+    print(json.dumps(result))
+    print(
+        f"bulk load of {args.overrides} overrides: {result['bulk_load_seconds']:.1f} s\n"
+        f"B /ping p99: {base['p99_ms']:.2f} ms at rest, {busy['p99_ms']:.2f} ms with "
+        f"{args.ops:g} admin operations/s on A (+{busy['p99_ms'] - base['p99_ms']:.2f} ms); "
+        f"p50 {base['p50_ms']:.2f} / {busy['p50_ms']:.2f} ms; B's CPU "
+        f"{base['b_cpu_ms_per_s']:.0f} / {busy['b_cpu_ms_per_s']:.0f} ms a second; "
+        f"load average {os.getloadavg()[0]:.1f}; logs in {logs}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
