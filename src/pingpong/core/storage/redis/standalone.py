@@ -161,11 +161,13 @@ class RedisStorage:
             return int(await self._fleet(keys=[FLEET_KEY], args=args))
 
     async def ping(self) -> None:
-        """Open a few connections and load the script, so that the first burst
-        of decisions pays for no connection setup or extra round trip."""
+        """Open a few connections and load the scripts, so that the first burst
+        of decisions (and the first heartbeat) pays for no connection setup or
+        extra round trip."""
         async with answer_within(max(self._timeout, 1.0)):
             await asyncio.gather(*(self.client.ping() for _ in range(WARM_CONNECTIONS)))
             await self.client.script_load(SCRIPT)
+            await self.client.script_load(FLEET_SCRIPT)
 
     async def aclose(self) -> None:
         try:
