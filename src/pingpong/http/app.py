@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
-from granian.rsgi import HTTPProtocol, Scope
+from granian.rsgi import Headers, HTTPProtocol, Scope
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pingpong.core.algorithms import retry_after
@@ -26,6 +26,7 @@ from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.looplag import LOOP_LAG
 from pingpong.core.policy import THROTTLED_PATH
 from pingpong.core.storage.resilient import StorageUnavailable
+from pingpong.http.internal import INTERNAL_PATHS, version_body
 from pingpong.http.openapi import openapi_document
 from pingpong.http.problems import PROBLEM, problem_body
 from pingpong.http.prometheus import registry_for
@@ -33,6 +34,7 @@ from pingpong.http.responses import PolicyResponses
 from pingpong.http.rsgi import (
     CLOSE,
     JSON,
+    NO_SERVER,
     REQUEST_ID,
     TEXT,
     RequestIds,
@@ -44,7 +46,9 @@ from pingpong.service import Counters, Service
 
 access_log = logging.getLogger("pingpong.access")
 
-Handler = Callable[["App", Scope], Awaitable[Response]]
+# The headers are read from the scope once per request (granian builds a new
+# object at each read) and handed to the handler with it.
+Handler = Callable[["App", Scope, Headers], Awaitable[Response]]
 
 GET_HEAD = frozenset({"GET", "HEAD"})
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -62,16 +66,19 @@ SHED: Response = (503, [PROBLEM, ("retry-after", "1")], OVERLOADED)
 
 class App:
     """``registry``: what /metrics exports (with --workers N, every worker's
-    counts); by default this service's own."""
+    counts); by default this service's own. With ``metrics_port`` set,
+    /metrics and /version are served there only (``pingpong.http.internal``):
+    the public port answers 404 for them."""
 
     def __init__(self, service: Service, registry: CollectorRegistry | None = None) -> None:
         self.service = service
         self.counters: Counters = service.counters
         self.registry = registry or registry_for(lambda: self.counters)
-        self._version = json.dumps(
-            {"version": service.version, "commit": service.commit, "slot": service.slot}
-        ).encode()
-        self._openapi = json.dumps(openapi_document(service.version)).encode()
+        self._version = version_body((service.version, service.commit, service.slot))
+        internal_elsewhere = service.settings.metrics_port is not None
+        self._routes = {p: h for p, h in ROUTES.items()
+                        if not (internal_elsewhere and p in INTERNAL_PATHS)}  # fmt: skip
+        self._openapi = json.dumps(openapi_document(service.version, self._routes)).encode()
         self._request_ids = RequestIds()
         self._error_lines = LogThrottle(lines=ERROR_LINES_PER_SECOND, period=1.0)
         self._rules: Rules | None = None
@@ -83,9 +90,10 @@ class App:
         counters = self.counters
         counters.in_flight += 1
         path, method = scope.path, scope.method
-        handler = ROUTES.get(path)
+        handler = self._routes.get(path)
         route = path if handler is not None else UNMATCHED
-        request_id = self._request_ids.of(scope.headers)
+        request_headers = scope.headers
+        request_id = self._request_ids.of(request_headers)
         try:
             if target_length(scope) > MAX_TARGET:
                 route = UNMATCHED
@@ -99,12 +107,12 @@ class App:
                 status, headers, body = SHED
             else:
                 try:
-                    status, headers, body = await handler(self, scope)
+                    status, headers, body = await handler(self, scope, request_headers)
                 except Exception:
                     access_log.exception("unexpected error answering %s", route,
                                          extra={"request_id": request_id})  # fmt: skip
                     status, headers, body = 500, [PROBLEM], INTERNAL_ERROR
-            headers = [*headers, (REQUEST_ID, request_id)]
+            headers = [*headers, (REQUEST_ID, request_id), NO_SERVER]
             if self.service.draining:
                 headers.append(CLOSE)
             proto.response_bytes(status, headers, body)
@@ -115,7 +123,8 @@ class App:
             method = "OTHER"
         counters.requests[(method, route, status)] += 1
         counters.durations[(method, route)].observe(elapsed)
-        if status >= 500 or random.random() < self.service.settings.access_log:
+        share = self.service.settings.access_log
+        if status >= 500 or (share and random.random() < share):
             self._log(scope, method, route, status, elapsed, request_id)
 
     def _log(
@@ -152,20 +161,21 @@ class App:
             self._responses, self._rules = PolicyResponses(rules.all_policies), rules
         return self._responses
 
-    async def ping(self, scope: Scope) -> Response:
+    async def ping(self, scope: Scope, headers: Headers) -> Response:
         service = self.service
         if service.fault_injection:
             fault = await self._inject_fault()
             if fault is not None:
                 return fault
-        headers = scope.headers
         identity = service.resolver.resolve(peer_address(scope.client), headers)
         limiter = service.limiter
         rules = limiter.rules  # what this request is decided by, even if a reload swaps them
-        try:
-            decision = await limiter.check(THROTTLED_PATH, scope.method, identity, headers)
-        except StorageUnavailable:
-            return 503, [PROBLEM, ("retry-after", "1")], STORAGE_DOWN
+        decision = limiter.check_now(THROTTLED_PATH, scope.method, identity)
+        if decision is None:
+            try:
+                decision = await limiter.check(THROTTLED_PATH, scope.method, identity, headers)
+            except StorageUnavailable:
+                return 503, [PROBLEM, ("retry-after", "1")], STORAGE_DOWN
         responses = self._policy_responses(rules)
         if decision.admitted:
             return 200, [TEXT, *responses.ratelimit_headers(decision.reported)], b"pong"
@@ -184,21 +194,21 @@ class App:
             return 500, [PROBLEM], problem_body(500, "injected fault (drill)")
         return None
 
-    async def healthz(self, scope: Scope) -> Response:
+    async def healthz(self, scope: Scope, headers: Headers) -> Response:
         return 200, [TEXT], b"ok\n"
 
-    async def readyz(self, scope: Scope) -> Response:
+    async def readyz(self, scope: Scope, headers: Headers) -> Response:
         if self.service.draining:
             return 503, [TEXT], b"draining\n"
         return 200, [TEXT], b"ready\n"
 
-    async def version(self, scope: Scope) -> Response:
+    async def version(self, scope: Scope, headers: Headers) -> Response:
         return 200, [JSON], self._version
 
-    async def openapi(self, scope: Scope) -> Response:
+    async def openapi(self, scope: Scope, headers: Headers) -> Response:
         return 200, [JSON], self._openapi
 
-    async def metrics(self, scope: Scope) -> Response:
+    async def metrics(self, scope: Scope, headers: Headers) -> Response:
         return 200, [("content-type", CONTENT_TYPE_LATEST)], generate_latest(self.registry)
 
 

@@ -79,7 +79,8 @@ def run_worker(spec: WorkerSpec, counters: Counters, ready: Event | None = None)
     servers = [Granian(App(service, registry), spec.sock)]
     if spec.admin is not None:
         servers.append(Granian(AdminApp(service, spec.admin.tokens), spec.admin.sock))
-    worker = Worker(service, servers, spec.metrics_dir, spec.config_file)
+    tokens = spec.admin.tokens if spec.admin is not None else None
+    worker = Worker(service, servers, spec.metrics_dir, spec.config_file, tokens)
     uvloop.run(worker.run(ready))
 
 
@@ -92,8 +93,10 @@ class Worker:
         servers: list[Granian],
         metrics_dir: Path | None,
         config_file: Path | None,
+        tokens: Tokens | None = None,
     ) -> None:
         self.service = service
+        self.tokens = tokens  # the admin API's: SIGHUP re-reads them too
         self.servers = servers
         self.metrics_dir = metrics_dir
         self.watch = ConfigWatch(service, config_file) if config_file is not None else None
@@ -101,7 +104,7 @@ class Worker:
     async def run(self, ready: Event | None) -> None:
         self._install_signals()
         signals.release()  # a signal held since the start is delivered now
-        LOOP_LAG.observers.append(self.service.counters.loop_lag.observe)
+        LOOP_LAG.observers.append(self.service.counters.loop_lagged)
         LOOP_LAG.ensure_started()  # the SLI counts the loop's lag (http.app)
         try:
             await self.service.storage.ping()
@@ -130,8 +133,12 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._drain)
-        reload = self.watch.reload if self.watch is not None else self.service.reload
-        loop.add_signal_handler(signal.SIGHUP, reload)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
+
+    def _reload(self) -> None:
+        if self.tokens is not None:
+            self.tokens.reload()
+        (self.watch.reload if self.watch is not None else self.service.reload)()
 
     def _drain(self) -> None:
         if self.service.draining:  # a second signal stops at once
