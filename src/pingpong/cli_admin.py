@@ -12,14 +12,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from ipaddress import ip_address
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from pingpong.http.admin_auth import TOKEN_ENV
+from pingpong.service.override_request import OverrideRequest
 
 URL_ENV = "PINGPONG_ADMIN_URL"
 DEFAULT_URL = "http://127.0.0.1:8081"
 EXIT_NOT_FOUND, EXIT_USAGE = 1, 2
+CLI_DEFAULTS = {"expires_in": 86400}  # an override typed by hand lasts a day
 
 
 class Failed(Exception):
@@ -35,6 +38,10 @@ def add_admin_parser(commands: Any) -> None:
     common.add_argument("--token", default=None, help=f"bearer token ({TOKEN_ENV})")
     common.add_argument("--json", action="store_true", help="print the JSON answer")
     common.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    common.add_argument(
+        "--plain-http", action="store_true",
+        help="allow http:// to a host that is not loopback (the token crosses in clear)",
+    )  # fmt: skip
     admin = commands.add_parser("admin", help="operate a running service's admin API")
     ops = admin.add_subparsers(dest="operation", required=True)
 
@@ -54,10 +61,12 @@ def add_admin_parser(commands: Any) -> None:
         "--ip", help="the client's address, mapped as the service would"
     )
     override = client("override", "set (or --delete) a per-key limit")
-    override.add_argument("--rate", help="e.g. 1000/minute")
-    override.add_argument("--burst", type=int)
-    override.add_argument("--expires-in", type=int, default=86400, help="seconds (default 1 day)")
-    override.add_argument("--reason", default="")
+    for name, field in OverrideRequest.model_fields.items():  # the API's own fields
+        kind = int if field.annotation in (int, int | None) else str
+        default = CLI_DEFAULTS.get(name, field.default if not field.is_required() else None)
+        shown = f" (default {default})" if default not in (None, "") else ""
+        override.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default,
+                              help=f"{field.description}{shown}")  # fmt: skip
     override.add_argument("--delete", action="store_true", help="remove the override")
     ops.add_parser("overrides", parents=[common], help="list the overrides")
     top = ops.add_parser("top", parents=[common], help="the most-throttled keys")
@@ -72,8 +81,56 @@ def run_admin(args: argparse.Namespace) -> int:
     except Failed as exc:
         print(f"pingpong admin: {exc}", file=sys.stderr)
         return exc.code
-    print(json.dumps(answer, indent=2) if args.json else _human(args.operation, answer))
+    print(json.dumps(answer, indent=2) if args.json else _human(args.operation, _clean(answer)))
     return 0
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``, ``\\u202e``): what the
+    service answers never drives the operator's terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def _clean(answer: Any) -> Any:
+    if isinstance(answer, str):
+        return printable(answer)
+    if isinstance(answer, dict):
+        return {printable(str(k)): _clean(v) for k, v in answer.items()}
+    if isinstance(answer, list):
+        return [_clean(v) for v in answer]
+    return answer
+
+
+def check_url(base: str, plain_http: bool) -> None:
+    """ValueError unless ``base`` is https://, or http:// to a loopback host
+    (or ``plain_http``): a bearer token is not sent in clear across a network."""
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"--url must be http:// or https://, not {base!r}")
+    if parts.scheme == "http" and not plain_http and not _loopback(parts.hostname):
+        raise ValueError(
+            f"refusing to send the token in clear to {parts.hostname}: use https://, "
+            "or --plain-http if the network between is trusted"
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as an error: the token stays with its origin."""
+
+    def redirect_request(self, *args: Any) -> None:
+        return None
+
+
+OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def _call(args: argparse.Namespace) -> Any:
@@ -98,9 +155,7 @@ def _call(args: argparse.Namespace) -> Any:
         return _request(args, "DELETE", "overrides/" + target)
     if not args.rate:
         raise Failed(EXIT_USAGE, "override needs --rate (or --delete)")
-    body = {"rate": args.rate, "expires_in": args.expires_in, "reason": args.reason}
-    if args.burst is not None:
-        body["burst"] = args.burst
+    body = {name: getattr(args, name) for name in OverrideRequest.model_fields}
     return _request(args, "PUT", "overrides/" + target, body)
 
 
@@ -117,8 +172,10 @@ def _every_override(args: argparse.Namespace) -> dict[str, Any]:
 
 def _request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
     base = (args.url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/")
-    if not base.startswith(("http://", "https://")):
-        raise Failed(EXIT_USAGE, f"--url must be http:// or https://, not {base!r}")
+    try:
+        check_url(base, args.plain_http)
+    except ValueError as exc:
+        raise Failed(EXIT_USAGE, str(exc)) from None
     token = args.token or os.environ.get(TOKEN_ENV)
     if not token:
         raise Failed(EXIT_USAGE, f"no token: --token or {TOKEN_ENV}")
@@ -128,12 +185,16 @@ def _request(args: argparse.Namespace, method: str, path: str, body: Any = None)
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )  # fmt: skip
     try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:  # noqa: S310
+        with OPENER.open(request, timeout=args.timeout) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            where = printable(exc.headers.get("location", "?"))
+            message = f"{exc.code}: refused to follow a redirect to {where}"
+            raise Failed(EXIT_NOT_FOUND, message) from None
         try:
-            detail = json.loads(exc.read()).get("detail", "")
-        except ValueError:
+            detail = printable(str(json.loads(exc.read()).get("detail", "")))
+        except (ValueError, AttributeError):
             detail = ""
         code = EXIT_NOT_FOUND if exc.code == 404 or exc.code >= 500 else EXIT_USAGE
         raise Failed(code, f"{exc.code} {exc.reason}: {detail}") from None

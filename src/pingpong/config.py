@@ -181,7 +181,7 @@ class Settings(BaseModel):
         5.0, ge=0, le=600, description="seconds /readyz answers 503 after SIGTERM"
     )
     metrics_port: int | None = Field(
-        None, ge=0, le=65535, description="also serve /metrics on this port"
+        None, ge=0, le=65535, description="serve /metrics and /version on this port only"
     )
     admin_port: int | None = Field(
         None, ge=0, le=65535, description="serve the admin API on this port (off by default)"

@@ -128,6 +128,7 @@ def test_auth_and_the_public_port(pingpong: Any) -> None:
     assert httpx.get(admin + "/ping", headers=AUTH).status_code == 404
     document = httpx.get(admin + "/openapi.json").json()
     assert "/admin/v1/top" in document["paths"]
+    assert "admin: unauthorized request from 127.0.0.1" in server.output()
     metrics = httpx.get(server.url + "/metrics").text
     assert (
         'pingpong_admin_operations_total{operation="unauthorized",result="unauthorized"} 2.0'
@@ -239,3 +240,23 @@ def test_reset_and_override_reach_the_other_replica_on_every_topology(
     state = httpx.get(admin_b + "/admin/v1/clients/default/203.0.113.9", headers=AUTH).json()
     assert state["override"]["reason"] == topology
     assert "storage error" not in a.output() + b.output()
+
+
+def test_a_body_that_never_arrives_is_cut_with_408(pingpong: Any) -> None:
+    """Headers promising a body, then silence: the connection is answered 408
+    after the body-read timeout (10 s), never held for as long as the client likes."""
+    _, admin = replica(pingpong, "memory://")
+    port = int(admin.rpartition(":")[2])
+    head = (
+        "PUT /admin/v1/overrides/default/203.0.113.9 HTTP/1.1\r\nHost: admin\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 60\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head.encode())
+        started = time.monotonic()
+        answer = sock.recv(4096).decode()
+        waited = time.monotonic() - started
+    assert answer.startswith("HTTP/1.1 408"), answer
+    assert 9.5 <= waited < 30, waited
+    assert httpx.get(admin + "/admin/v1/overrides", headers=AUTH).json()["overrides"] == []

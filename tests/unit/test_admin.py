@@ -17,7 +17,7 @@ from pingpong.core.heavy_hitters import HeavyHitters, merge_top
 from pingpong.core.overrides import Override, check_key
 from pingpong.core.rates import Rate
 from pingpong.http.admin import AdminApp
-from pingpong.http.admin_auth import Tokens, load_tokens
+from pingpong.http.admin_auth import Token, Tokens, load_tokens
 from pingpong.http.admin_openapi import admin_openapi_document
 from pingpong.http.app import App
 from pingpong.service import Service
@@ -68,7 +68,7 @@ async def admin(
 
 def make(**settings: Any) -> tuple[Service, App, AdminApp]:
     service = Service(Settings.model_validate({"limit": "3/minute", **settings}))
-    tokens = Tokens((("ops", hashlib.sha256(TOKEN.encode()).digest()),))
+    tokens = Tokens([Token("ops", hashlib.sha256(TOKEN.encode()).digest())])
     return service, App(service), AdminApp(service, tokens)
 
 
@@ -262,10 +262,10 @@ def test_tokens_file_and_variable(tmp_path: Path) -> None:
     path = tmp_path / "tokens"
     path.write_text(f"# ops\nalice:sha256:{digest}\n\n")
     tokens = load_tokens({"PINGPONG_ADMIN_TOKENS_FILE": str(path), "PINGPONG_ADMIN_TOKEN": TOKEN})
-    assert tokens.name_of("Bearer file-token-0123456789") == "alice"
-    assert tokens.name_of(f"bearer {TOKEN}") == "default"
-    assert tokens.name_of("Bearer file-token-012345678") is None
-    assert tokens.name_of(None) is None
+    assert tokens.find("Bearer file-token-0123456789") == Token("alice", bytes.fromhex(digest))
+    assert tokens.find(f"bearer {TOKEN}").name == "default"  # type: ignore[union-attr]
+    assert tokens.find("Bearer file-token-012345678") is None
+    assert tokens.find(None) is None
     path.write_text("alice:file-token-0123456789\n")  # a token in clear is refused
     with pytest.raises(ValueError, match="line 1"):
         load_tokens({"PINGPONG_ADMIN_TOKENS_FILE": str(path)})

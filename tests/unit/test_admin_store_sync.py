@@ -12,8 +12,10 @@ from pingpong.core.rates import Rate
 from pingpong.core.storage.admin import MemoryAdminStore
 from pingpong.service import Service
 from pingpong.service.control import Actor, ControlPlane
+from pingpong.service.override_request import OverrideRequest
 
 ACTOR = Actor("ops", "req-1")
+NINE_A_MINUTE = OverrideRequest(rate=Rate(9, 60), expires_in=60)
 
 
 class CountingStore(MemoryAdminStore):
@@ -44,7 +46,7 @@ async def test_a_replica_re_reads_only_the_keys_that_changed() -> None:
     await b.sync()  # the first sync reads everything once
     assert store.full_reads == 1
     for i in range(50):
-        await a.put_override("default", f"10.0.0.{i}", Rate(9, 60), None, 60, "", ACTOR)
+        await a.put_override("default", f"10.0.0.{i}", NINE_A_MINUTE, ACTOR)
     await a.reset("default", "10.0.0.7", ACTOR)
     await b.sync()
     assert store.full_reads == 1  # never everything again

@@ -12,21 +12,30 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qs, unquote
 
 from granian.rsgi import HTTPProtocol, Scope
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from pingpong.config import RateField, error_message
+from pingpong.config import error_message
 from pingpong.core.heavy_hitters import MAX_WINDOW
-from pingpong.core.overrides import MAX_EXPIRES_IN, MAX_REASON, OverrideLimitReached
-from pingpong.core.rates import MAX_COUNT
+from pingpong.core.logthrottle import LogThrottle
+from pingpong.core.overrides import OverrideLimitReached
 from pingpong.core.storage.base import StorageError
-from pingpong.http.admin_auth import Tokens
-from pingpong.http.admin_openapi import admin_openapi_document
+from pingpong.http.admin_auth import READ, WRITE, Tokens
+from pingpong.http.admin_openapi import MAX_TOP, admin_openapi_document
 from pingpong.http.problems import Problem
-from pingpong.http.rsgi import JSON, REQUEST_ID, RequestIds, Response, read_body, target_length
+from pingpong.http.rsgi import (
+    JSON,
+    NO_SERVER,
+    REQUEST_ID,
+    RequestIds,
+    Response,
+    peer_address,
+    read_body,
+    target_length,
+)
 from pingpong.service import Service
 from pingpong.service.control import (
     MAX_PAGE,
@@ -36,19 +45,12 @@ from pingpong.service.control import (
     NoSuchOverride,
     UnknownPolicy,
 )
+from pingpong.service.override_request import OverrideRequest
 
 log = logging.getLogger("pingpong.admin")
 MAX_BODY = 4096
 MAX_TARGET = 2048
 PREFIX = "/admin/v1/"
-
-
-class OverrideBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    rate: RateField
-    burst: int | None = Field(None, ge=1, le=MAX_COUNT)
-    expires_in: int = Field(ge=1, le=MAX_EXPIRES_IN)
-    reason: str = Field("", max_length=MAX_REASON)
 
 
 def _json(data: Any) -> Response:
@@ -58,7 +60,7 @@ def _json(data: Any) -> Response:
 def _result(status: int) -> str:
     if status < 400:
         return "ok"
-    return {401: "unauthorized", 404: "not_found", 503: "unavailable"}.get(
+    return {401: "unauthorized", 403: "forbidden", 404: "not_found", 503: "unavailable"}.get(
         status, "invalid" if status < 500 else "error"
     )
 
@@ -72,6 +74,7 @@ class AdminApp:
         self.tokens = tokens
         self._openapi = json.dumps(admin_openapi_document(service.version)).encode()
         self._request_ids = RequestIds("admin-")
+        self._unauthorized_lines = LogThrottle(lines=1, period=1.0)
 
     async def __call__(self, scope: Scope, proto: HTTPProtocol) -> None:
         request_id = self._request_ids.of(scope.headers)
@@ -86,7 +89,7 @@ class AdminApp:
         except Exception:
             log.exception("admin request %s failed", request_id)
             status, headers, body = Problem(500, "unexpected error; see the server log").response()
-        proto.response_bytes(status, [*headers, (REQUEST_ID, request_id)], body)
+        proto.response_bytes(status, [*headers, (REQUEST_ID, request_id), NO_SERVER], body)
         counted = operation[0] or ("unauthorized" if status == 401 else "unknown")
         self.service.counters.admin_operations[(counted, _result(status))] += 1
 
@@ -99,11 +102,9 @@ class AdminApp:
         if path == "/openapi.json" and method in ("GET", "HEAD"):
             operation[0] = "openapi"
             return 200, [JSON], self._openapi
-        token = self.tokens.name_of(scope.headers.get("authorization"))
+        token = self.tokens.find(scope.headers.get("authorization"))
         if token is None:
-            detail = "a known admin token is required: Authorization: Bearer <token>"
-            challenge = ("www-authenticate", 'Bearer realm="pingpong-admin"')
-            raise Problem(401, detail, challenge)
+            self._refuse_unauthorized(scope)
         route, params = _route(path)
         methods = ROUTES.get(route, {})
         if not methods:
@@ -112,9 +113,25 @@ class AdminApp:
         if found is None:
             allow = ", ".join(sorted(methods))
             raise Problem(405, f"use {allow}", ("allow", allow))
-        operation[0], handler = found
-        params.update(_query(scope.query_string))
-        return await handler(self, scope, proto, params, Actor(token, request_id))
+        operation[0], handler, needed = found
+        if not token.allows(needed):
+            raise Problem(403, f"token {token.name!r} has scope {token.scope!r}: "
+                          f"{operation[0]} needs {needed!r}")  # fmt: skip
+        params |= _query(scope.query_string, QUERIES.get(route, frozenset()))
+        return await handler(self, scope, proto, params, Actor(token.name, request_id))
+
+    def _refuse_unauthorized(self, scope: Scope) -> NoReturn:
+        """401, and a line naming the source (at most one a second, saying how
+        many it held back), never the token presented."""
+        if self._unauthorized_lines.allow():
+            peer = peer_address(scope.client)
+            suppressed = self._unauthorized_lines.take_suppressed()
+            log.warning(
+                "admin: unauthorized request from %s (%d more held back since the last line)",
+                peer, suppressed, extra={"peer": peer, "suppressed": suppressed},
+            )  # fmt: skip
+        detail = "a known admin token is required: Authorization: Bearer <token>"
+        raise Problem(401, detail, ("www-authenticate", 'Bearer realm="pingpong-admin"'))
 
     # Handlers: ``params`` holds the path's policy and key and the query.
 
@@ -147,7 +164,7 @@ class AdminApp:
                            actor: Actor) -> Response:  # fmt: skip
         body = await read_body(scope.headers, proto, MAX_BODY)
         try:
-            data = OverrideBody.model_validate_json(body)
+            request = OverrideRequest.model_validate_json(body)
         except ValidationError as exc:
             errors = [
                 {"field": ".".join(map(str, e["loc"])), "message": error_message(e)}
@@ -156,9 +173,8 @@ class AdminApp:
             detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
             raise Problem(422, detail, errors=errors) from None
         change = self.service.control.put_override(
-            params["policy"], params.get("key", ""), data.rate, data.burst, data.expires_in,
-            data.reason, actor,
-        )  # fmt: skip
+            params["policy"], params.get("key", ""), request, actor
+        )
         return _json(await _control(change))
 
     async def delete_override(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
@@ -175,7 +191,7 @@ class AdminApp:
     async def top(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
                   actor: Actor) -> Response:  # fmt: skip
         window = _int(params, "window", 300, 1, MAX_WINDOW)
-        limit = _int(params, "limit", 10, 1, 100)
+        limit = _int(params, "limit", 10, 1, MAX_TOP)
         policy = params.get("policy") or None
         rows = await _control(self.service.control.top(policy, window, limit))
         return _json({"policy": policy, "window": window, "top": rows})
@@ -193,14 +209,16 @@ async def _control(call: Awaitable[Any]) -> Any:
         raise Problem(400, str(exc)) from None
 
 
-def _query(query_string: str) -> dict[str, str]:
+def _query(query_string: str, allowed: frozenset[str]) -> dict[str, str]:
+    """Only the endpoint's own parameters: none can stand in for a part of
+    the path (a proxy's ACL on the path must hold)."""
     try:
         pairs = parse_qs(query_string, strict_parsing=False, max_num_fields=8)
     except ValueError as exc:
         raise Problem(400, f"malformed query: {exc}") from None
-    unknown = set(pairs) - {"ip", "policy", "window", "limit", "cursor"}
+    unknown = set(pairs) - allowed
     if unknown:
-        raise Problem(400, f"unknown query parameter {sorted(unknown)[0]!r}")
+        raise Problem(400, f"unknown query parameter {sorted(unknown)[0]!r} for this endpoint")
     return {name: values[-1] for name, values in pairs.items()}
 
 
@@ -208,7 +226,7 @@ def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -
     text = params.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit() and low <= int(text) <= high):
         raise Problem(400, f"{name} is a whole number from {low} to {high}")
     return int(text)
 
@@ -228,12 +246,21 @@ def _route(path: str) -> tuple[str, dict[str, str]]:
     return "", {}
 
 
-ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
-    "clients/key": {"GET": ("inspect", AdminApp.inspect), "DELETE": ("reset", AdminApp.reset)},
-    "overrides/key": {
-        "PUT": ("override_put", AdminApp.put_override),
-        "DELETE": ("override_delete", AdminApp.delete_override),
+# route -> method -> (operation, handler, the token scope it needs)
+ROUTES: dict[str, dict[str, tuple[str, Handler, str]]] = {
+    "clients/key": {
+        "GET": ("inspect", AdminApp.inspect, READ),
+        "DELETE": ("reset", AdminApp.reset, WRITE),
     },
-    "overrides": {"GET": ("overrides_list", AdminApp.list_overrides)},
-    "top": {"GET": ("top", AdminApp.top)},
+    "overrides/key": {
+        "PUT": ("override_put", AdminApp.put_override, WRITE),
+        "DELETE": ("override_delete", AdminApp.delete_override, WRITE),
+    },
+    "overrides": {"GET": ("overrides_list", AdminApp.list_overrides, READ)},
+    "top": {"GET": ("top", AdminApp.top, READ)},
+}
+QUERIES = {
+    "clients/key": frozenset({"ip"}),
+    "overrides": frozenset({"cursor", "limit"}),
+    "top": frozenset({"policy", "window", "limit"}),
 }

@@ -1,202 +1,188 @@
-"""The OpenAPI 3 description of the admin listener (a test keeps it true)."""
+"""The OpenAPI 3.1 description of the admin listener (a test keeps it true).
+
+The override schemas are generated from the models the API validates with and
+answers by (``pingpong.service.override_request``): no bound is restated here.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pingpong.http.openapi import _PROBLEM
+from pingpong.core.heavy_hitters import MAX_WINDOW
+from pingpong.http.openapi import PROBLEM_CONTENT, PROBLEM_SCHEMA
+from pingpong.service.control import MAX_PAGE, PAGE
+from pingpong.service.override_request import OverrideRequest, OverrideView
 
+MAX_TOP = 100  # rows a top answer holds at most
 _OBJECT = {"type": "object"}
-_NULLABLE_OBJECT = {"type": "object", "nullable": True}
-_OVERRIDE = {
-    "type": "object",
-    "required": ["policy", "key", "rate", "burst", "expires_at", "reason", "created_by"],
-    "properties": {
-        "policy": {"type": "string"},
-        "key": {"type": "string"},
-        "rate": {"type": "string", "example": "1000/minute"},
-        "burst": {"type": "integer", "nullable": True},
-        "expires_at": {"type": "number", "description": "Unix seconds"},
-        "reason": {"type": "string"},
-        "created_by": {"type": "string", "description": "the admin token's name"},
-        "created_at": {"type": "number"},
-    },
-}
+_REF = "#/components/schemas/{model}"
+_OVERRIDE = {"$ref": _REF.format(model="Override")}
 _CLIENT = {
     "type": "object",
-    "required": ["policy", "key", "limit", "burst", "remaining", "reset_seconds",
-                 "retry_after_seconds", "override"],
+    "required": [
+        "policy",
+        "key",
+        "limit",
+        "burst",
+        "remaining",
+        "reset_seconds",
+        "retry_after_seconds",
+        "override",
+    ],
     "properties": {
         "policy": {"type": "string"},
         "key": {"type": "string"},
-        "limit": {"type": "string", "example": "100/minute"},
+        "limit": {"type": "string", "examples": ["100/minute"]},
         "burst": {"type": "integer", "description": "the quota (GCRA burst or window count)"},
         "algorithm": {"type": "string"},
         "window_seconds": {"type": "integer"},
         "remaining": {"type": "integer"},
         "reset_seconds": {"type": "integer"},
         "retry_after_seconds": {"type": "integer", "description": "0 when admitted now"},
-        "override": {"allOf": [{"$ref": "#/components/schemas/Override"}], "nullable": True},
-    },
-}  # fmt: skip
-_PUT_BODY = {
-    "type": "object",
-    "required": ["rate", "expires_in"],
-    "additionalProperties": False,
-    "properties": {
-        "rate": {"type": "string", "example": "1000/minute"},
-        "burst": {"type": "integer", "minimum": 1},
-        "expires_in": {"type": "integer", "minimum": 1, "maximum": 366 * 86400},
-        "reason": {"type": "string", "maxLength": 500},
+        "override": {"anyOf": [_OVERRIDE, {"type": "null"}]},
     },
 }
+_ERRORS = {
+    400: "malformed key, query or body",
+    401: "missing or unknown token",
+    403: "the token's scope does not allow it",
+    404: "no such policy (or override)",
+    408: "the body did not arrive in time",
+    409: "too many overrides",
+    413: "body too large",
+    422: "invalid body",
+    503: "storage unavailable",
+}
+
+
+def _schema(model: type[OverrideRequest | OverrideView]) -> dict[str, Any]:
+    return model.model_json_schema(
+        mode="serialization", ref_template="#/components/schemas/{model}"
+    )
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": _json(schema)}
+def _operation(summary: str, answer: dict[str, Any], *errors: int) -> dict[str, Any]:
+    responses = {"200": {"description": "done", "content": _json(answer)}}
+    responses |= {str(s): {"description": _ERRORS[s], "content": PROBLEM_CONTENT} for s in errors}
+    return {"summary": summary, "responses": responses}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    content = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    text = {400: "malformed key, query or body", 401: "missing or unknown token",
-            404: "no such policy (or override)", 409: "too many overrides",
-            413: "body too large", 422: "invalid body", 503: "storage unavailable"}  # fmt: skip
-    return {str(s): {"description": text[s], "content": content} for s in statuses}
+def _parameter(name: str, where: str, schema: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {"name": name, "in": where, "schema": schema, **more}
 
 
-_POLICY = {"name": "policy", "in": "path", "required": True, "schema": {"type": "string"}}
-_KEY = {
-    "name": "key", "in": "path", "required": True, "schema": {"type": "string"},
-    "description": "the client key as the policy counts it: 203.0.113.9, 2001:db8::/64, *",
-}  # fmt: skip
+_POLICY = _parameter("policy", "path", {"type": "string"}, required=True, example="default")
+_KEY = _parameter(
+    "key",
+    "path",
+    {"type": "string"},
+    required=True,
+    description="the client key as the policy counts it: 203.0.113.9, 2001:db8::/64, *",
+)
+_CLIENT_REF = {"$ref": "#/components/schemas/Client"}
+
+
+def _client_paths() -> dict[str, Any]:
+    inspect = "The client's state in the storage (nothing consumed)."
+    by_ip = "Inspect the client at address ?ip= (mapped as the resolver does)."
+    ip = _parameter("ip", "query", {"type": "string"}, required=True, example="203.0.113.9")
+    return {
+        "/admin/v1/clients/{policy}/{key}": {
+            "parameters": [_POLICY, _KEY],
+            "get": _operation(inspect, _CLIENT_REF, 400, 401, 404, 503),
+            "delete": _operation(
+                "Reset: the whole quota again, on every replica within 1 s.",
+                _OBJECT,
+                400,
+                401,
+                403,
+                404,
+                503,
+            ),
+        },
+        "/admin/v1/clients/{policy}": {
+            "parameters": [_POLICY, ip],
+            "get": _operation(by_ip, _CLIENT_REF, 400, 401, 404, 503),
+        },
+    }
+
+
+def _override_paths() -> dict[str, Any]:
+    stored = {
+        "type": "object",
+        "properties": {"override": _OVERRIDE, "previous": {"anyOf": [_OVERRIDE, {"type": "null"}]}},
+    }
+    put = _operation(
+        "A per-key limit replacing the policy's until it expires.",
+        stored,
+        400,
+        401,
+        403,
+        404,
+        408,
+        409,
+        413,
+        422,
+        503,
+    )
+    put["requestBody"] = {"required": True, "content": _json(_schema(OverrideRequest))}
+    listed = {
+        "type": "object",
+        "properties": {
+            "overrides": {"type": "array", "items": _OVERRIDE},
+            "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        },
+    }
+    page = _operation("The unexpired overrides, a page at a time, in key order.", listed,
+                      400, 401, 503)  # fmt: skip
+    page["parameters"] = [
+        _parameter("cursor", "query", {"type": "string"},
+                   description="the next_cursor of the previous page"),
+        _parameter("limit", "query",
+                   {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": PAGE}),
+    ]  # fmt: skip
+    return {
+        "/admin/v1/overrides/{policy}/{key}": {
+            "parameters": [_POLICY, _KEY],
+            "put": put,
+            "delete": _operation("Remove an override.", _OBJECT, 400, 401, 403, 404, 503),
+        },
+        "/admin/v1/overrides": {"get": page},
+    }
+
+
+def _top_path() -> dict[str, Any]:
+    top = _operation(
+        "The most-throttled keys over the window, across replicas.", _OBJECT, 400, 401, 404, 503
+    )
+    top["parameters"] = [
+        _parameter("policy", "query", {"type": "string"}),
+        _parameter("window", "query", {"type": "integer", "minimum": 1, "maximum": MAX_WINDOW}),
+        _parameter("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_TOP}),
+    ]
+    return {"/admin/v1/top": {"get": top}}
 
 
 def admin_openapi_document(version: str) -> dict[str, Any]:
-    ref = {"$ref": "#/components/schemas/Override"}
-    client = "/admin/v1/clients/{policy}/{key}"
-    override = "/admin/v1/overrides/{policy}/{key}"
+    this = _operation("This document (no token needed).", _OBJECT)
+    this["security"] = []
+    schemas = {"Problem": PROBLEM_SCHEMA, "Client": _CLIENT, "Override": _schema(OverrideView)}
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "pingpong admin", "version": version},
         "components": {
-            "schemas": {"Problem": _PROBLEM, "Override": _OVERRIDE, "Client": _CLIENT},
+            "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
         "paths": {
-            client: {
-                "parameters": [_POLICY, _KEY],
-                "get": {
-                    "summary": "The client's state in the storage (nothing consumed).",
-                    "responses": {
-                        "200": _ok("state", {"$ref": "#/components/schemas/Client"}),
-                        **_errors(400, 401, 404, 503),
-                    },
-                },
-                "delete": {
-                    "summary": "Reset: the whole quota again, on every replica within 1 s.",
-                    "responses": {"200": _ok("reset", _OBJECT), **_errors(400, 401, 404, 503)},
-                },
-            },
-            "/admin/v1/clients/{policy}": {
-                "parameters": [
-                    _POLICY,
-                    {"name": "ip", "in": "query", "required": True, "schema": {"type": "string"}},
-                ],
-                "get": {
-                    "summary": "Inspect the client at address ?ip= (mapped as the resolver does).",
-                    "responses": {
-                        "200": _ok("state", {"$ref": "#/components/schemas/Client"}),
-                        **_errors(400, 401, 404, 503),
-                    },
-                },
-            },
-            override: {
-                "parameters": [_POLICY, _KEY],
-                "put": {
-                    "summary": "A per-key limit replacing the policy's until it expires.",
-                    "requestBody": {"required": True, "content": _json(_PUT_BODY)},
-                    "responses": {
-                        "200": _ok(
-                            "stored",
-                            {
-                                "type": "object",
-                                "properties": {"override": ref, "previous": _NULLABLE_OBJECT},
-                            },
-                        ),
-                        **_errors(400, 401, 404, 409, 413, 422, 503),
-                    },
-                },
-                "delete": {
-                    "summary": "Remove an override.",
-                    "responses": {"200": _ok("removed", _OBJECT), **_errors(400, 401, 404, 503)},
-                },
-            },
-            "/admin/v1/overrides": {
-                "get": {
-                    "summary": "The unexpired overrides, a page at a time, in key order.",
-                    "parameters": [
-                        {
-                            "name": "cursor",
-                            "in": "query",
-                            "schema": {"type": "string"},
-                            "description": "the next_cursor of the previous page",
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": 1000,
-                                "default": 100,
-                            },
-                        },
-                    ],
-                    "responses": {
-                        "200": _ok(
-                            "overrides",
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "overrides": {"type": "array", "items": ref},
-                                    "next_cursor": {"type": "string", "nullable": True},
-                                },
-                            },
-                        ),
-                        **_errors(400, 401, 503),
-                    },
-                },
-            },
-            "/admin/v1/top": {
-                "get": {
-                    "summary": "The most-throttled keys over the window, across replicas.",
-                    "parameters": [
-                        {"name": "policy", "in": "query", "schema": {"type": "string"}},
-                        {
-                            "name": "window",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 3600},
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-                        },
-                    ],
-                    "responses": {"200": _ok("top", _OBJECT), **_errors(400, 401, 404, 503)},
-                },
-            },
-            "/openapi.json": {
-                "get": {
-                    "summary": "This document (no token needed).",
-                    "security": [],
-                    "responses": {"200": _ok("OpenAPI 3", _OBJECT)},
-                },
-            },
+            **_client_paths(),
+            **_override_paths(),
+            **_top_path(),
+            "/openapi.json": {"get": this},
         },
     }

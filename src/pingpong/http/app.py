@@ -25,6 +25,7 @@ from pingpong.core.limiter import Rules
 from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.policy import THROTTLED_PATH
 from pingpong.core.storage.resilient import StorageUnavailable
+from pingpong.http.internal import INTERNAL_PATHS, version_body
 from pingpong.http.openapi import openapi_document
 from pingpong.http.problems import PROBLEM, problem_body
 from pingpong.http.prometheus import registry_for
@@ -32,6 +33,7 @@ from pingpong.http.responses import PolicyResponses
 from pingpong.http.rsgi import (
     CLOSE,
     JSON,
+    NO_SERVER,
     REQUEST_ID,
     TEXT,
     RequestIds,
@@ -61,16 +63,19 @@ STORAGE_DOWN = problem_body(503, "rate-limit storage unavailable")
 
 class App:
     """``registry``: what /metrics exports (with --workers N, every worker's
-    counts); by default this service's own."""
+    counts); by default this service's own. With ``metrics_port`` set,
+    /metrics and /version are served there only (``pingpong.http.internal``):
+    the public port answers 404 for them."""
 
     def __init__(self, service: Service, registry: CollectorRegistry | None = None) -> None:
         self.service = service
         self.counters: Counters = service.counters
         self.registry = registry or registry_for(lambda: self.counters)
-        self._version = json.dumps(
-            {"version": service.version, "commit": service.commit, "slot": service.slot}
-        ).encode()
-        self._openapi = json.dumps(openapi_document(service.version)).encode()
+        self._version = version_body((service.version, service.commit, service.slot))
+        internal_elsewhere = service.settings.metrics_port is not None
+        self._routes = {p: h for p, h in ROUTES.items()
+                        if not (internal_elsewhere and p in INTERNAL_PATHS)}  # fmt: skip
+        self._openapi = json.dumps(openapi_document(service.version, self._routes)).encode()
         self._request_ids = RequestIds()
         self._error_lines = LogThrottle(lines=ERROR_LINES_PER_SECOND, period=1.0)
         self._rules: Rules | None = None
@@ -81,7 +86,7 @@ class App:
         counters = self.counters
         counters.in_flight += 1
         path, method = scope.path, scope.method
-        handler = ROUTES.get(path)
+        handler = self._routes.get(path)
         route = path if handler is not None else UNMATCHED
         request_headers = scope.headers
         request_id = self._request_ids.of(request_headers)
@@ -100,7 +105,7 @@ class App:
                     access_log.exception("unexpected error answering %s", route,
                                          extra={"request_id": request_id})  # fmt: skip
                     status, headers, body = 500, [PROBLEM], INTERNAL_ERROR
-            headers = [*headers, (REQUEST_ID, request_id)]
+            headers = [*headers, (REQUEST_ID, request_id), NO_SERVER]
             if self.service.draining:
                 headers.append(CLOSE)
             proto.response_bytes(status, headers, body)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-_PROBLEM = {
+PROBLEM_SCHEMA = {
     "type": "object",
     "required": ["type", "title", "status", "detail"],
     "properties": {
@@ -16,6 +17,7 @@ _PROBLEM = {
         "retry_after": {"type": "integer", "minimum": 1},
     },
 }
+PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
 _RATELIMIT_HEADERS = {
     "RateLimit-Policy": {
@@ -27,6 +29,15 @@ _RATELIMIT_HEADERS = {
         "schema": {"type": "string"},
     },
 }
+_VERSION = {
+    "type": "object",
+    "required": ["version", "commit", "slot"],
+    "properties": {name: {"type": "string"} for name in ("version", "commit", "slot")},
+}
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _TEXT}
 
 
 def _get(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
@@ -34,64 +45,46 @@ def _get(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
     return {"get": operation, "head": operation}
 
 
-def openapi_document(version: str) -> dict[str, Any]:
-    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_PING = {
+    "200": {"description": "pong", "headers": _RATELIMIT_HEADERS, "content": _TEXT},
+    "429": {
+        "description": "Over the limit; retry after Retry-After seconds.",
+        "headers": {
+            "Retry-After": {"schema": {"type": "integer", "minimum": 1}},
+            **_RATELIMIT_HEADERS,
+        },
+        "content": PROBLEM_CONTENT,
+    },
+    "503": {"description": "Storage down in deny mode.", "content": PROBLEM_CONTENT},
+}
+PATHS: dict[str, dict[str, Any]] = {
+    "/ping": _get("Answers pong, within the client's rate limit.", _PING),
+    "/healthz": _get("Liveness.", {"200": _text("alive")}),
+    "/readyz": _get(
+        "Readiness: 503 while draining after SIGTERM.",
+        {"200": _text("ready"), "503": _text("draining")},
+    ),
+    "/version": _get(
+        "Version, git commit and deployment slot.",
+        {
+            "200": {
+                "description": "build information",
+                "content": {"application/json": {"schema": _VERSION}},
+            }
+        },
+    ),
+    "/openapi.json": _get(
+        "This document.", {"200": {"description": "OpenAPI 3", "content": {"application/json": {}}}}
+    ),
+    "/metrics": _get("Prometheus metrics.", {"200": _text("text exposition format")}),
+}
+
+
+def openapi_document(version: str, paths: Iterable[str] = PATHS) -> dict[str, Any]:
+    """The document of the routes one listener serves."""
     return {
         "openapi": "3.0.3",
         "info": {"title": "pingpong", "version": version},
-        "paths": {
-            "/ping": _get(
-                "Answers pong, within the client's rate limit.",
-                {
-                    "200": {"description": "pong", "headers": _RATELIMIT_HEADERS, "content": _TEXT},
-                    "429": {
-                        "description": "Over the limit; retry after Retry-After seconds.",
-                        "headers": {
-                            "Retry-After": {"schema": {"type": "integer", "minimum": 1}},
-                            **_RATELIMIT_HEADERS,
-                        },
-                        "content": problem,
-                    },
-                    "503": {"description": "Storage down in deny mode.", "content": problem},
-                },
-            ),
-            "/healthz": _get("Liveness.", {"200": {"description": "alive", "content": _TEXT}}),
-            "/readyz": _get(
-                "Readiness: 503 while draining after SIGTERM.",
-                {
-                    "200": {"description": "ready", "content": _TEXT},
-                    "503": {"description": "draining", "content": _TEXT},
-                },
-            ),
-            "/version": _get(
-                "Version, git commit and deployment slot.",
-                {
-                    "200": {
-                        "description": "build information",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["version", "commit", "slot"],
-                                    "properties": {
-                                        "version": {"type": "string"},
-                                        "commit": {"type": "string"},
-                                        "slot": {"type": "string"},
-                                    },
-                                }
-                            }
-                        },
-                    }
-                },
-            ),
-            "/openapi.json": _get(
-                "This document.",
-                {"200": {"description": "OpenAPI 3", "content": {"application/json": {}}}},
-            ),
-            "/metrics": _get(
-                "Prometheus metrics.",
-                {"200": {"description": "text exposition format", "content": _TEXT}},
-            ),
-        },
-        "components": {"schemas": {"Problem": _PROBLEM}},
+        "paths": {path: PATHS[path] for path in paths},
+        "components": {"schemas": {"Problem": PROBLEM_SCHEMA}},
     }

@@ -6,7 +6,7 @@ import: each App (and the --metrics-port server) builds its own registry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -18,22 +18,16 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from pingpong.service.counters import BUCKETS, Counters, Histogram
+from pingpong.service.counters import BUCKETS, METRICS, Counters, Histogram, label_values
+from pingpong.service.counters import Metric as Spec
 
 
 def _labels(key: object) -> list[str]:
-    return [str(part) for part in key] if isinstance(key, tuple) else [str(key)]
+    return [str(part) for part in label_values(key)]
 
 
-def _counter(name: str, doc: str, labels: list[str], counts: dict[Any, int]) -> Metric:
-    family = CounterMetricFamily(name, doc, labels=labels)
-    for key, count in sorted(counts.items()):
-        family.add_metric(_labels(key), count)
-    return family
-
-
-def _histogram(name: str, doc: str, labels: list[str], histograms: dict[Any, Histogram]) -> Metric:
-    family = HistogramMetricFamily(name, doc, labels=labels)
+def _histogram(spec: Spec[Any], histograms: dict[Any, Histogram]) -> Metric:
+    family = HistogramMetricFamily(spec.name, spec.doc, labels=spec.labels)
     for key, h in sorted(histograms.items()):
         cumulative, buckets = 0, []
         for bound, count in zip((*map(str, BUCKETS), "+Inf"), h.counts, strict=True):
@@ -43,11 +37,19 @@ def _histogram(name: str, doc: str, labels: list[str], histograms: dict[Any, His
     return family
 
 
-def _gauge(name: str, doc: str, labels: list[str], values: Mapping[Any, float]) -> Metric:
-    family = GaugeMetricFamily(name, doc, labels=labels)
-    for key, value in sorted(values.items()):
-        family.add_metric(_labels(key), value)
-    return family
+def family(spec: Spec[Any], value: Any) -> Metric:
+    """The metric family of ``spec`` (a Counters attribute) holding ``value``."""
+    if spec.kind == "histogram":
+        return _histogram(spec, value)
+    if spec.kind == "info":
+        value = {value: 1}
+    kind = CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily
+    if not spec.labels and spec.kind != "info":
+        return kind(spec.name, spec.doc, value=value)
+    metric = kind(spec.name, spec.doc, labels=spec.labels)
+    for key, number in sorted(value.items()):
+        metric.add_metric(_labels(key), number)
+    return metric
 
 
 class CountersCollector(Collector):
@@ -57,62 +59,9 @@ class CountersCollector(Collector):
         self._source = source
 
     def collect(self) -> Iterator[Metric]:
-        c = self._source()
-        yield _counter(
-            "pingpong_http_requests", "HTTP requests answered.",
-            ["method", "route", "status"], c.requests,
-        )  # fmt: skip
-        yield _histogram(
-            "pingpong_http_request_duration_seconds",
-            "Time to answer an HTTP request (the latency SLO threshold is 0.1 s).",
-            ["method", "route"], c.durations,
-        )  # fmt: skip
-        yield GaugeMetricFamily(
-            "pingpong_http_requests_in_flight", "HTTP requests being answered.", c.in_flight
-        )
-        yield _counter(
-            "pingpong_ratelimit_decisions",
-            "Rate-limit decisions per policy (allowed, limited, shadow_limited).",
-            ["policy", "decision"], c.decisions,
-        )  # fmt: skip
-        yield _histogram(
-            "pingpong_storage_request_duration_seconds", "Round trip of one storage decision.",
-            ["storage"], c.storage_durations,
-        )  # fmt: skip
-        yield _counter(
-            "pingpong_storage_errors", "Storage decisions that failed.",
-            ["storage", "error"], c.storage_errors,
-        )  # fmt: skip
-        yield _counter(
-            "pingpong_storage_fallbacks",
-            "Decisions made by the on-storage-error mode instead of the storage.",
-            ["mode"], c.fallbacks,
-        )  # fmt: skip
-        yield _gauge(
-            "pingpong_storage_circuit_open", "1 while the storage circuit breaker is open.",
-            ["storage"], c.circuit_open,
-        )  # fmt: skip
-        yield _counter(
-            "pingpong_config_reloads", "Config reloads (SIGHUP or file change) by result.",
-            ["result"], {result: c.reloads.get(result, 0) for result in ("ok", "error")},
-        )  # fmt: skip
-        yield _counter(
-            "pingpong_admin_operations", "Admin API operations by operation and result.",
-            ["operation", "result"], c.admin_operations,
-        )  # fmt: skip
-        yield CounterMetricFamily(
-            "pingpong_control_entries_invalid",
-            "Entries read back from the storage (change log, overrides) that failed validation.",
-            value=c.control_entries_invalid,
-        )
-        yield _gauge(
-            "pingpong_config_info", "Always 1; the hash of the running effective config.",
-            ["hash"], {c.config_hash: 1},
-        )  # fmt: skip
-        yield _gauge(
-            "pingpong_build_info", "Always 1; labels say what is running.",
-            ["version", "commit", "slot"], {c.build: 1},
-        )  # fmt: skip
+        counters = self._source()
+        for spec in METRICS:
+            yield family(spec, getattr(counters, spec.attr))
 
 
 def registry_for(source: Callable[[], Counters]) -> CollectorRegistry:

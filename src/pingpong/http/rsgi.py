@@ -7,6 +7,7 @@ request ids of both land in the same logs.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import AsyncIterable
@@ -22,9 +23,13 @@ Response = tuple[int, Headers, bytes]
 TEXT: Header = ("content-type", "text/plain; charset=utf-8")
 JSON: Header = ("content-type", "application/json")
 CLOSE: Header = ("connection", "close")
+# granian names itself in a server header unless the app sets one (it has no
+# option to drop it: src/conversion.rs, headers_from_py): every answer sets it empty.
+NO_SERVER: Header = ("server", "")
 REQUEST_ID = "x-request-id"
 # A caller's request id is echoed into headers and logs: only a safe charset.
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+BODY_TIMEOUT_SECONDS = 10.0
 
 
 class HeaderMap(Protocol):
@@ -65,13 +70,18 @@ def peer_address(client: str) -> str:
 
 
 async def read_body(headers: HeaderMap, chunks: AsyncIterable[bytes], limit: int) -> bytes:
-    """The whole body, at most ``limit`` bytes (else 413)."""
+    """The whole body, at most ``limit`` bytes (else 413), within
+    BODY_TIMEOUT_SECONDS (else 408: a client that never sends it holds nothing)."""
     length = headers.get("content-length")
     if length is not None and not (length.isascii() and length.isdigit() and int(length) <= limit):
         raise Problem(413, f"the body is at most {limit} bytes")
     body = b""
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            raise Problem(413, f"the body is at most {limit} bytes")
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            async for chunk in chunks:
+                body += chunk
+                if len(body) > limit:
+                    raise Problem(413, f"the body is at most {limit} bytes")
+    except TimeoutError:
+        raise Problem(408, f"the body did not arrive within {BODY_TIMEOUT_SECONDS:g} s") from None
     return body

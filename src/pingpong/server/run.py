@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pingpong.config import Build, Settings
 from pingpong.http.admin_auth import Tokens
-from pingpong.http.prometheus import registry_for
+from pingpong.http.internal import internal_app
 from pingpong.server.granian_server import listen
 from pingpong.server.metrics_listener import serve_metrics
 from pingpong.server.supervisor import supervise
@@ -34,5 +34,5 @@ def serve(
         supervise(spec)
         return
     counters = Counters()
-    serve_metrics(settings, registry_for(lambda: counters))
+    serve_metrics(settings, internal_app(lambda: counters))
     run_worker(spec, counters)

@@ -25,7 +25,7 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from types import FrameType
 
-from pingpong.http.prometheus import registry_for
+from pingpong.http.internal import internal_app
 from pingpong.server import signals
 from pingpong.server.metrics_listener import serve_metrics
 from pingpong.server.worker import WorkerSpec, worker_process
@@ -65,7 +65,7 @@ def supervise(spec: WorkerSpec) -> None:
     directory = Path(tempfile.mkdtemp(prefix="pingpong-metrics-"))
     try:
         # Every worker's counts, none of its own: bound before any worker starts.
-        serve_metrics(spec.settings, registry_for(lambda: all_workers(Counters(), directory)))
+        serve_metrics(spec.settings, internal_app(lambda: all_workers(Counters(), directory)))
         code = Supervisor(dataclasses.replace(spec, metrics_dir=directory)).run()
     finally:
         shutil.rmtree(directory, ignore_errors=True)

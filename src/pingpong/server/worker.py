@@ -78,7 +78,8 @@ def run_worker(spec: WorkerSpec, counters: Counters, ready: Event | None = None)
     servers = [Granian(App(service, registry), spec.sock)]
     if spec.admin is not None:
         servers.append(Granian(AdminApp(service, spec.admin.tokens), spec.admin.sock))
-    worker = Worker(service, servers, spec.metrics_dir, spec.config_file)
+    tokens = spec.admin.tokens if spec.admin is not None else None
+    worker = Worker(service, servers, spec.metrics_dir, spec.config_file, tokens)
     uvloop.run(worker.run(ready))
 
 
@@ -91,8 +92,10 @@ class Worker:
         servers: list[Granian],
         metrics_dir: Path | None,
         config_file: Path | None,
+        tokens: Tokens | None = None,
     ) -> None:
         self.service = service
+        self.tokens = tokens  # the admin API's: SIGHUP re-reads them too
         self.servers = servers
         self.metrics_dir = metrics_dir
         self.watch = ConfigWatch(service, config_file) if config_file is not None else None
@@ -127,8 +130,12 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._drain)
-        reload = self.watch.reload if self.watch is not None else self.service.reload
-        loop.add_signal_handler(signal.SIGHUP, reload)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
+
+    def _reload(self) -> None:
+        if self.tokens is not None:
+            self.tokens.reload()
+        (self.watch.reload if self.watch is not None else self.service.reload)()
 
     def _drain(self) -> None:
         if self.service.draining:  # a second signal stops at once

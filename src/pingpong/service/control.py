@@ -25,9 +25,9 @@ from pingpong.core.limiter import Limiter
 from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.overrides import MAX_OVERRIDES, Override, check_full_key, check_key
 from pingpong.core.policy import API_KEY, CLIENT_IP, GLOBAL, Policy
-from pingpong.core.rates import Rate
 from pingpong.core.storage.admin import AdminStore
 from pingpong.core.storage.base import Check, Storage, StorageError
+from pingpong.service.override_request import OverrideRequest
 
 log = logging.getLogger("pingpong.control")
 audit = logging.getLogger("pingpong.audit")
@@ -129,12 +129,12 @@ class ControlPlane:
         return {"policy": name, "key": key, "reset": True, "had_state": found > 0}
 
     async def put_override(
-        self, name: str, key: str, rate: Rate, burst: int | None, expires_in: int,
-        reason: str, actor: Actor,
-    ) -> dict[str, Any]:  # fmt: skip
+        self, name: str, key: str, request: OverrideRequest, actor: Actor
+    ) -> dict[str, Any]:
         policy, key = self.policy(name), _client_key(key)
         now = self._clock()
-        override = Override(name, key, rate, burst, now + expires_in, reason, actor.token, now)
+        override = Override(name, key, request.rate, request.burst, now + request.expires_in,
+                            request.reason, actor.token, now)  # fmt: skip
         try:
             override.limit_for(policy.limit)  # its arithmetic must stay in exact integers
             Override.from_dict(override.to_dict())  # what every replica accepts reading back

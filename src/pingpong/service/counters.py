@@ -6,6 +6,12 @@ time (docs/performance.md). So the process counts in dicts of ints and the
 HTTP layer turns them into metric families at scrape time
 (``pingpong.http.prometheus``).
 
+Each metric is declared once, as a class attribute of ``Counters`` (its
+exported name, help, labels and kind): creating, serialising, merging (the
+prefork workers' exchange) and exporting iterate ``METRICS``, so adding a
+metric is one line. A one-label metric is keyed by the label's value, a
+metric of several labels by their tuple.
+
 Labels never carry client data (addresses, API keys): only methods, routes,
 status codes, policy and storage names, so cardinality stays fixed.
 """
@@ -14,9 +20,12 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar, overload
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+V = TypeVar("V")
+K = TypeVar("K")
 
 
 class Histogram:
@@ -35,23 +44,182 @@ class Histogram:
         self.total += total
 
 
+def label_values(key: Any) -> tuple[Any, ...]:
+    """The label values of a key (or of an Info's value, a list once serialised)."""
+    return tuple(key) if isinstance(key, tuple | list) else (key,)
+
+
+class Metric(Generic[V]):
+    """A metric's declaration; on an instance of Counters the attribute is its
+    value (set by ``Counters.__init__``, so reading it costs a plain lookup)."""
+
+    kind = ""
+    live = False  # a value of the moment: merged only from live workers
+
+    def __init__(self, name: str, doc: str, labels: Iterable[str], make: Callable[[], V]) -> None:
+        self.name, self.doc, self.labels, self.make = name, doc, tuple(labels), make
+        self.attr = ""
+
+    def __set_name__(self, owner: type, attr: str) -> None:
+        self.attr = attr
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Metric[V]: ...
+    @overload
+    def __get__(self, obj: object, owner: type) -> V: ...
+    def __get__(self, obj: object, owner: type) -> Metric[V] | V:
+        if obj is None:
+            return self
+        raise AttributeError(self.attr)  # Counters.__init__ sets every one
+
+    def key(self, values: list[Any]) -> Any:
+        return tuple(values) if len(self.labels) > 1 else values[0]
+
+    def to_json(self, value: V) -> Any:
+        return [[*label_values(k), v] for k, v in list(value.items())]  # type: ignore[attr-defined]
+
+    def merge(self, into: V, data: Any) -> V:
+        """``into`` with another worker's serialised value added (counts add up)."""
+        for *values, count in data:
+            into[self.key(values)] += count  # type: ignore[index]
+        return into
+
+
+class Counter(Metric["defaultdict[K, int]"]):
+    kind = "counter"
+
+    def __init__(self, name: str, doc: str, *labels: str, always: Iterable[K] = ()) -> None:
+        keys = tuple(always)  # exported even at 0
+        super().__init__(name, doc, labels, lambda: defaultdict(int, dict.fromkeys(keys, 0)))
+
+
+class Histograms(Metric["defaultdict[K, Histogram]"]):
+    kind = "histogram"
+
+    def __init__(self, name: str, doc: str, *labels: str) -> None:
+        super().__init__(name, doc, labels, lambda: defaultdict(Histogram))
+
+    def to_json(self, value: defaultdict[K, Histogram]) -> Any:
+        return [[*label_values(k), [h.counts, h.total]] for k, h in list(value.items())]
+
+    def merge(self, into: defaultdict[K, Histogram], data: Any) -> defaultdict[K, Histogram]:
+        for *values, (counts, total) in data:
+            into[self.key(values)].merge(counts, total)
+        return into
+
+
+class Total(Metric[int]):
+    """A count without labels: every worker's add up."""
+
+    kind = "counter"
+
+    def __init__(self, name: str, doc: str) -> None:
+        super().__init__(name, doc, (), int)
+
+    def to_json(self, value: int) -> Any:
+        return value
+
+    def merge(self, into: int, data: Any) -> int:
+        return into + int(data)
+
+
+class Gauge(Total):
+    """A count of the moment (no labels): the live workers' add up."""
+
+    kind = "gauge"
+    live = True
+
+
+class Flags(Metric["dict[K, int]"]):
+    """A 0/1 state per label: 1 if any live worker says 1."""
+
+    kind = "gauge"
+    live = True
+
+    def __init__(self, name: str, doc: str, *labels: str) -> None:
+        super().__init__(name, doc, labels, dict)
+
+    def merge(self, into: dict[K, int], data: Any) -> dict[K, int]:
+        for *values, flag in data:
+            key = self.key(values)
+            into[key] = max(into.get(key, 0), flag)
+        return into
+
+
+class Info(Metric[V]):
+    """Always 1, its labels say what runs: the first worker's that is set."""
+
+    kind = "info"
+
+    def __init__(self, name: str, doc: str, *labels: str) -> None:
+        make: Callable[[], Any] = (
+            (lambda: "") if len(labels) == 1 else (lambda: ("",) * len(labels))
+        )
+        super().__init__(name, doc, labels, make)
+
+    def to_json(self, value: V) -> Any:
+        return value
+
+    def merge(self, into: V, data: Any) -> V:
+        if any(label_values(into)) or not data:
+            return into
+        return self.key(list(label_values(data)))  # type: ignore[no-any-return]
+
+
 class Counters:
-    """Every field is a plain container of numbers (or label strings)."""
+    """The service's metrics; ``Stats`` methods are what the core reports."""
+
+    requests: Counter[tuple[str, str, int]] = Counter(
+        "pingpong_http_requests", "HTTP requests answered.", "method", "route", "status"
+    )
+    durations: Histograms[tuple[str, str]] = Histograms(
+        "pingpong_http_request_duration_seconds",
+        "Time to answer an HTTP request (the latency SLO threshold is 0.1 s).",
+        "method", "route",
+    )  # fmt: skip
+    in_flight = Gauge("pingpong_http_requests_in_flight", "HTTP requests being answered.")
+    decisions: Counter[tuple[str, str]] = Counter(
+        "pingpong_ratelimit_decisions",
+        "Rate-limit decisions per policy (allowed, limited, shadow_limited).",
+        "policy", "decision",
+    )  # fmt: skip
+    storage_durations: Histograms[str] = Histograms(
+        "pingpong_storage_request_duration_seconds", "Round trip of one storage decision.",
+        "storage",
+    )  # fmt: skip
+    storage_errors: Counter[tuple[str, str]] = Counter(
+        "pingpong_storage_errors", "Storage decisions that failed.", "storage", "error"
+    )
+    fallbacks: Counter[str] = Counter(
+        "pingpong_storage_fallbacks",
+        "Decisions made by the on-storage-error mode instead of the storage.", "mode",
+    )  # fmt: skip
+    circuit_open: Flags[str] = Flags(
+        "pingpong_storage_circuit_open", "1 while the storage circuit breaker is open.", "storage"
+    )
+    reloads: Counter[str] = Counter(
+        "pingpong_config_reloads", "Config reloads (SIGHUP or file change) by result.",
+        "result", always=("ok", "error"),
+    )  # fmt: skip
+    admin_operations: Counter[tuple[str, str]] = Counter(
+        "pingpong_admin_operations", "Admin API operations by operation and result.",
+        "operation", "result",
+    )  # fmt: skip
+    control_entries_invalid = Total(
+        "pingpong_control_entries_invalid",
+        "Entries read back from the storage (change log, overrides) that failed validation.",
+    )
+    config_hash: Info[str] = Info(
+        "pingpong_config_info", "Always 1; the hash of the running effective config.", "hash"
+    )
+    build: Info[tuple[str, str, str]] = Info(
+        "pingpong_build_info", "Always 1; labels say what is running.",
+        "version", "commit", "slot",
+    )  # fmt: skip
 
     def __init__(self) -> None:
-        self.requests: defaultdict[tuple[str, str, int], int] = defaultdict(int)
-        self.durations: defaultdict[tuple[str, str], Histogram] = defaultdict(Histogram)
-        self.in_flight = 0
-        self.decisions: defaultdict[tuple[str, str], int] = defaultdict(int)
-        self.storage_durations: defaultdict[str, Histogram] = defaultdict(Histogram)
-        self.storage_errors: defaultdict[tuple[str, str], int] = defaultdict(int)
-        self.fallbacks: defaultdict[str, int] = defaultdict(int)
-        self.circuit_open: dict[str, int] = {}
-        self.reloads: defaultdict[str, int] = defaultdict(int)
-        self.admin_operations: defaultdict[tuple[str, str], int] = defaultdict(int)
-        self.control_entries_invalid = 0
-        self.config_hash = ""
-        self.build: tuple[str, str, str] = ("", "", "")
+        for metric in METRICS:
+            setattr(self, metric.attr, metric.make())
 
     # The core's Stats sink (pingpong.core.stats.Stats).
     def decided(self, policy: str, verdict: str) -> None:
@@ -73,48 +241,16 @@ class Counters:
         self.control_entries_invalid += 1
 
     def to_json(self) -> dict[str, Any]:
-        def hist(h: Histogram) -> list[Any]:
-            return [list(h.counts), h.total]
-
-        return {
-            "requests": [[*k, v] for k, v in list(self.requests.items())],
-            "durations": [[*k, hist(h)] for k, h in list(self.durations.items())],
-            "in_flight": self.in_flight,
-            "decisions": [[*k, v] for k, v in list(self.decisions.items())],
-            "storage_durations": [[k, hist(h)] for k, h in list(self.storage_durations.items())],
-            "storage_errors": [[*k, v] for k, v in list(self.storage_errors.items())],
-            "fallbacks": list(self.fallbacks.items()),
-            "circuit_open": list(self.circuit_open.items()),
-            "reloads": list(self.reloads.items()),
-            "admin_operations": [[*k, v] for k, v in list(self.admin_operations.items())],
-            "control_entries_invalid": self.control_entries_invalid,
-            "config_hash": self.config_hash,
-            "build": list(self.build),
-        }
+        return {m.attr: m.to_json(getattr(self, m.attr)) for m in METRICS}
 
     def add(self, data: dict[str, Any], alive: bool) -> None:
         """Add another worker's counts (its gauges only if it is alive)."""
-        for method, route, status, count in data["requests"]:
-            self.requests[(method, route, status)] += count
-        for method, route, (counts, total) in data["durations"]:
-            self.durations[(method, route)].merge(counts, total)
-        for policy, decision, count in data["decisions"]:
-            self.decisions[(policy, decision)] += count
-        for storage, (counts, total) in data["storage_durations"]:
-            self.storage_durations[storage].merge(counts, total)
-        for storage, error, count in data["storage_errors"]:
-            self.storage_errors[(storage, error)] += count
-        for mode, count in data["fallbacks"]:
-            self.fallbacks[mode] += count
-        for result, count in data["reloads"]:
-            self.reloads[result] += count
-        for operation, result, count in data.get("admin_operations", ()):
-            self.admin_operations[(operation, result)] += count
-        self.control_entries_invalid += data.get("control_entries_invalid", 0)
-        if alive:
-            self.in_flight += data["in_flight"]
-            for storage, is_open in data["circuit_open"]:
-                self.circuit_open[storage] = max(self.circuit_open.get(storage, 0), is_open)
-        self.config_hash = self.config_hash or data["config_hash"]
-        if not any(self.build):
-            self.build = tuple(data["build"])
+        for metric in METRICS:
+            given = data.get(metric.attr)
+            if given is not None and (alive or not metric.live):
+                setattr(self, metric.attr, metric.merge(getattr(self, metric.attr), given))
+
+
+METRICS: tuple[Metric[Any], ...] = tuple(
+    value for value in vars(Counters).values() if isinstance(value, Metric)
+)
