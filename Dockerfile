@@ -12,14 +12,15 @@
 # The base: a Debian bookworm image with Python 3.11 and its venv module, named as
 # BASE_IMAGE:BASE_TAG (two arguments, so a tag is always given). Both stages use it, so
 # the venv's interpreter path is the same in the final image.
-#   python:3.11-slim-bookworm           (default: Docker Hub's official image; append
-#                                        @sha256:<digest> to BASE_TAG to pin it further)
+#   python:3.11-slim-bookworm@sha256:…  (default: Docker Hub's official image, pinned by
+#                                        digest: the same bytes on every build until
+#                                        someone moves the pin on purpose)
 #   pingpong/python-base:3.11-bookworm  (made locally by debootstrap + docker import
 #                                        where nothing can be pulled; see the README:
 #                                        --build-arg BASE_IMAGE=pingpong/python-base
 #                                        --build-arg BASE_TAG=3.11-bookworm)
 ARG BASE_IMAGE=python
-ARG BASE_TAG=3.11-slim-bookworm
+ARG BASE_TAG=3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 
 # --- builder: a venv with pingpong and its pinned dependencies -----------------------
 FROM ${BASE_IMAGE}:${BASE_TAG} AS builder
@@ -32,25 +33,24 @@ SHELL ["/bin/sh", "-eu", "-c"]
 WORKDIR /build
 RUN python3 -m venv /opt/venv
 
-# Dependencies first, in their own layer: it is rebuilt only when pyproject.toml or
-# constraints.txt change, not on every source edit. The list comes from pyproject.toml;
-# constraints.txt pins every version.
-COPY pyproject.toml constraints.txt ./
+# Dependencies first, in their own layer: it is rebuilt only when the lock changes, not
+# on every source edit. requirements-image.txt is pyproject.toml's dependencies at the
+# versions of constraints.txt, each with the SHA-256 of its wheel
+# (scripts/lock-image-requirements.sh): pip refuses any file whose hash differs
+# (--require-hashes), and --no-deps installs nothing that is not listed.
+COPY requirements-image.txt ./
 # The optional secret "ca" is a PEM bundle for HTTPS through a corporate proxy. It is
 # mounted for this RUN only (tmpfs under /run/secrets): it never lands in a layer.
 RUN --mount=type=secret,id=ca \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
-    python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-      > requirements.txt; \
-    /opt/venv/bin/pip install --no-cache-dir -c constraints.txt -r requirements.txt
+    /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-deps -r requirements-image.txt
 
-# Then pingpong itself: a regular (not editable) install from the source tree. pip and
-# setuptools leave the venv afterwards: the runtime image installs nothing.
-COPY README.md ./
+# Then pingpong itself: a regular (not editable) install from the source tree, built
+# with the hashed setuptools above and nothing downloaded. pip and setuptools leave the
+# venv afterwards: the runtime image installs nothing.
+COPY pyproject.toml README.md ./
 COPY src ./src
-RUN --mount=type=secret,id=ca \
-    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
-    /opt/venv/bin/pip install --no-cache-dir -c constraints.txt .; \
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation --no-index .; \
     /opt/venv/bin/pip check; \
     /opt/venv/bin/pingpong --help > /dev/null; \
     /opt/venv/bin/python -m pip uninstall --yes --quiet pip setuptools

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.env import PEERS_DIR, REPO, peers_bin
+from pingpong_toolkit.faultproxy import FaultProxy
 from pingpong_toolkit.ports import free_port
 from pingpong_toolkit.processes import Process
 from pingpong_toolkit.redis import RedisServer
@@ -20,6 +21,9 @@ from pingpong_toolkit.waiting import eventually
 
 ADMIT_RATE = "100000000/second"  # far above anything one worker can serve
 REJECT_RATE = "1/hour"  # the first request is admitted, every later one gets 429
+# Redis at a realistic distance: the toolkit's fault proxy holds every chunk this
+# long, each way (a round trip of at least 2 ms, as to another zone).
+FAR_DELAY = 0.001
 # One CPU for the server under test, the other for wrk, Redis and the bench itself.
 SERVER_CPU = "0"
 LOAD_CPU = "1" if (os.cpu_count() or 1) > 1 else "0"
@@ -38,7 +42,7 @@ class Config:
 
     name: str
     family: str  # raw[-rsgi|-uvicorn] | starlette | fastapi | pingpong | slowapi | flask-limiter
-    storage: str = ""  # "" (no limiter) | memory | redis
+    storage: str = ""  # "" (no limiter) | memory | redis | redisfar (Redis behind FAR_DELAY)
     mode: str = ""  # "" (no limiter) | admitted | rejected
 
     @property
@@ -55,6 +59,8 @@ def all_configs() -> list[Config]:
         for storage in ("memory", "redis"):
             for mode in ("admitted", "rejected"):
                 configs.append(Config(f"{family}-{storage}-{mode}", family, storage, mode))
+        if family == "pingpong":
+            configs.append(Config("pingpong-redisfar-admitted", family, "redisfar", "admitted"))
     return configs
 
 
@@ -188,10 +194,17 @@ class BenchRedis:
         self.server = RedisServer(workdir=workdir, prefix=pinned(LOAD_CPU, [])).start()
         self.client = self.server.client(socket_timeout=10, decode_responses=True)
         self.version = str(self.client.info("server")["redis_version"])
+        self.proxy = FaultProxy(self.server.port).start()  # a thread of the bench: load CPU
+        self.proxy.delay(FAR_DELAY)
 
     @property
     def url(self) -> str:
         return self.server.url
+
+    @property
+    def far_url(self) -> str:
+        """The same Redis through the proxy: FAR_DELAY added each way."""
+        return self.server.url_at(self.proxy.port)
 
     def reset(self) -> None:
         """Empty the data and zero INFO commandstats."""
@@ -211,6 +224,7 @@ class BenchRedis:
         return calls
 
     def stop(self) -> None:
+        self.proxy.stop()
         self.client.close()
         self.server.stop()
         shutil.rmtree(self.server.workdir, ignore_errors=True)

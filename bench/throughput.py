@@ -28,7 +28,8 @@ class Plan:
 
 
 def storage_url(config: Config, redis: BenchRedis) -> str:
-    return redis.url if config.storage == "redis" else "memory://"
+    urls = {"redis": redis.url, "redisfar": redis.far_url}
+    return urls.get(config.storage, "memory://")
 
 
 def one_run(server: Server, redis: BenchRedis, plan: Plan) -> dict[str, Any]:
@@ -38,7 +39,7 @@ def one_run(server: Server, redis: BenchRedis, plan: Plan) -> dict[str, Any]:
     result = wrk.run(server.url, plan.seconds).as_dict()
     result["warmup_requests"] = warm.requests if warm else 0
     result["warmup_non2xx"] = warm.non2xx if warm else 0
-    if server.config.storage == "redis":
+    if server.config.storage.startswith("redis"):
         commands = redis.commands()
         result["redis_commands"] = commands
         result["redis_calls"] = sum(commands.values())

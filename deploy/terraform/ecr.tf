@@ -68,3 +68,19 @@ data "aws_iam_policy_document" "kms_account_admin" {
     }
   }
 }
+
+# The deploy job's runner image (deploy/k8s/addons/deploy-runner): GitHub's
+# runner plus the aws CLI and kubectl, pushed once by an operator.
+resource "aws_ecr_repository" "deploy_runner" {
+  name                 = "${local.name}-deploy-runner"
+  image_tag_mutability = "IMMUTABLE"
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  encryption_configuration {
+    encryption_type = "KMS"
+    kms_key         = aws_kms_key.ecr.arn
+  }
+}

@@ -102,3 +102,8 @@ output "kyverno_role_arn" {
   description = "IAM role of Kyverno's admission controller (Pod Identity): read signatures from ECR, the signing key from KMS."
   value       = module.kyverno_pod_identity.iam_role_arn
 }
+
+output "deploy_runner_repository_url" {
+  description = "ECR repository of the deploy job's runner image (deploy/k8s/addons/deploy-runner)."
+  value       = aws_ecr_repository.deploy_runner.repository_url
+}

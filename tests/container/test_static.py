@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import yaml
 
@@ -94,3 +95,39 @@ def test_compose_stack_shape() -> None:
 def test_haproxy_config_is_valid() -> None:
     # The replica names resolve only inside compose: HAProxy warns and still exits 0.
     run([tool("haproxy"), "-c", "-f", str(REPO / "deploy/compose/haproxy/haproxy.cfg")])
+
+
+def test_the_build_takes_only_pinned_bytes() -> None:
+    """Docker docs, "Image digests": a tag moves, a digest names one image;
+    pip's secure installs (pip docs, "Secure installs", --require-hashes):
+    every file is checked against a listed hash and --no-deps installs
+    nothing unlisted. The lock is constraints.txt's versions, so `make lock`
+    and scripts/lock-image-requirements.sh cannot drift apart unnoticed."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    base = re.search(r"^ARG BASE_TAG=(\S+)$", dockerfile, re.M)
+    assert base and re.search(r"@sha256:[0-9a-f]{64}$", base.group(1)), "base image not pinned"
+    installs = [line for line in dockerfile.splitlines() if "pip install" in line]
+    assert installs and all("--no-deps" in line for line in installs)
+    assert any("--require-hashes" in line for line in installs)
+    assert all("--require-hashes" in line or "--no-index" in line for line in installs)
+
+    def canonical(name: str) -> str:  # PEP 503
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    pins = {
+        canonical(line.split("==")[0]): line.split("==")[1]
+        for line in (REPO / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    locked = [
+        line.split()
+        for line in (REPO / "requirements-image.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert locked
+    for name_version, hash_option in locked:
+        name, version = name_version.split("==")
+        assert re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", hash_option), name
+        if name == "setuptools":  # the build backend, pyproject's build-system
+            continue
+        assert pins[canonical(name)].split(";")[0].strip() == version, (name, version)

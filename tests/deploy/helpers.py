@@ -232,3 +232,10 @@ def environment() -> dict[str, str]:
 def terraform_name(value: str) -> str:
     """A terraform string built from the stack name, as applied."""
     return value.replace("${local.name}", environment()["STACK_NAME"])
+
+
+def ecr_image(tag: str) -> str:
+    """An image of the environment's ECR repository (what CI pushes)."""
+    env = environment()
+    registry = f"{env['AWS_ACCOUNT_ID']}.dkr.ecr.{env['AWS_REGION']}.amazonaws.com"
+    return f"{registry}/{env['STACK_NAME']}:{tag}"

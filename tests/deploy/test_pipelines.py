@@ -15,7 +15,7 @@ import yaml
 
 from pingpong_toolkit.commands import run
 
-from .helpers import REPO
+from .helpers import REPO, ecr_image
 
 WORKFLOWS = REPO / ".github" / "workflows"
 DEPLOY_SH = REPO / "deploy" / "k8s" / "deploy.sh"
@@ -205,7 +205,7 @@ def test_deploy_script_shellcheck() -> None:
 
 
 def test_deploy_script_renders_the_image_into_the_rollout() -> None:
-    image = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/pingpong:0123abc@sha256:" + "a" * 64
+    image = ecr_image("0123abc") + "@sha256:" + "a" * 64
     proc = run([str(DEPLOY_SH), "--render-only", image])
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     rollout = next(d for d in docs if d["kind"] == "Rollout")

@@ -26,6 +26,7 @@ from .helpers import (
     blocks,
     captured,
     cpu_millicores,
+    ecr_image,
     find,
     find_all,
     one,
@@ -132,7 +133,7 @@ esac
     return env, log
 
 
-IMAGE = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/pingpong:abc"
+IMAGE = ecr_image("abc")
 
 
 @pytest.mark.parametrize(

@@ -190,7 +190,7 @@ def test_smoke_template_checks_the_contract_endpoints(templates: dict[str, dict[
 def test_podmonitor_labels_series_with_the_pod_template_hash(prod: list[dict[str, Any]]) -> None:
     pm = find(prod, "PodMonitor", "pingpong")["spec"]
     assert "rollouts-pod-template-hash" in pm["podTargetLabels"]
-    assert pm["podMetricsEndpoints"][0]["port"] == "http"
+    assert pm["podMetricsEndpoints"][0]["port"] == "metrics"  # metrics_port 9090
     assert pm["podMetricsEndpoints"][0]["path"] == "/metrics"
     # The monitoring rules select job="pingpong": the pod's name label gives it.
     assert pm["jobLabel"] == "app.kubernetes.io/name"

@@ -78,9 +78,9 @@ def test_alarms_module_is_wired(hcl: dict[str, dict[str, Any]]) -> None:
 
 
 def test_ecr_is_immutable_and_scanned(hcl: dict[str, dict[str, Any]]) -> None:
-    (repo,) = resources(hcl, "aws_ecr_repository").values()
-    assert repo["image_tag_mutability"] == "IMMUTABLE"
-    assert one(repo["image_scanning_configuration"])["scan_on_push"] is True
+    for repo in resources(hcl, "aws_ecr_repository").values():
+        assert repo["image_tag_mutability"] == "IMMUTABLE"
+        assert one(repo["image_scanning_configuration"])["scan_on_push"] is True
 
 
 def test_redis_has_tls_and_auth(hcl: dict[str, dict[str, Any]]) -> None:

@@ -4,6 +4,7 @@ reload, and a startup error is one message and one exit code, workers or not."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -30,7 +31,7 @@ def reloads(url: str, result: str) -> float:
 
 
 @pytest.fixture
-def launched(tmp_path: Path) -> Iterator[list[Pingpong]]:
+def launched() -> Iterator[list[Pingpong]]:
     """Servers launched without waiting for them (the tests signal them mid-start)."""
     servers: list[Pingpong] = []
     yield servers
@@ -91,7 +92,7 @@ def test_a_sighup_after_a_worker_was_killed_spares_its_replacement(
     )
     wait_until(lambda: server.output().count("listening on") == 2, 30)  # both ready
     victim = workers_of(server)[0]
-    subprocess.run(["kill", "-KILL", str(victim)], check=True)
+    os.kill(victim, signal.SIGKILL)
     wait_until(lambda: victim not in workers_of(server) and len(workers_of(server)) == 2, 5)
     time.sleep(0.5)
     server.signal(signal.SIGHUP)

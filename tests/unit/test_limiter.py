@@ -31,6 +31,7 @@ class SharedMemory:
     name = "shared-memory"
     shared = True
     acquire_now = None
+    acquire_one_now = None
 
     def __init__(self) -> None:
         self.memory = MemoryStorage()

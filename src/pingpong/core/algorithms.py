@@ -57,6 +57,12 @@ CODES = {Algorithm.GCRA: 1, Algorithm.SLIDING_WINDOW: 2, Algorithm.FIXED_WINDOW:
 State = tuple["Limit", int] | tuple["Limit", int, int] | tuple["Limit", int, int, int]
 
 
+# A NamedTuple's own constructor is a Python function (about 3,000 instructions a
+# call, measured with bench.instructions); ``new(Outcome, (...))`` builds the same
+# object in C for half that. Used where a request is decided, nowhere else.
+new = tuple.__new__
+
+
 class Outcome(NamedTuple):
     """One key's verdict. Times are microseconds from now: ``reset_us`` until
     the quota is whole again, ``retry_us`` until one more request fits."""
@@ -147,13 +153,22 @@ def carried(limit: Limit, used: int, now: int) -> State | None:
 
 def gcra(limit: Limit, state: State | None, now: int) -> tuple[Outcome, State | None]:
     """Generic cell rate algorithm: admits when TAT - burst*T <= now."""
+    outcome, new_tat = gcra_tat(limit, state[1] if state is not None else now, now)
+    return outcome, (limit, new_tat) if new_tat is not None else None
+
+
+def gcra_tat(limit: Limit, tat: int, now: int) -> tuple[Outcome, int | None]:
+    """GCRA on a bare TAT (``now`` for a new key): the outcome, and the new TAT
+    when admitted. The in-memory table stores GCRA states as TATs and calls
+    this directly (no state tuples on its fast path)."""
     interval = limit.interval_us
-    tat = state[1] if state is not None and state[1] > now else now
+    if tat < now:
+        tat = now
     new_tat = tat + interval
     allow_at = new_tat - limit.capacity * interval
     if now < allow_at:
-        return Outcome(False, 0, tat - now, allow_at - now), None
-    return Outcome(True, (now - allow_at) // interval, new_tat - now, 0), (limit, new_tat)
+        return new(Outcome, (False, 0, tat - now, allow_at - now)), None
+    return new(Outcome, (True, (now - allow_at) // interval, new_tat - now, 0)), new_tat
 
 
 def fixed_window(limit: Limit, state: State | None, now: int) -> tuple[Outcome, State | None]:

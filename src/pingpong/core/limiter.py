@@ -1,8 +1,9 @@
 """The limiter: runs every matching policy for a request against the storage.
 
 This is the hot path, so the per-(path, method, tier) policy lists are computed
-once per set of rules, checks are plain tuples, and the in-memory storage is
-called without a coroutine.
+once per set of rules, the common case (one client-address policy on a local
+storage) skips the general loop, the in-memory storage is called without a
+coroutine, and the per-request tuples are built with ``new`` (see algorithms.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from pingpong.core.algorithms import Limit, Outcome
+from pingpong.core.algorithms import Limit, Outcome, new
 from pingpong.core.heavy_hitters import HeavyHitters
 from pingpong.core.overrides import Override, OverrideLimits, override_limits
 from pingpong.core.policy import (
@@ -49,7 +50,10 @@ class Decision(NamedTuple):
     @property
     def retry_us(self) -> int:
         """Waiting this long admits the request, if nothing else arrives."""
-        return max((r.outcome.retry_us for r in self.reported), default=0)
+        reported = self.reported
+        if len(reported) == 1:
+            return reported[0].outcome.retry_us
+        return max((r.outcome.retry_us for r in reported), default=0)
 
 
 ADMIT_ALL = Decision(True, ())
@@ -64,6 +68,7 @@ class Rules:
         "_matching",
         "all_policies",
         "api_key_header",
+        "only",
         "policies",
         "tier_by_digest",
         "tier_policies",
@@ -86,6 +91,10 @@ class Rules:
         # The configured policies and one per API-key tier.
         self.all_policies: tuple[Policy, ...] = (*self.policies, *self.tier_policies.values())
         self._matching: dict[tuple[str, str, str], tuple[Policy, ...]] = {}
+        # The common case, decided without the general loop: one enforced
+        # policy per client address on one exact path, no tiers.
+        only = self.policies[0] if len(self.policies) == 1 and not tiers else None
+        self.only = only if only is not None and _common(only) else None
 
     def policy(self, name: str) -> Policy | None:
         return next((p for p in self.all_policies if p.name == name), None)
@@ -133,6 +142,7 @@ class Limiter:
         self.rejections = HeavyHitters()  # the most-throttled keys, counted
         self._stats = stats or NoStats()
         self._acquire_now = storage.acquire_now
+        self._acquire_one_now = storage.acquire_one_now
         # key -> (rejected until, quota whole at), monotonic microseconds
         self._deny: dict[str, tuple[int, int]] | None = {} if storage.shared else None
         # Operators' per-key limits, and what the limiter looks up per check
@@ -140,7 +150,28 @@ class Limiter:
         self._overrides: dict[str, Override] = {}
         self._override_limits: OverrideLimits = {}
 
+    def check_now(self, path: str, method: str, client: str) -> Decision | None:
+        """The decision without a coroutine, in the common case (``Rules.only``,
+        no overrides, a local storage); None otherwise: then ``check`` decides."""
+        only = self.rules.only
+        if only is None or self._acquire_one_now is None or self._override_limits:
+            return None
+        if path != only.path or method not in only.methods:
+            return ADMIT_ALL
+        key = only.name + ":" + client
+        outcome = self._acquire_one_now(key, only.limit)
+        reported = (new(Reported, (only, only.limit, outcome)),)
+        if outcome.admitted:
+            self._stats.decided(only.name, "allowed")
+            return new(Decision, (True, reported))
+        self.rejections.add(key)
+        self._stats.decided(only.name, "limited")
+        return new(Decision, (False, reported))
+
     async def check(self, path: str, method: str, client: str, headers: Headers) -> Decision:
+        decided = self.check_now(path, method, client)
+        if decided is not None:
+            return decided
         rules = self.rules
         tier, api_key = rules.tier_of(headers) if rules.tier_by_digest else ("", "")
         policies = rules.policies_for(path, method, tier)
@@ -149,7 +180,7 @@ class Limiter:
         checks = []
         for p in policies:
             value = client if p.key == CLIENT_IP else _value(p, headers, client, api_key)
-            checks.append(Check(p.name + ":" + value, p.limit, p.shadow))
+            checks.append(new(Check, (p.name + ":" + value, p.limit, p.shadow)))
         if self._override_limits:
             checks = self._overridden(checks)
         if self._acquire_now is not None:
@@ -230,19 +261,19 @@ class Limiter:
             if policy.shadow:
                 continue
             if outcome.admitted:
-                admitted.append(Reported(policy, check.limit, outcome))
+                admitted.append(new(Reported, (policy, check.limit, outcome)))
             else:
-                rejected.append(Reported(policy, check.limit, outcome))
+                rejected.append(new(Reported, (policy, check.limit, outcome)))
                 if self._deny is not None:
                     self._remember_denial(check.key, outcome)
                 self.rejections.add(check.key)
         if rejected:
             for reported in rejected:
                 stats.decided(reported.policy.name, "limited")
-            return Decision(False, rejected)
+            return new(Decision, (False, rejected))
         for policy, outcome in zip(policies, outcomes, strict=True):
             stats.decided(policy.name, "allowed" if outcome.admitted else "shadow_limited")
-        return Decision(True, admitted)
+        return new(Decision, (True, admitted))
 
     def _denied(self, policies: Sequence[Policy], checks: Sequence[Check]) -> Decision | None:
         deny = self._deny
@@ -256,8 +287,8 @@ class Limiter:
             if until[0] > now:
                 self._stats.decided(policy.name, "limited")
                 self.rejections.add(check.key)
-                outcome = Outcome(False, 0, until[1] - now, until[0] - now)
-                return Decision(False, [Reported(policy, check.limit, outcome)])
+                outcome = new(Outcome, (False, 0, until[1] - now, until[0] - now))
+                return new(Decision, (False, [new(Reported, (policy, check.limit, outcome))]))
             del deny[check.key]
         return None
 
@@ -268,6 +299,11 @@ class Limiter:
             del deny[next(iter(deny))]
         now = monotonic_us()
         deny[key] = (now + outcome.retry_us, now + outcome.reset_us)
+
+
+def _common(policy: Policy) -> bool:
+    """Keyed by the client address, enforced, on one exact path."""
+    return policy.key == CLIENT_IP and not policy.shadow and not policy.path.endswith("*")
 
 
 def _value(policy: Policy, headers: Headers, client: str, api_key: str) -> str:

@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
-from granian.rsgi import HTTPProtocol, Scope
+from granian.rsgi import Headers, HTTPProtocol, Scope
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pingpong.core.algorithms import retry_after
@@ -45,7 +45,9 @@ from pingpong.service import Counters, Service
 
 access_log = logging.getLogger("pingpong.access")
 
-Handler = Callable[["App", Scope], Awaitable[Response]]
+# The headers are read from the scope once per request (granian builds a new
+# object at each read) and handed to the handler with it.
+Handler = Callable[["App", Scope, Headers], Awaitable[Response]]
 
 GET_HEAD = frozenset({"GET", "HEAD"})
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -86,7 +88,8 @@ class App:
         path, method = scope.path, scope.method
         handler = self._routes.get(path)
         route = path if handler is not None else UNMATCHED
-        request_id = self._request_ids.of(scope.headers)
+        request_headers = scope.headers
+        request_id = self._request_ids.of(request_headers)
         try:
             if target_length(scope) > MAX_TARGET:
                 route = UNMATCHED
@@ -97,7 +100,7 @@ class App:
                 status, headers, body = NOT_ALLOWED
             else:
                 try:
-                    status, headers, body = await handler(self, scope)
+                    status, headers, body = await handler(self, scope, request_headers)
                 except Exception:
                     access_log.exception("unexpected error answering %s", route,
                                          extra={"request_id": request_id})  # fmt: skip
@@ -113,7 +116,8 @@ class App:
             method = "OTHER"
         counters.requests[(method, route, status)] += 1
         counters.durations[(method, route)].observe(elapsed)
-        if status >= 500 or random.random() < self.service.settings.access_log:
+        share = self.service.settings.access_log
+        if status >= 500 or (share and random.random() < share):
             self._log(scope, method, route, status, elapsed, request_id)
 
     def _log(
@@ -150,20 +154,21 @@ class App:
             self._responses, self._rules = PolicyResponses(rules.all_policies), rules
         return self._responses
 
-    async def ping(self, scope: Scope) -> Response:
+    async def ping(self, scope: Scope, headers: Headers) -> Response:
         service = self.service
         if service.fault_injection:
             fault = await self._inject_fault()
             if fault is not None:
                 return fault
-        headers = scope.headers
         identity = service.resolver.resolve(peer_address(scope.client), headers)
         limiter = service.limiter
         rules = limiter.rules  # what this request is decided by, even if a reload swaps them
-        try:
-            decision = await limiter.check(THROTTLED_PATH, scope.method, identity, headers)
-        except StorageUnavailable:
-            return 503, [PROBLEM, ("retry-after", "1")], STORAGE_DOWN
+        decision = limiter.check_now(THROTTLED_PATH, scope.method, identity)
+        if decision is None:
+            try:
+                decision = await limiter.check(THROTTLED_PATH, scope.method, identity, headers)
+            except StorageUnavailable:
+                return 503, [PROBLEM, ("retry-after", "1")], STORAGE_DOWN
         responses = self._policy_responses(rules)
         if decision.admitted:
             return 200, [TEXT, *responses.ratelimit_headers(decision.reported)], b"pong"
@@ -182,21 +187,21 @@ class App:
             return 500, [PROBLEM], problem_body(500, "injected fault (drill)")
         return None
 
-    async def healthz(self, scope: Scope) -> Response:
+    async def healthz(self, scope: Scope, headers: Headers) -> Response:
         return 200, [TEXT], b"ok\n"
 
-    async def readyz(self, scope: Scope) -> Response:
+    async def readyz(self, scope: Scope, headers: Headers) -> Response:
         if self.service.draining:
             return 503, [TEXT], b"draining\n"
         return 200, [TEXT], b"ready\n"
 
-    async def version(self, scope: Scope) -> Response:
+    async def version(self, scope: Scope, headers: Headers) -> Response:
         return 200, [JSON], self._version
 
-    async def openapi(self, scope: Scope) -> Response:
+    async def openapi(self, scope: Scope, headers: Headers) -> Response:
         return 200, [JSON], self._openapi
 
-    async def metrics(self, scope: Scope) -> Response:
+    async def metrics(self, scope: Scope, headers: Headers) -> Response:
         return 200, [("content-type", CONTENT_TYPE_LATEST)], generate_latest(self.registry)
 
 

@@ -17,23 +17,34 @@ def policy_item(name: str, limit: Limit) -> str:
     return f'"{name}";q={limit.capacity};w={limit.window}'
 
 
+def policy_header(policy: Policy) -> Header:
+    return ("ratelimit-policy", policy_item(policy.name, policy.limit))
+
+
 class PolicyResponses:
     """Header items and 429 body templates per policy, built once per limiter
     (names are [A-Za-z0-9_.-]: nothing to escape)."""
 
     def __init__(self, policies: Iterable[Policy]) -> None:
-        self._items: dict[str, tuple[Limit, str, str]] = {
-            p.name: (p.limit, policy_item(p.name, p.limit), f'"{p.name}";') for p in policies
+        # name -> (its limit, its RateLimit-Policy header, its RateLimit template)
+        self._items: dict[str, tuple[Limit, Header, str]] = {
+            p.name: (p.limit, policy_header(p), f'"{p.name}";r=%d;t=%d') for p in policies
         }
         self._bodies: dict[str, bytes] = {}
 
     def ratelimit_headers(self, reported: Sequence[Reported]) -> list[Header]:
         """``RateLimit-Policy`` and ``RateLimit`` for the policies reported."""
+        if len(reported) == 1:  # the common answer: both headers from ready pieces
+            policy, limit, outcome = reported[0]
+            default, policy_header, template = self._items[policy.name]
+            if limit is default:
+                value = template % (outcome.remaining, whole_seconds(outcome.reset_us))
+                return [policy_header, ("ratelimit", value)]
         policies, limits = [], []
         for policy, limit, outcome in reported:
-            default, item, prefix = self._items[policy.name]
+            default, (_, item), template = self._items[policy.name]
             policies.append(item if limit is default else policy_item(policy.name, limit))
-            limits.append(f"{prefix}r={outcome.remaining};t={whole_seconds(outcome.reset_us)}")
+            limits.append(template % (outcome.remaining, whole_seconds(outcome.reset_us)))
         return [("ratelimit-policy", ", ".join(policies)), ("ratelimit", ", ".join(limits))]
 
     def too_many_requests(self, policy: str, wait: int) -> bytes:

@@ -71,6 +71,11 @@ class Storage(Protocol):
         """``acquire`` without a coroutine, for a storage that never waits (the
         limiter's fast path); None for one that does."""
 
+    @property
+    def acquire_one_now(self) -> Callable[[str, Limit], Outcome] | None:
+        """``acquire_now`` of one non-shadow check, without building the check
+        (the common request); None where ``acquire_now`` is None."""
+
     def configure(self, resilience: Resilience, options: StorageOptions) -> None:
         """Apply reloaded settings in place."""
 

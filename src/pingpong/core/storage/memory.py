@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
-from pingpong.core.algorithms import Limit, Outcome, State
+from pingpong.core.algorithms import Algorithm, Limit, Outcome, State, gcra_tat
 from pingpong.core.stats import Stats
 from pingpong.core.storage.admin import MemoryAdminStore
 from pingpong.core.storage.base import Check, Opened, Resilience, StorageOptions
@@ -15,6 +15,8 @@ from pingpong.core.storage.base import Check, Opened, Resilience, StorageOptions
 # algorithm's state tuple as it is.
 Stored = int | State
 LIMIT_BITS = 10  # a packed GCRA state: TAT << 10 | the index of its limit
+LIMIT_MASK = (1 << LIMIT_BITS) - 1
+GCRA = Algorithm.GCRA
 
 
 def monotonic_us() -> int:
@@ -40,9 +42,13 @@ class LimitIndex:
             self.limits.append(limit)
         return found
 
+    def known(self, limit: Limit) -> int | None:
+        """The index of ``limit`` if a state was ever written under it."""
+        return self._index.get(limit.tag)
+
     def unpack(self, stored: Stored | None) -> State | None:
         if isinstance(stored, int):
-            return (self.limits[stored & ((1 << LIMIT_BITS) - 1)], stored >> LIMIT_BITS)
+            return (self.limits[stored & LIMIT_MASK], stored >> LIMIT_BITS)
         return stored
 
     def pack(self, state: State) -> Stored:
@@ -118,34 +124,74 @@ class MemoryStorage:
         return state if state is not None else self._old.get(key)
 
     def acquire_now(self, checks: Sequence[Check]) -> list[Outcome]:
+        if len(checks) == 1:  # one check: shadow or not, a rejection changes nothing
+            key, limit, _ = checks[0]
+            return [self.acquire_one_now(key, limit)]
+        return self._acquire_all(checks)
+
+    def acquire_one_now(self, key: str, limit: Limit) -> Outcome:
+        """The common request, one GCRA check, on the packed TAT without state
+        tuples (``_take`` and the rotation written out: this runs per request).
+        A state written under another limit goes through ``_acquire_all``,
+        which translates it."""
+        index = self._limits.known(limit)
+        young = self._young
+        stored = young.get(key)
+        if stored is None and self._old:
+            stored = self._take(key)
+        if (
+            index is None
+            or limit.algorithm is not GCRA
+            or (
+                stored is not None and (not isinstance(stored, int) or stored & LIMIT_MASK != index)
+            )
+        ):
+            return self._acquire_all((Check(key, limit, False),))[0]
         now = self._clock()
-        young, old, limits = self._young, self._old, self._limits
+        outcome, new_tat = gcra_tat(limit, now if stored is None else stored >> LIMIT_BITS, now)
+        if new_tat is not None:
+            young[key] = new_tat << LIMIT_BITS | index
+        if len(young) >= self._generation:
+            self._rotate_when_full()
+        return outcome
+
+    def _take(self, key: str) -> Stored | None:
+        """The key's state, moved into the young generation if it was in the old."""
+        stored = self._young.get(key)
+        if stored is None and self._old:
+            stored = self._old.pop(key, None)
+            if stored is not None:
+                self._young[key] = stored
+        return stored
+
+    def _acquire_all(self, checks: Sequence[Check]) -> list[Outcome]:
+        now = self._clock()
+        limits = self._limits
         outcomes: list[Outcome] = []
         updates: list[tuple[str, State]] = []
         blocked = False
         for key, limit, shadow in checks:
-            stored = young.get(key)
-            if stored is None and old:
-                stored = old.pop(key, None)
-                if stored is not None:
-                    young[key] = stored
-            outcome, new_state = limit.decide(limits.unpack(stored), now)
+            outcome, new_state = limit.decide(limits.unpack(self._take(key)), now)
             outcomes.append(outcome)
             if new_state is not None:
                 updates.append((key, new_state))
             elif not shadow:
                 blocked = True
         if not blocked:
+            young = self._young
             if len(limits) + len(updates) > 1 << LIMIT_BITS:
                 # A thousand distinct limits seen (reloads): start over afresh.
                 young, limits = self._young, self._limits = {}, LimitIndex()
                 self._old = {}
             for key, new_state in updates:
                 young[key] = limits.pack(new_state)
-        if len(young) >= self._generation:
-            self._old, self._young = young, {}
-            self.rotations += 1
+        self._rotate_when_full()
         return outcomes
+
+    def _rotate_when_full(self) -> None:
+        if len(self._young) >= self._generation:
+            self._old, self._young = self._young, {}
+            self.rotations += 1
 
     async def ping(self) -> None:
         return None

@@ -35,6 +35,7 @@ class ResilientStorage:
     """
 
     acquire_now = None  # the primary's answers are awaited
+    acquire_one_now = None
 
     def __init__(
         self,

@@ -53,6 +53,7 @@ class RedisStorage:
     name = "redis"
     shared = True
     acquire_now = None  # every decision waits for the network
+    acquire_one_now = None
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss")
 
     def __init__(self, client: Any, timeout: float) -> None:

@@ -1,0 +1,298 @@
+"""A model of docs/deploy.md's first release, step by step: what each command
+creates and what it consumes, so tests/deploy/test_first_release.py can ask,
+at every step, whether everything consumed already exists.
+
+Commands are read from the ```sh blocks of the guide, in order. Each command
+kind has a resolver; a command the model does not know fails the walk (so a
+new kind of step cannot slip through unchecked). What the add-on charts create
+(CRDs, IngressClasses, the service accounts that call AWS) is written down per
+chart, from each chart's documentation, next to the table.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pingpong_toolkit.commands import run
+
+from .helpers import REPO, blocks, environment, resources, terraform_name
+
+GUIDE = REPO / "docs" / "deploy.md"
+
+
+@dataclass(frozen=True)
+class Chart:
+    """What installing a chart makes, and the AWS identity it needs, if any
+    (namespace, service account)."""
+
+    crds: frozenset[str] = frozenset()
+    ingress_classes: frozenset[str] = frozenset()
+    aws_identity: tuple[str, str] | None = None
+
+
+# Each chart's documented objects: aws-load-balancer-controller (eks-charts
+# README: IngressClass "alb", TargetGroupBinding CRD; calls the ELB/EC2 APIs),
+# Karpenter (NodePool, EC2NodeClass; calls EC2), argo-rollouts (Rollout,
+# AnalysisTemplate, AnalysisRun CRDs; ELB Describe* with
+# --aws-verify-target-group), external-secrets (installCRDs: ExternalSecret,
+# SecretStore; Secrets Manager), kyverno (Policy, ClusterPolicy; ECR and KMS
+# for verifyImages), kube-prometheus-stack (Prometheus Operator CRDs;
+# Alertmanager publishes to SNS), the ARC controller (AutoscalingRunnerSet).
+CHARTS = {
+    "eks/aws-load-balancer-controller": Chart(
+        frozenset({"TargetGroupBinding"}),
+        frozenset({"alb"}),
+        ("kube-system", "aws-load-balancer-controller"),
+    ),
+    "oci://public.ecr.aws/karpenter/karpenter": Chart(
+        frozenset({"NodePool", "EC2NodeClass", "NodeClaim"}),
+        aws_identity=("kube-system", "karpenter"),
+    ),
+    "argo/argo-rollouts": Chart(
+        frozenset({"Rollout", "AnalysisTemplate", "AnalysisRun", "Experiment"}),
+        aws_identity=("argo-rollouts", "argo-rollouts"),
+    ),
+    "external-secrets/external-secrets": Chart(
+        frozenset({"ExternalSecret", "SecretStore", "ClusterSecretStore"}),
+        aws_identity=("external-secrets", "external-secrets"),
+    ),
+    "kyverno/kyverno": Chart(
+        frozenset({"Policy", "ClusterPolicy"}),
+        aws_identity=("kyverno", "kyverno-admission-controller"),
+    ),
+    "prometheus-community/kube-prometheus-stack": Chart(
+        frozenset(
+            {
+                "PodMonitor",
+                "ServiceMonitor",
+                "PrometheusRule",
+                "Probe",
+                "Prometheus",
+                "Alertmanager",
+            }
+        ),
+        aws_identity=("monitoring", "alertmanager"),
+    ),
+    "prometheus-community/prometheus-blackbox-exporter": Chart(),
+    "oci://ghcr.io/actions/actions-runner-controller-charts/gha-runner-scale-set-controller": Chart(
+        frozenset({"AutoscalingRunnerSet", "EphemeralRunnerSet", "EphemeralRunner"})
+    ),
+    "oci://ghcr.io/actions/actions-runner-controller-charts/gha-runner-scale-set": Chart(),
+}
+CORE_KINDS = {
+    "Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
+    "ConfigMap", "Secret", "Service", "Deployment", "PodDisruptionBudget",
+    "HorizontalPodAutoscaler", "NetworkPolicy", "Ingress", "Job", "StatefulSet",
+}  # fmt: skip
+# Commands that only read, print, build locally or talk to AWS outside the
+# model's resources (a certificate request, a login): nothing to resolve.
+LOCAL_COMMANDS = {
+    "aws",
+    "curl",
+    "echo",
+    "printf",
+    "cp",
+    "sed",
+    "docker",
+    "openssl",
+    "amtool",
+    "kubectl",
+}
+
+
+@dataclass
+class World:
+    """What exists so far."""
+
+    crds: set[str] = field(default_factory=set)
+    ingress_classes: set[str] = field(default_factory=set)
+    objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    aws_identities: set[tuple[str, str]] = field(default_factory=set)
+    aws_secrets_with_value: set[str] = field(default_factory=set)
+    signed_repositories: set[str] = field(default_factory=set)
+    enforced_patterns: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def has(self, kind: str, namespace: str, name: str) -> bool:
+        return (kind, namespace, name) in self.objects or (kind, "", name) in self.objects
+
+
+def commands(guide: Path = GUIDE) -> list[tuple[str, str]]:
+    """(section, command) for every command of the guide's sh blocks, in order;
+    continuation lines joined, comments dropped."""
+    found: list[tuple[str, str]] = []
+    section = ""
+    text = guide.read_text()
+    for match in re.finditer(r"^## ([^\n]*)$|^```sh\n(.*?)^```", text, re.M | re.S):
+        if match.group(1):
+            section = match.group(1)
+            continue
+        joined = re.sub(r"\\\n\s*", " ", match.group(2))
+        for line in joined.splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line and not line.startswith("#"):
+                found.append((section, line))
+    return found
+
+
+def terraform_apply(world: World, hcl: dict[str, dict[str, Any]]) -> None:
+    for module in blocks(hcl, "module").values():
+        if "service_account" in module:
+            world.aws_identities.add((module["namespace"], module["service_account"]))
+        for assoc in (
+            (module.get("associations") or [{}])[0].values() if module.get("associations") else []
+        ):
+            world.aws_identities.add((assoc["namespace"], assoc["service_account"]))
+    secrets = resources(hcl, "aws_secretsmanager_secret")
+    given = {v["secret_id"] for v in resources(hcl, "aws_secretsmanager_secret_version").values()}
+    for key, secret in secrets.items():
+        if f"${{aws_secretsmanager_secret.{key}.id}}" in given:
+            world.aws_secrets_with_value.add(terraform_name(secret["name"]))
+
+
+def helm_install(world: World, argv: list[str]) -> None:
+    release, chart = argv[3], argv[4]
+    if chart not in CHARTS:
+        world.problems.append(f"helm chart {chart} has no entry in the model")
+        return
+    if "--version" not in argv:
+        world.problems.append(f"helm release {release} installs {chart} without --version")
+    made = CHARTS[chart]
+    if made.aws_identity and made.aws_identity not in world.aws_identities:
+        world.problems.append(f"{chart} calls AWS but {made.aws_identity} has no Pod Identity role")
+    world.crds |= made.crds
+    world.ingress_classes |= made.ingress_classes
+
+
+def render(argv: list[str]) -> list[dict[str, Any]]:
+    """What a kubectl apply of -f FILE, -k DIR or a kustomize pipe applies."""
+    if "-k" in argv:
+        target = argv[argv.index("-k") + 1]
+        text = run(["kubectl", "kustomize", str(REPO / target)]).stdout
+    else:
+        text = (REPO / argv[argv.index("-f") + 1]).read_text()
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def apply(world: World, docs: list[dict[str, Any]], where: str) -> None:
+    for doc in docs:
+        kind = doc["kind"]
+        if kind not in CORE_KINDS and kind not in world.crds:
+            world.problems.append(f"{where}: {kind} applied before its CRD is installed")
+        meta = doc["metadata"]
+        world.objects[(kind, meta.get("namespace", ""), meta["name"])] = doc
+        if kind == "Policy" and doc["apiVersion"].startswith("kyverno.io"):
+            for rule in doc["spec"]["rules"]:
+                for verify in rule.get("verifyImages", []):
+                    if verify.get("failureAction") == "Enforce":
+                        world.enforced_patterns += verify["imageReferences"]
+    for doc in docs:
+        check_references(world, doc, where)
+
+
+def check_references(world: World, doc: dict[str, Any], where: str) -> None:
+    """Every reference of the object resolves to something that exists; a
+    reference key the model does not know is a problem in itself."""
+    ns = doc["metadata"].get("namespace", "")
+    label = f"{where}: {doc['kind']} {doc['metadata']['name']}"
+    secrets_made = {
+        (o["metadata"].get("namespace", ""), o["spec"]["target"]["name"])
+        for (k, _, _), o in world.objects.items()
+        if k == "ExternalSecret"
+    }
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            world.problems.append(f"{label}: {what} does not exist")
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            if key in ("canaryService", "pingService", "pongService", "rootService"):
+                need(world.has("Service", ns, value), f"Service {value}")
+            elif key == "templateName":
+                need(world.has("AnalysisTemplate", ns, value), f"AnalysisTemplate {value}")
+            elif key == "secretStoreRef":
+                need(
+                    world.has(value["kind"], ns, value["name"]), f"{value['kind']} {value['name']}"
+                )
+            elif key == "remoteRef":
+                need(
+                    value["key"] in world.aws_secrets_with_value,
+                    f"a value of secret {value['key']}",
+                )
+            elif key in ("secretKeyRef", "secretName"):
+                name = value["name"] if isinstance(value, dict) else value
+                need((ns, name) in secrets_made or world.has("Secret", ns, name), f"Secret {name}")
+            elif key == "configMap" and isinstance(value, dict) and "name" in value:
+                need(world.has("ConfigMap", ns, value["name"]), f"ConfigMap {value['name']}")
+            elif key == "serviceAccountName":
+                need(
+                    value == "default" or world.has("ServiceAccount", ns, value),
+                    f"ServiceAccount {value}",
+                )
+            elif key == "ingressClassName":
+                need(value in world.ingress_classes, f"IngressClass {value}")
+            elif key == "storageClassName":
+                need(world.has("StorageClass", "", value), f"StorageClass {value}")
+            elif key == "scaleTargetRef" or key == "nodeClassRef" or key == "roleRef":
+                need(
+                    world.has(value["kind"], ns, value["name"]), f"{value['kind']} {value['name']}"
+                )
+            elif key == "image" and isinstance(value, str):
+                check_image(world, value, label)
+            elif (
+                re.search(r"(Ref|Service|ClassName|Names?)$", key)
+                and key not in KNOWN_NON_REFERENCES
+            ):
+                world.problems.append(f"{label}: reference {key!r} has no resolver in the model")
+            walk(value)
+
+    walk(doc.get("spec", {}))
+
+
+KNOWN_NON_REFERENCES = {"ingressClassName", "containerName", "clusterName", "jobName"}
+
+
+def check_image(world: World, image: str, label: str) -> None:
+    repo = image.split("@")[0].rsplit(":", 1)[0]
+    enforced = any(
+        re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), image)
+        for p in world.enforced_patterns
+    )
+    if enforced and repo not in world.signed_repositories:
+        world.problems.append(
+            f"{label}: image {image} is checked by an Enforce policy but unsigned"
+        )
+
+
+def sign(world: World) -> None:
+    env = environment()
+    world.signed_repositories.add(
+        f"{env['AWS_ACCOUNT_ID']}.dkr.ecr.{env['AWS_REGION']}.amazonaws.com/{env['STACK_NAME']}"
+    )
+
+
+def deploy(world: World) -> list[dict[str, Any]]:
+    env = environment()
+    image = (
+        f"{env['AWS_ACCOUNT_ID']}.dkr.ecr.{env['AWS_REGION']}.amazonaws.com/{env['STACK_NAME']}:walk@sha256:"
+        + "0" * 64
+    )
+    text = run([str(REPO / "deploy/k8s/deploy.sh"), "--render-only", image]).stdout
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def split(command: str) -> list[str]:
+    return shlex.split(command.replace("$(", "(").replace("| ", "|| "))

@@ -1,0 +1,137 @@
+"""One place for the environment's values: deploy/environment/environment.env.
+
+kustomize replacements (kubectl.docs.kubernetes.io, "replacements": a source
+field copied into target fields, whole or one delimited part) put the values
+into the rendered objects; terraform and the pipelines read the same file.
+Proved both ways: with other values in the file, every consumer shows the new
+ones and none the old; and no other file carries one of the values."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pingpong_toolkit.commands import run
+
+from .helpers import ENVIRONMENT_FILE, REPO, environment, find, workload
+
+OTHER = {
+    "AWS_ACCOUNT_ID": "210987654321",
+    "AWS_REGION": "ap-southeast-2",
+    "STACK_NAME": "pingpong",
+    "PUBLIC_HOST": "api.other.example.net",
+    "GITHUB_ORG": "other-org",
+    "GITHUB_REPO": "pingpong",
+}
+# The values that identify one environment (the stack name "pingpong" and the
+# repository name are everywhere as plain words, so they are not scanned).
+IDENTIFYING = ("AWS_ACCOUNT_ID", "AWS_REGION", "PUBLIC_HOST", "GITHUB_ORG")
+# deploy-observe's files (monitoring) that still carry a value: they may only
+# get fewer. Synthetic test series name an example host on purpose.
+NOT_YET_FROM_THE_ENVIRONMENT = {
+    "deploy/monitoring/alertmanager/alertmanager.yml",
+    "deploy/monitoring/kube-prometheus-stack/alertmanager-values.yaml",
+    "deploy/monitoring/kube-prometheus-stack/probes.yaml",
+    "deploy/monitoring/kube-prometheus-stack/prometheusrules.yaml",
+    "deploy/monitoring/kube-prometheus-stack/redis-exporter.yaml",
+    "deploy/monitoring/prometheus/prometheus.yml",
+    "deploy/monitoring/prometheus/rules/pingpong-alerts.yml",
+    "deploy/monitoring/prometheus/rules/pingpong-control-alerts.yml",
+    "deploy/monitoring/prometheus/rules/pingpong-slo.yml",
+    "docs/monitoring.md",
+    "docs/runbooks.md",
+}
+TEST_SERIES = "deploy/monitoring/prometheus/tests/"
+
+
+def copy_with(tmp_path: Path, values: dict[str, str]) -> Path:
+    """The deploy tree and the scripts, with ``values`` in environment.env."""
+    root = tmp_path / "repo"
+    for part in ("deploy/k8s", "deploy/environment", "scripts"):
+        shutil.copytree(REPO / part, root / part)
+    lines = [f"{k}={v}" for k, v in values.items()]
+    (root / "deploy/environment/environment.env").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def render(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(run(["kubectl", "kustomize", str(path)]).stdout) if d]
+
+
+def test_every_consumer_takes_the_values_from_the_file(tmp_path: Path) -> None:
+    root = copy_with(tmp_path, OTHER)
+    registry = f"{OTHER['AWS_ACCOUNT_ID']}.dkr.ecr.{OTHER['AWS_REGION']}.amazonaws.com"
+    repo = f"{OTHER['GITHUB_ORG']}/{OTHER['GITHUB_REPO']}"
+    for overlay in ("prod", "prod-bluegreen"):
+        docs = render(root / "deploy/k8s/overlays" / overlay)
+        store = find(docs, "SecretStore", "aws-secrets-manager")
+        assert store["spec"]["provider"]["aws"]["region"] == OTHER["AWS_REGION"]
+        ingress = find(docs, "Ingress", "pingpong")["spec"]
+        assert ingress["rules"][0]["host"] == OTHER["PUBLIC_HOST"]
+        assert ingress["tls"][0]["hosts"] == [OTHER["PUBLIC_HOST"]]
+        image = workload(docs)["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert image.startswith(f"{registry}/pingpong:")
+        assert not find_all_config(docs), "the environment ConfigMap is local-config only"
+    (policy,) = render(root / "deploy/k8s/policies")
+    verify = policy["spec"]["rules"][0]["verifyImages"][0]
+    assert verify["imageReferences"] == [f"{registry}/pingpong*"]
+    subject = verify["attestors"][0]["entries"][0]["keyless"]["subject"]
+    assert subject == f"https://github.com/{repo}/.github/workflows/main.yaml@refs/heads/main"
+    env = run([str(root / "scripts/ci-env.sh")], env={"REVISION": "abc"}).stdout
+    derived = dict(line.split("=", 1) for line in env.splitlines())
+    assert derived["IMAGE_REPO"] == f"{registry}/pingpong"
+    assert (
+        derived["AWS_DEPLOY_ROLE_ARN"]
+        == f"arn:aws:iam::{OTHER['AWS_ACCOUNT_ID']}:role/pingpong-ci-deploy"
+    )
+    assert derived["RELEASE_IDENTITY"] == subject
+    rendered_everything = (
+        "\n".join(
+            yaml.safe_dump_all(render(root / "deploy/k8s/overlays" / o))
+            for o in ("prod", "prod-bluegreen")
+        )
+        + env
+    )
+    for key in IDENTIFYING:
+        assert environment()[key] not in rendered_everything, f"{key} not taken from the file"
+
+
+def find_all_config(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "environment"]
+
+
+def test_terraform_reads_the_same_file() -> None:
+    """environment.tf parses the file with the same KEY=VALUE rule, and no
+    variable restates a value the file holds."""
+    text = (REPO / "deploy/terraform/environment.tf").read_text()
+    assert 'file("${path.module}/../environment/environment.env")' in text
+    for key in ("AWS_ACCOUNT_ID", "AWS_REGION", "STACK_NAME", "GITHUB_ORG", "GITHUB_REPO"):
+        assert f'local.environment["{key}"]' in text, key
+    variables = (REPO / "deploy/terraform/variables.tf").read_text()
+    for gone in ('variable "region"', 'variable "name"', 'variable "github_repo"'):
+        assert gone not in variables
+
+
+def test_no_other_file_carries_an_environment_value() -> None:
+    values = {environment()[k]: k for k in IDENTIFYING}
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    carrying: dict[str, list[str]] = {}
+    for name in tracked:
+        path = REPO / name
+        if path == ENVIRONMENT_FILE or name.startswith(TEST_SERIES) or not path.is_file():
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        found = [key for value, key in values.items() if value in text]
+        if found:
+            carrying[name] = found
+    new = set(carrying) - NOT_YET_FROM_THE_ENVIRONMENT
+    assert not new, {n: carrying[n] for n in sorted(new)}
