@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import uvloop
 
 from pingpong.config import Build, Settings
+from pingpong.core.looplag import LOOP_LAG
 from pingpong.core.storage import StorageError
 from pingpong.http.admin_auth import Tokens
 from pingpong.http.prometheus import registry_for
@@ -113,6 +114,8 @@ class Worker:
     async def run(self, ready: Event | None) -> None:
         self._install_signals()
         signals.release()  # a signal held since the start is delivered now
+        LOOP_LAG.observers.append(self.service.counters.loop_lagged)
+        LOOP_LAG.ensure_started()  # the SLI counts the loop's lag (http.app)
         try:
             await self.service.storage.ping()
         except StorageError as exc:  # serve anyway: the failure mode decides
