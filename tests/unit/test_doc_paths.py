@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BACKTICKED = re.compile(r"(?:(\S+) )?`([^`\s]+)`")
 LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 WORD = re.compile(r"(?:(\S+) )?([A-Za-z0-9_.][\w.+/-]*/[\w.+/-]*)")
-NOT_A_PATH = re.compile(r"[<>*{}$|@]|://|\.\.\.")  # placeholders, globs, URLs, refs
+NOT_A_PATH = re.compile(r"[<>*{}$|]|://|\.\.\.")  # placeholders, globs, URLs
 PROJECT = re.compile(r"^[a-z0-9]+(?:[-/][a-z0-9]+)+$")  # argo-rollouts, owner/name
 EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,8})$")
 
@@ -177,7 +177,8 @@ def test_the_rule_tells_paths_from_examples() -> None:
         assert as_path(example) is None, example
     assert as_path("deploy/pingpong", file_or_dir=True) is None  # a kubectl name, not a file
     assert as_path("src/conversion.rs") is None  # granian's, not ours: no .rs file here
-    assert as_path(".github/workflows/main.yaml@refs/heads/main") is None  # an OIDC subject
+    # a workflow at a branch (an OIDC subject) names the workflow file
+    assert as_path(".github/workflows/main.yaml@refs/heads/main") == ".github/workflows/main.yaml"
     assert as_path("deploy/k8s/", file_or_dir=True) == "deploy/k8s"
     assert cited_paths("argo-rollouts docs/features/analysis.md", file_or_dir=True) == []
     assert not exists("src/pingpong/metrics.py")
