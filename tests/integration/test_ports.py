@@ -51,8 +51,8 @@ def test_without_a_metrics_port_everything_is_on_one_port(pingpong: PingpongFact
 
 def test_no_listener_names_its_server_software(pingpong: PingpongFactory) -> None:
     """granian 2.8 has no option to drop its ``server: granian``; it adds it
-    only when the app sets none (src/conversion.rs, headers_from_py:
-    ``headers.entry(SERVER).or_insert(HV_SERVER)``, emmett-framework/granian),
+    only when the app sets none (``headers.entry(SERVER).or_insert(HV_SERVER)``
+    in headers_from_py, https://github.com/emmett-framework/granian/blob/master/src/conversion.rs),
     so every answer sets an empty one."""
     metrics, admin = free_port(), free_port()
     server = pingpong("--metrics-port", str(metrics), "--admin-port", str(admin),

@@ -60,6 +60,7 @@ def as_path(token: str, *, file_or_dir: bool = False) -> str | None:
     ``file_or_dir``: only one with an extension or a trailing ``/`` counts."""
     token = token.strip(",;:'\"()").rstrip(".").split("::")[0]  # a node id names its file
     token = re.sub(r":\d+(-\d+)?$", "", token)  # file:line
+    token = re.sub(r"@[\w./-]+$", "", token)  # file@ref (a workflow at a branch)
     if NOT_A_PATH.search(token) or "/" not in token:
         return None
     if file_or_dir and not NAMES_A_FILE_OR_DIR.search(token):
