@@ -16,7 +16,7 @@ from pingpong.service.counters import METRICS, Counters, Gauge, Histograms, Info
 def sample(metric: Metric[Any], counters: Counters) -> None:
     """One observation of ``metric``, whatever its kind."""
     labels = tuple(f"v{i}" for i in range(len(metric.labels)))
-    key = labels if len(labels) != 1 else labels[0]  # () without labels
+    key = labels if len(labels) > 1 else labels[0] if labels else None
     value = getattr(counters, metric.attr)
     if isinstance(metric, Histograms):  # keyed by the label tuple, () with no labels
         value[labels[0] if len(labels) == 1 else labels].observe(0.003)
