@@ -16,6 +16,7 @@ from tests.unit.rsgi import FakeHeaders, FakeScope
 
 Raw = tuple[int, list[tuple[str, str]], bytes]
 RID = ("x-request-id", "golden-1")  # a caller's id is echoed: no random part
+NO_SERVER = ("server", "")  # empty: granian sends no Server header at all
 TEXT = ("content-type", "text/plain; charset=utf-8")
 PROBLEM = ("content-type", "application/problem+json")
 
@@ -49,7 +50,13 @@ async def test_one_policy_admitted_then_rejected() -> None:
     found = await answers({"limit": "3/10s"}, 4)
     assert found[0] == (
         200,
-        [TEXT, ("ratelimit-policy", '"default";q=3;w=10'), ("ratelimit", '"default";r=2;t=4'), RID],
+        [
+            TEXT,
+            ("ratelimit-policy", '"default";q=3;w=10'),
+            ("ratelimit", '"default";r=2;t=4'),
+            RID,
+            NO_SERVER,
+        ],
         b"pong",
     )
     assert found[1][1][2] == ("ratelimit", '"default";r=1;t=7')
@@ -61,6 +68,7 @@ async def test_one_policy_admitted_then_rejected() -> None:
             ("ratelimit-policy", '"default";q=3;w=10'),
             ("ratelimit", '"default";r=0;t=10'),
             RID,
+            NO_SERVER,
         ],
         too_many("default", 4),
     )
@@ -99,6 +107,7 @@ async def test_several_policies_report_each_and_reject_with_the_one_that_did() -
             ("ratelimit-policy", '"per-client";q=5;w=60, "everyone";q=2;w=10'),
             ("ratelimit", '"per-client";r=4;t=12, "everyone";r=1;t=5'),
             RID,
+            NO_SERVER,
         ],
         b"pong",
     )
@@ -110,6 +119,7 @@ async def test_several_policies_report_each_and_reject_with_the_one_that_did() -
             ("ratelimit-policy", '"everyone";q=2;w=10'),
             ("ratelimit", '"everyone";r=0;t=10'),
             RID,
+            NO_SERVER,
         ],
         too_many("everyone", 5),
     )
@@ -131,6 +141,7 @@ async def test_an_api_key_tier_is_reported_under_its_name() -> None:
             ("ratelimit-policy", '"gold";q=2;w=60'),
             ("ratelimit", '"gold";r=0;t=60'),
             RID,
+            NO_SERVER,
         ],
         too_many("gold", 30),
     )
