@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from pingpong_toolkit.commands import run
 from .helpers import REPO, blocks, environment, resources, terraform_name
 
 GUIDE = REPO / "docs" / "deploy.md"
+MONITORING_RENDERER = "deploy/monitoring/kube-prometheus-stack/generate.py"
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,16 @@ class World:
     signed_repositories: set[str] = field(default_factory=set)
     enforced_patterns: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Directories a step wrote (generate.py --render DIR), where the walk put them.
+    scratch: Path = REPO
+    rendered: dict[str, Path] = field(default_factory=dict)
+
+    def path(self, name: str) -> Path:
+        """A path a command names: in a directory an earlier step rendered, or the repo's."""
+        for target, where in self.rendered.items():
+            if name == target or name.startswith(target.rstrip("/") + "/"):
+                return where / name[len(target) :].lstrip("/")
+        return REPO / name
 
     def has(self, kind: str, namespace: str, name: str) -> bool:
         return (kind, namespace, name) in self.objects or (kind, "", name) in self.objects
@@ -170,13 +182,22 @@ def helm_install(world: World, argv: list[str]) -> None:
     world.ingress_classes |= made.ingress_classes
 
 
-def render(argv: list[str]) -> list[dict[str, Any]]:
+def render_monitoring(world: World, argv: list[str]) -> None:
+    """generate.py --render DIR: deploy/monitoring with the environment's
+    values filled in, run for real (into scratch space) so that later steps
+    read what the guide's would."""
+    target = argv[argv.index("--render") + 1]
+    world.rendered[target] = world.scratch / "rendered" / target
+    run([sys.executable, str(REPO / MONITORING_RENDERER), "--render", str(world.rendered[target])])
+
+
+def render(world: World, argv: list[str]) -> list[dict[str, Any]]:
     """What a kubectl apply of -f FILE, -k DIR or a kustomize pipe applies."""
     if "-k" in argv:
         target = argv[argv.index("-k") + 1]
-        text = run(["kubectl", "kustomize", str(REPO / target)]).stdout
+        text = run(["kubectl", "kustomize", str(world.path(target))]).stdout
     else:
-        text = (REPO / argv[argv.index("-f") + 1]).read_text()
+        text = world.path(argv[argv.index("-f") + 1]).read_text()
     return [d for d in yaml.safe_load_all(text) if d]
 
 

@@ -17,12 +17,14 @@ import yaml
 from .first_release import (
     GUIDE,
     LOCAL_COMMANDS,
+    MONITORING_RENDERER,
     World,
     apply,
     commands,
     deploy,
     helm_install,
     render,
+    render_monitoring,
     sign,
     split,
     terraform_apply,
@@ -48,7 +50,7 @@ def monitoring_needs(world: World, argv: list[str]) -> None:
     storageSpec.volumeClaimTemplate; Alertmanager webhook_configs)."""
     values = [argv[i + 1] for i, a in enumerate(argv) if a == "-f"]
     for path in values:
-        text = (REPO / path).read_text()
+        text = world.path(path).read_text()
         for name in re.findall(r"storageClassName:\s*(\S+)", text):
             if not world.has("StorageClass", "", name):
                 world.problems.append(
@@ -80,17 +82,20 @@ def step(world: World, hcl: dict[str, dict[str, Any]], command: str, where: str)
             monitoring_needs(world, argv)
         return
     if head == "kubectl" and "kustomize" in argv and "apply" in argv:
-        docs = render(["-k", argv[argv.index("kustomize") + 1]])
+        docs = render(world, ["-k", argv[argv.index("kustomize") + 1]])
         apply(world, bootstrap(docs, True), where)
         return
     if head == "kubectl" and argv[1] == "apply":
-        apply(world, render(argv), where)
+        apply(world, render(world, argv), where)
         return
     if head == "deploy/k8s/deploy.sh":
         apply(world, bootstrap(deploy(world), False), where)
         return
     if head == "scripts/ci-push-attest.sh":
         sign(world)
+        return
+    if argv[:2] == ["python3", MONITORING_RENDERER]:
+        render_monitoring(world, argv)
         return
     if head in ("scripts/ci-build.sh", "scripts/ci-sbom.sh"):
         return
@@ -100,8 +105,8 @@ def step(world: World, hcl: dict[str, dict[str, Any]], command: str, where: str)
 
 
 @pytest.fixture(scope="module")
-def walked(hcl: dict[str, dict[str, Any]]) -> World:
-    world = World()
+def walked(hcl: dict[str, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> World:
+    world = World(scratch=tmp_path_factory.mktemp("walk"))
     for section, command in commands():
         for part in command.split(" && "):
             step(world, hcl, part.strip(), section)
