@@ -119,6 +119,8 @@ class World:
     aws_secrets_with_value: set[str] = field(default_factory=set)
     signed_repositories: set[str] = field(default_factory=set)
     enforced_patterns: list[str] = field(default_factory=list)
+    # Namespaces an Enforce verifyImages policy guards (Kyverno Policy: its own).
+    enforced_namespaces: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
     # Directories a step wrote (generate.py --render DIR), where the walk put them.
     scratch: Path = REPO
@@ -213,6 +215,7 @@ def apply(world: World, docs: list[dict[str, Any]], where: str) -> None:
                 for verify in rule.get("verifyImages", []):
                     if verify.get("failureAction") == "Enforce":
                         world.enforced_patterns += verify["imageReferences"]
+                        world.enforced_namespaces.add(meta.get("namespace", ""))
     for doc in docs:
         check_references(world, doc, where)
 
@@ -272,7 +275,7 @@ def check_references(world: World, doc: dict[str, Any], where: str) -> None:
                     world.has(value["kind"], ns, value["name"]), f"{value['kind']} {value['name']}"
                 )
             elif key == "image" and isinstance(value, str):
-                check_image(world, value, label)
+                check_image(world, value, label, ns)
             elif (
                 re.search(r"(Ref|Service|ClassName|Names?)$", key)
                 and key not in KNOWN_NON_REFERENCES
@@ -286,16 +289,26 @@ def check_references(world: World, doc: dict[str, Any], where: str) -> None:
 KNOWN_NON_REFERENCES = {"ingressClassName", "containerName", "clusterName", "jobName"}
 
 
-def check_image(world: World, image: str, label: str) -> None:
+def check_image(world: World, image: str, label: str, namespace: str) -> None:
+    """In a namespace an Enforce policy guards, every image of every workload
+    and Job is checked by it (none slips past its imageReferences), signed
+    by our pipeline, and pinned by digest (a tag can be pushed again
+    elsewhere; the digest is what was signed)."""
+    if namespace not in world.enforced_namespaces:
+        return
     repo = image.split("@")[0].rsplit(":", 1)[0]
     enforced = any(
         re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), image)
         for p in world.enforced_patterns
     )
-    if enforced and repo not in world.signed_repositories:
+    if not enforced:
+        world.problems.append(f"{label}: image {image} is not checked by any Enforce policy")
+    elif repo not in world.signed_repositories:
         world.problems.append(
             f"{label}: image {image} is checked by an Enforce policy but unsigned"
         )
+    if not re.search(r"@sha256:[0-9a-f]{64}$", image):
+        world.problems.append(f"{label}: image {image} is not pinned by digest")
 
 
 def sign(world: World) -> None:

@@ -67,7 +67,7 @@ def test_every_consumer_takes_the_values_from_the_file(tmp_path: Path) -> None:
         assert not find_all_config(docs), "the environment ConfigMap is local-config only"
     (policy,) = render(root / "deploy/k8s/policies")
     verify = policy["spec"]["rules"][0]["verifyImages"][0]
-    assert verify["imageReferences"] == [f"{registry}/pingpong*"]
+    assert verify["imageReferences"] == ["*"]  # every image, whatever its registry
     subject = verify["attestors"][0]["entries"][0]["keyless"]["subject"]
     assert subject == f"https://github.com/{repo}/.github/workflows/main.yaml@refs/heads/main"
     env = run([str(root / "scripts/ci-env.sh")], env={"REVISION": "abc"}).stdout

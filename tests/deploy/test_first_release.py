@@ -186,3 +186,37 @@ def test_every_tool_a_job_calls_is_in_its_runner() -> None:
         for tool in ("skopeo", "docker", "cosign", "cyclonedx-py"):
             if re.search(rf"(^|[\s(]){tool}\s", text):
                 assert tool in hosted | {"cosign", "cyclonedx-py"}, (script, tool)
+
+
+@pytest.mark.parametrize(
+    ("image", "problem"),
+    [
+        ("curlimages/curl:8.11.1", "unsigned"),
+        ("{registry}/pingpong:abc", "not pinned by digest"),
+    ],
+)
+def test_an_unsigned_or_tag_only_image_in_a_job_fails_the_walk(
+    walked: World, image: str, problem: str
+) -> None:
+    """The walk's image check on its own: once the Kyverno policy guards the
+    namespace, a smoke Job (or any pod template) that runs an image our
+    pipeline did not sign, or one by tag only, is a problem of the walk."""
+    env = environment()
+    registry = f"{env['AWS_ACCOUNT_ID']}.dkr.ecr.{env['AWS_REGION']}.amazonaws.com"
+    container = {"name": "smoke", "image": image.format(registry=registry)}
+    job = {"spec": {"template": {"spec": {"containers": [container]}}}}
+    template = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": "other-smoke", "namespace": "pingpong"},
+        "spec": {"metrics": [{"name": "smoke", "provider": {"job": job}}]},
+    }
+    world = World(
+        crds=set(walked.crds),
+        objects=dict(walked.objects),
+        signed_repositories=set(walked.signed_repositories),
+        enforced_patterns=list(walked.enforced_patterns),
+        enforced_namespaces=set(walked.enforced_namespaces),
+    )
+    apply(world, [template], "a later step")
+    assert [p for p in world.problems if problem in p and "other-smoke" in p], world.problems
