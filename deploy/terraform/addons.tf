@@ -43,9 +43,9 @@ module "argo_rollouts_pod_identity" {
 # and kms:Decrypt permissions").
 data "aws_iam_policy_document" "alertmanager" {
   statement {
-    sid       = "PublishPages"
+    sid       = "PublishToTheReceivers"
     actions   = ["sns:Publish"]
-    resources = [module.alarms.sns_topic_arn]
+    resources = values(module.alarms.alertmanager_topic_arns)
   }
 
   statement {
@@ -168,4 +168,29 @@ locals {
   pingpong_pods_per_node = floor(var.node_pod_cpu_millicores / var.pingpong_cpu_request_millicores)
   release_surge_nodes    = 3 * ceil(local.surge_pods_per_zone / local.pingpong_pods_per_node)
   node_max_size          = max(var.node_max_size, local.release_surge_nodes + var.node_headroom)
+}
+
+# The EBS CSI driver, so that PersistentVolumeClaims get volumes: Prometheus
+# keeps its 35 days on one (StorageClass gp3, deploy/monitoring/
+# storageclass-gp3.yaml). As an EKS add-on, its controller's service account
+# kube-system/ebs-csi-controller-sa gets the AWS managed
+# AmazonEBSCSIDriverPolicy through Pod Identity (EKS user guide, "Amazon EBS
+# CSI driver" and "Use Pod Identity with the EBS CSI driver").
+module "ebs_csi_pod_identity" {
+  source  = "terraform-aws-modules/eks-pod-identity/aws"
+  version = "~> 2.0"
+  #checkov:skip=CKV_TF_1:registry module pinned to one major version by its version constraint; commit pins apply to git sources only
+
+  name                      = "${var.name}-ebs-csi"
+  attach_aws_ebs_csi_policy = true
+}
+
+resource "aws_eks_addon" "ebs_csi" {
+  cluster_name = module.eks.cluster_name
+  addon_name   = "aws-ebs-csi-driver"
+
+  pod_identity_association {
+    role_arn        = module.ebs_csi_pod_identity.iam_role_arn
+    service_account = "ebs-csi-controller-sa"
+  }
 }

@@ -59,10 +59,9 @@ module "vpc" {
 module "alarms" {
   source = "./modules/cloudwatch-alarms"
 
-  name                    = local.name
-  alb_arn_suffix          = var.alb_arn_suffix
-  target_group_arn_suffix = var.target_group_arn_suffix
-  alarm_emails            = var.alarm_emails
-  node_asg_names          = module.eks.eks_managed_node_groups_autoscaling_group_names
-  redis_cluster_ids       = local.redis_member_clusters
+  name              = local.name
+  alb_arn_suffix    = var.alb_arn_suffix
+  alarm_emails      = var.alarm_emails
+  node_asg_names    = module.eks.eks_managed_node_groups_autoscaling_group_names
+  redis_cluster_ids = local.redis_member_clusters
 }

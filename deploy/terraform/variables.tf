@@ -93,12 +93,6 @@ variable "alb_arn_suffix" {
   default     = ""
 }
 
-variable "target_group_arn_suffix" {
-  description = "ARN suffix (targetgroup/NAME/ID) of the stable target group behind the ALB; empty until the first deploy."
-  type        = string
-  default     = ""
-}
-
 variable "redis_auth_token_version" {
   description = "Change (e.g. increment) to rotate the Redis users' passwords; see secrets.tf."
   type        = number

@@ -190,6 +190,13 @@ class Settings(BaseModel):
         None, description="the admin API's listen address (default: host)"
     )
     watch_config: bool = Field(True, description="reload when the --config file changes")
+    max_in_flight: int = Field(
+        256,
+        ge=1,
+        le=100_000,
+        description="/ping requests answered at once; beyond, 503 + Retry-After at once "
+        "(default: the 0.1 s latency SLO x ~2,500 decisions a second one replica makes on Redis)",
+    )
     log_format: Literal["json", "text"] = Field("json", description="json | text")
     access_log: float = Field(
         0.0, ge=0, le=1, description="share of requests logged (5xx always are, bounded)"

@@ -52,7 +52,7 @@ class Stack:
     def metrics(self, service: str) -> str:
         fetch = (
             "import urllib.request; "
-            "print(urllib.request.urlopen('http://127.0.0.1:8080/metrics').read().decode())"
+            "print(urllib.request.urlopen('http://127.0.0.1:9090/metrics').read().decode())"
         )
         return self.docker("exec", self.container(service), "python", "-c", fetch).stdout
 

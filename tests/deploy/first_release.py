@@ -88,7 +88,7 @@ CHARTS = {
 CORE_KINDS = {
     "Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
     "ConfigMap", "Secret", "Service", "Deployment", "PodDisruptionBudget",
-    "HorizontalPodAutoscaler", "NetworkPolicy", "Ingress", "Job", "StatefulSet",
+    "HorizontalPodAutoscaler", "NetworkPolicy", "Ingress", "Job", "StatefulSet", "StorageClass",
 }  # fmt: skip
 # Commands that only read, print, build locally or talk to AWS outside the
 # model's resources (a certificate request, a login): nothing to resolve.

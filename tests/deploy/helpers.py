@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,6 @@ TF = REPO / "deploy" / "terraform"
 ADDONS = K8S / "addons"
 MONITORING = REPO / "deploy" / "monitoring"
 OVERLAYS = ("dev", "prod", "prod-bluegreen")
-# An AnalysisTemplate argument reference, {{args.NAME}}.
-ARG = re.compile(r"\{\{\s*args\.([\w-]+)\s*\}\}")
 
 
 def captured(pattern: str, text: str, flags: int = 0) -> str:
@@ -137,51 +134,6 @@ def resources(hcl: dict[str, dict[str, Any]], rtype: str) -> dict[str, Any]:
 def arg_defaults(template: dict[str, Any]) -> dict[str, str]:
     """The arguments an AnalysisTemplate gives a value of its own."""
     return {a["name"]: a["value"] for a in template["spec"].get("args", []) if "value" in a}
-
-
-def with_args(text: str, args: Mapping[str, str]) -> str:
-    """``text`` with each {{args.NAME}} filled in (KeyError for one not given)."""
-    return ARG.sub(lambda m: args[m.group(1)], text)
-
-
-def analysis_query(template: dict[str, Any], args: Mapping[str, str]) -> str:
-    """The Prometheus query of a one-metric AnalysisTemplate, with the
-    template's argument values overridden by ``args``."""
-    (metric,) = template["spec"]["metrics"]
-    query: str = metric["provider"]["prometheus"]["query"]
-    return with_args(query, {**arg_defaults(template), **args})
-
-
-def promtool_eval(
-    tmp_path: Path, series: list[tuple[str, str]], expected: list[tuple[str, int | None]]
-) -> None:
-    """Evaluate each PromQL expression at 5m over synthetic ``series`` (name,
-    promtool values notation; one sample a minute) with `promtool test rules`:
-    it must give one sample with no labels and the expected value, or no
-    sample at all for None."""
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("groups: []\n")
-    spec = {
-        "rule_files": [str(rules)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [{"series": s, "values": v} for s, v in series],
-                "promql_expr_test": [
-                    {
-                        "expr": expr,
-                        "eval_time": "5m",
-                        "exp_samples": [] if value is None else [{"labels": "{}", "value": value}],
-                    }
-                    for expr, value in expected
-                ],
-            }
-        ],
-    }
-    test_file = tmp_path / "promql_test.yaml"
-    test_file.write_text(yaml.safe_dump(spec, sort_keys=False))
-    run(["promtool", "test", "rules", str(test_file)])
 
 
 def policy_docs(hcl: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -43,7 +43,6 @@ def test_alb_alarms_wait_for_the_alb(tmp_path: Path) -> None:
         assert alarm.get("count") == "${local.alb_count}", name
     local = one(alb["locals"])
     assert 'var.alb_arn_suffix != ""' in local["alb_known"]
-    assert 'var.target_group_arn_suffix != ""' in local["alb_known"]
     assert "not created" in (REPO / "docs" / "deploy.md").read_text()
 
 

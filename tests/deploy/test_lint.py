@@ -39,3 +39,9 @@ def test_npm_tools_are_pinned_and_locked() -> None:
     for name, version in package["dependencies"].items():
         assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"{name}@{version} is not an exact version"
         assert lock["packages"][f"node_modules/{name}"]["version"] == version, name
+
+
+def test_deploy_runner_dockerfile_lints() -> None:
+    """The deploy job's runner image (deploy/k8s/addons/deploy-runner), through
+    hadolint at its default threshold (any finding fails)."""
+    run(["hadolint", str(REPO / "deploy" / "k8s" / "addons" / "deploy-runner" / "Dockerfile")])

@@ -86,7 +86,8 @@ def test_prometheus_yml_scrapes_a_service_that_exists(
     svc = find(rendered["prod"], "Service", svc_name)
     assert svc["metadata"]["namespace"] == namespace
     assert svc["spec"]["clusterIP"] == "None"  # one A record per pod
-    assert sd["port"] == svc["spec"]["ports"][0]["port"]
+    ports = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
+    assert sd["port"] == ports["metrics"]  # /metrics is on metrics_port only
 
 
 # -- pages reach SNS -------------------------------------------------------

@@ -22,7 +22,6 @@ from .helpers import (
     REPO,
     actions,
     addon_values,
-    analysis_query,
     blocks,
     captured,
     cpu_millicores,
@@ -31,7 +30,6 @@ from .helpers import (
     find_all,
     one,
     policy_docs,
-    promtool_eval,
     terraform_name,
     workload,
 )
@@ -287,56 +285,6 @@ def test_capacity_holds_a_release_at_peak(
             str(ADDONS / "karpenter" / "nodepool.yaml"),
         ]
     )
-
-
-# -- analysis at low traffic -----------------------------------------------
-
-
-def test_success_rate_needs_a_sample_and_compares_with_stable(
-    rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
-) -> None:
-    """argo-rollouts docs/features/analysis.md: a measurement matching neither
-    successCondition nor failureCondition is Inconclusive, which pauses the
-    rollout instead of aborting it. One 5xx in fewer than 1000 requests is
-    below 99.9 % by itself, so under the minimum the query returns nothing
-    (inconclusive); above it the new version is compared with the stable one
-    (Argo's canary analysis best practice) and with the SLO."""
-    template = find(rendered["prod"], "AnalysisTemplate", "pingpong-success-rate")
-    metric = template["spec"]["metrics"][0]
-    assert (
-        int(next(a["value"] for a in template["spec"]["args"] if a["name"] == "min-requests"))
-        >= 1000
-    )
-    assert metric.get("inconclusiveLimit", 0) >= 1
-    canary_args = {
-        a["name"]: a
-        for a in workload(rendered["prod"])["spec"]["strategy"]["canary"]["analysis"]["args"]
-    }
-    assert canary_args["stable-hash"]["valueFrom"] == {"podTemplateHashValue": "Stable"}
-    labels = 'namespace="pingpong",rollouts_pod_template_hash="{h}",route="/ping"'
-    series = "pingpong_http_requests_total{{" + labels + ',status="{s}"}}'
-    # Rates per minute over 10 minutes; the 2m window at 5m holds 2 minutes.
-    inputs = [
-        (series.format(h="quiet", s="200"), "0+249x10"),  # ~500 in 2m
-        (series.format(h="quiet", s="500"), "0+0.5x10"),  # one 5xx in 2m
-        (series.format(h="good", s="200"), "0+1000x10"),
-        (series.format(h="good", s="500"), "0+0.5x10"),
-        (series.format(h="bad", s="200"), "0+1000x10"),
-        (series.format(h="bad", s="500"), "0+20x10"),
-        (series.format(h="stable", s="200"), "0+1000x10"),
-        (series.format(h="stable", s="500"), "0+25x10"),  # stable fails too
-    ]
-    cases = [
-        ("quiet", "stable", None),  # too few requests: no result, inconclusive
-        ("good", "none", 1),  # above the SLO, no stable traffic: pass
-        ("bad", "none", 0),  # 2 % errors against the SLO: fail
-        ("bad", "stable", 1),  # as good as stable (both failing, e.g. Redis): pass
-    ]
-    expected = []
-    for canary, stable, passes in cases:
-        query = analysis_query(template, {"canary-hash": canary, "stable-hash": stable})
-        expected.append((f"({query}) >= bool 0", passes))
-    promtool_eval(tmp_path, inputs, expected)
 
 
 # -- NetworkPolicy ports ---------------------------------------------------

@@ -19,7 +19,6 @@ from .helpers import TF, blocks, one, resources
 ALARMS_INPUTS = {
     "name",
     "alb_arn_suffix",
-    "target_group_arn_suffix",
     "alarm_emails",
     "node_asg_names",
     "redis_cluster_ids",
@@ -72,7 +71,7 @@ def test_alarms_module_is_wired(hcl: dict[str, dict[str, Any]]) -> None:
         alarms["node_asg_names"] == "${module.eks.eks_managed_node_groups_autoscaling_group_names}"
     )
     variables = blocks(hcl, "variable")
-    for name in ("alb_arn_suffix", "target_group_arn_suffix", "alarm_emails"):
+    for name in ("alb_arn_suffix", "alarm_emails"):
         assert name in variables and alarms[name] == f"${{var.{name}}}"
     assert alarms["name"] == "${local.name}"
 

@@ -19,7 +19,7 @@ import pytest
 from pingpong_toolkit.fixtures import TEST_ENV, PingpongFactory
 from pingpong_toolkit.pingpong import Pingpong
 from pingpong_toolkit.ports import free_port
-from pingpong_toolkit.processes import children
+from pingpong_toolkit.processes import children, pid_alive
 from pingpong_toolkit.redis import RedisServer
 from pingpong_toolkit.waiting import wait_until
 
@@ -103,6 +103,25 @@ def test_a_sighup_after_a_worker_was_killed_spares_its_replacement(
     assert "stopping" not in server.output()
     assert httpx.get(server.url + "/healthz").status_code == 200
     assert server.stop() == 0
+
+
+def test_workers_stop_when_their_supervisor_is_killed(
+    launched: list[Pingpong], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    server, _ = launch(
+        launched, tmp_path / "orphans.log", "--workers", "2", "--storage", redis_server.url
+    )
+    wait_until(lambda: server.output().count("listening on") == 2, 30)
+    workers = workers_of(server)
+    assert len(workers) == 2
+    assert server.process is not None
+    server.process.kill()  # no drain, no forwarding: the supervisor is just gone
+    try:
+        wait_until(lambda: not any(pid_alive(pid) for pid in workers), 10)
+    finally:  # leave no orphan behind, even when the test fails
+        for pid in filter(pid_alive, workers):
+            os.kill(pid, signal.SIGKILL)
+    assert server.output().count("the supervisor (pid") == 2, server.output()
 
 
 @pytest.mark.parametrize(

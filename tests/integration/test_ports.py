@@ -35,9 +35,10 @@ def test_with_a_metrics_port_the_public_port_shows_only_the_service(
     wait_until(lambda: httpx.get(internal + "/version").status_code == 200, timeout=5)
     version = httpx.get(internal + "/version").json()
     assert (version["commit"], version["slot"]) == ("abc123", "blue") and version["version"]
-    scraped = httpx.get(internal + "/metrics")
-    assert scraped.headers["content-type"].startswith("text/plain")
-    assert 'pingpong_http_requests_total{method="GET",route="/ping",status="200"}' in scraped.text
+    assert httpx.get(internal + "/metrics").headers["content-type"].startswith("text/plain")
+    ping = 'pingpong_http_requests_total{method="GET",route="/ping",status="200"}'
+    # With --workers the counts arrive as each worker publishes (once a second).
+    wait_until(lambda: ping in httpx.get(internal + "/metrics").text, timeout=5)
     for path in ("/ping", "/healthz", "/", "/metrics/../ping"):
         assert httpx.get(internal + path).status_code == 404, path
 
@@ -51,8 +52,8 @@ def test_without_a_metrics_port_everything_is_on_one_port(pingpong: PingpongFact
 
 def test_no_listener_names_its_server_software(pingpong: PingpongFactory) -> None:
     """granian 2.8 has no option to drop its ``server: granian``; it adds it
-    only when the app sets none (src/conversion.rs, headers_from_py:
-    ``headers.entry(SERVER).or_insert(HV_SERVER)``, emmett-framework/granian),
+    only when the app sets none (``headers.entry(SERVER).or_insert(HV_SERVER)``
+    in headers_from_py, https://github.com/emmett-framework/granian/blob/master/src/conversion.rs),
     so every answer sets an empty one."""
     metrics, admin = free_port(), free_port()
     server = pingpong("--metrics-port", str(metrics), "--admin-port", str(admin),

@@ -58,6 +58,7 @@ PROOFS = {
     "access_log": "test_log_format_and_access_log",
     "fault_error_rate": "test_fault_injection_settings",
     "fault_delay": "test_fault_injection_settings",
+    "max_in_flight": "test_max_in_flight_sheds_the_excess_before_any_work",
     "policies": HTTP + "test_several_policies_and_shadow",
     "api_keys": "tests.integration.test_http::test_api_key_tiers",
 }
@@ -89,6 +90,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "access_log": ("0.5", 0.5),
     "fault_error_rate": ("0.1", 0.1),
     "fault_delay": ("0.2", 0.2),
+    "max_in_flight": ("64", 64),
 }
 
 
@@ -256,3 +258,22 @@ async def test_fault_injection_settings(caplog: pytest.LogCaptureFixture) -> Non
     started = time.perf_counter()
     assert (await call(slow, "/ping")).status == 200
     assert time.perf_counter() - started >= 0.3
+
+
+async def test_max_in_flight_sheds_the_excess_before_any_work() -> None:
+    """Two /ping in flight at most (each held 0.2 s by the drill delay): of
+    six at once, four are answered 503 at once, counted, with Retry-After."""
+    app = App(service(max_in_flight=2, fault_delay=0.2, limit="1000/second"))
+
+    async def timed() -> tuple[int, float, dict[str, str]]:
+        started = time.perf_counter()
+        answer = await call(app, "/ping")
+        return answer.status, time.perf_counter() - started, dict(answer.headers)
+
+    answers = await asyncio.gather(*(timed() for _ in range(6)))
+    assert sorted(status for status, _, _ in answers) == [200, 200, 503, 503, 503, 503]
+    shed = [(elapsed, headers) for status, elapsed, headers in answers if status == 503]
+    assert all(elapsed < 0.1 and headers["retry-after"] == "1" for elapsed, headers in shed)
+    assert app.counters.shed == 4
+    assert app.counters.requests[("GET", "/ping", 503)] == 4
+    assert (await call(app, "/healthz")).status == 200  # probes are never shed

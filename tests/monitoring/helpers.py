@@ -9,7 +9,9 @@ the test asks for ``check=False``. docs/monitoring.md says how to install them.
 
 from __future__ import annotations
 
+import itertools
 import re
+import shlex
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +36,9 @@ GRAFANA_PROVISIONING = MONITORING / "grafana" / "provisioning"
 GRAFANA_TOOLS = REPO / "tools" / "grafana"
 CLOUDWATCH_MODULE = REPO / "deploy" / "terraform" / "modules" / "cloudwatch-alarms"
 RUNBOOKS = REPO / "docs" / "runbooks.md"
+DEPLOY_DOC = REPO / "docs" / "deploy.md"
+KPS = MONITORING / "kube-prometheus-stack"
+CHART_VERSIONS = REPO / "deploy" / "k8s" / "addons" / "chart-versions.env"
 
 # Debian's package names for the binaries (prometheus, prometheus-alertmanager,
 # prometheus-blackbox-exporter).
@@ -103,3 +108,55 @@ def serving(
         yield process
     finally:
         process.stop()
+
+
+def helm_command(release: str) -> list[str]:
+    """The ``helm upgrade --install <release> ...`` command of docs/deploy.md,
+    continuation lines joined, as its words: what a new user pastes."""
+    text = DEPLOY_DOC.read_text().replace("\\\n", " ")
+    for line in text.splitlines():
+        if line.startswith(f"helm upgrade --install {release} "):
+            return shlex.split(line, comments=True)
+    pytest.fail(f"docs/deploy.md installs no Helm release {release!r}")
+
+
+def helm_values(release: str) -> dict[str, Any]:
+    """The values Helm gives the chart from that command: ``-f`` files merged
+    in order (maps deeply), then ``--set-file key=FILE`` (the file's text, a
+    string) and ``--set key=value`` (Helm docs, helm_upgrade: "--set-file set
+    values from respective files", "-f specify values in a YAML file")."""
+    words = helm_command(release)
+    values: dict[str, Any] = {}
+    for flag, arg in itertools.pairwise(words):
+        if flag in ("-f", "--values"):
+            _merge(values, yaml.safe_load((REPO / arg).read_text()))
+        elif flag in ("--set-file", "--set"):
+            key, _, value = arg.partition("=")
+            text = (REPO / value).read_text() if flag == "--set-file" else value
+            _merge(values, _nested(key.split("."), text))
+    return values
+
+
+def _nested(path: list[str], value: object) -> dict[str, Any]:
+    return {path[0]: value if len(path) == 1 else _nested(path[1:], value)}
+
+
+def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def chart_version(word: str) -> str:
+    """A ``--version`` argument of docs/deploy.md: a literal, or ``$NAME`` read
+    from deploy/k8s/addons/chart-versions.env (which the steps source)."""
+    if not word.startswith("$"):
+        return word
+    pins = dict(
+        line.split("=", 1)
+        for line in CHART_VERSIONS.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    return pins[word.lstrip("$")]

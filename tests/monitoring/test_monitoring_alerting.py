@@ -106,12 +106,73 @@ def test_alert_routes_to_the_receiver_of_its_severity(rule: dict[str, Any]) -> N
     assert result.stdout.strip() == expected
 
 
-def test_pages_go_to_sns_and_tickets_to_a_webhook() -> None:
+def route(labels: dict[str, str]) -> str:
+    """The receiver amtool picks for an alert with these labels."""
+    argv = [mh.AMTOOL, "config", "routes", "test", f"--config.file={mh.ALERTMANAGER_CONFIG}"]
+    return run([*argv, *(f"{k}={v}" for k, v in labels.items())]).stdout.strip()
+
+
+def chart_alerts() -> list[tuple[str, str]]:
+    listed = yaml.safe_load((mh.KPS / "chart-default-alerts.yaml").read_text())
+    return [(name, sev) for sev, names in listed["alerts"].items() for name in names]
+
+
+CHART_RECEIVER = {
+    "critical": "pingpong-page",
+    "warning": "pingpong-ticket",
+    "info": "pingpong-ticket",
+}
+SPECIAL = {"Watchdog": "deadmans-switch", "InfoInhibitor": "null"}
+
+
+def test_the_chart_alerts_listed_are_those_of_the_chart_installed() -> None:
+    listed = yaml.safe_load((mh.KPS / "chart-default-alerts.yaml").read_text())
+    command = mh.helm_command("kube-prometheus-stack")
+    version = command[command.index("--version") + 1]
+    assert mh.chart_version(version) == listed["version"]
+    assert len(chart_alerts()) > 100 and {"KubePodCrashLooping", "Watchdog"} <= {
+        n for n, _ in chart_alerts()
+    }
+
+
+@pytest.mark.parametrize(("alert", "severity"), chart_alerts(), ids=lambda v: str(v))
+def test_every_chart_alert_reaches_a_receiver_that_exists(alert: str, severity: str) -> None:
+    """kube-prometheus-stack's default rules label severity critical, warning,
+    info or none (Watchdog, InfoInhibitor); critical pages."""
+    labels = {"alertname": alert, "severity": severity, "namespace": "kube-system"}
+    expected = SPECIAL.get(alert) or CHART_RECEIVER[severity]
+    assert route(labels) == expected
+
+
+def topic_names() -> set[str]:
+    """SNS topics the CloudWatch module creates, named as in the default stack."""
+    text = "\n".join(p.read_text() for p in mh.CLOUDWATCH_MODULE.glob("*.tf"))
+    names = re.findall(
+        r'resource "aws_sns_topic" "\w+" \{\n\s*name\s*=\s*"\$\{var.name\}-([\w-]+)"', text
+    )
+    return {f"pingpong-{n}" for n in names}
+
+
+def test_every_receiver_resolves() -> None:
+    """No receiver may name a Service that is not deployed: each publishes to
+    an SNS topic that terraform creates (Alertmanager docs, configuration,
+    <sns_config>: topic_arn, sigv4; credentials from the environment: EKS Pod
+    Identity), or is the explicit "null" receiver with no integration."""
     config = yaml.safe_load(mh.ALERTMANAGER_CONFIG.read_text())
-    receivers = {r["name"]: r for r in config["receivers"]}
-    assert receivers["pingpong-page"]["sns_configs"][0]["topic_arn"].startswith("arn:aws:sns:")
-    assert receivers["pingpong-ticket"]["webhook_configs"]
-    assert receivers["sns-forwarder-example"]["webhook_configs"]
+    topics = topic_names()
+    assert {"pingpong-alarms", "pingpong-tickets", "pingpong-heartbeat"} <= topics
+    used = set()
+    for receiver in config["receivers"]:
+        integrations = {k for k in receiver if k.endswith("_configs")}
+        if receiver["name"] == "null":
+            assert not integrations
+            continue
+        assert integrations == {"sns_configs"}, receiver["name"]
+        for sns in receiver["sns_configs"]:
+            topic = sns["topic_arn"].rsplit(":", 1)[1]
+            assert topic in topics, f"{receiver['name']}: no SNS topic {topic} in terraform"
+            used.add(topic)
+    assert used == {"pingpong-alarms", "pingpong-tickets", "pingpong-heartbeat"}
 
 
 @pytest.fixture(scope="module")

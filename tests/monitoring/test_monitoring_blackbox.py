@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pingpong_toolkit.commands import run
 from pingpong_toolkit.ports import free_port
@@ -37,6 +38,32 @@ CASES = {
 
 def test_config_check() -> None:
     run([mh.BLACKBOX_EXPORTER, "--config.check", f"--config.file={mh.BLACKBOX_CONFIG}"])
+
+
+def test_the_chart_renders_a_config_the_exporter_accepts(tmp_path: Path) -> None:
+    """The exporter's own checker on the config as the Helm chart renders it.
+    prometheus-community/helm-charts, charts/prometheus-blackbox-exporter/
+    templates/configmap.yaml (chart 11.0.0, BLACKBOX_EXPORTER_CHART): ``blackbox.yaml: |`` then
+    ``{{ toYaml .Values.config | indent 4 }}``. toYaml of a map is the map;
+    of a string (what ``--set-file config=FILE`` makes) it is one YAML string,
+    which the exporter refuses ("cannot unmarshal !!str")."""
+    values = mh.helm_values("blackbox-exporter")
+    assert isinstance(values.get("config"), dict), "the chart's config must be a map"
+    rendered = tmp_path / "blackbox.yaml"
+    rendered.write_text(yaml.safe_dump(values["config"]))  # toYaml
+    run([mh.BLACKBOX_EXPORTER, "--config.check", f"--config.file={rendered}"])
+    assert values["config"] == yaml.safe_load(mh.BLACKBOX_CONFIG.read_text())
+    assert values.get("fullnameOverride") == "blackbox-exporter"  # the Probe's prober URL
+
+
+def test_config_check_refuses_the_config_as_a_string(tmp_path: Path) -> None:
+    """The broken shape, so the test above cannot pass by the checker accepting
+    anything: the file's text rendered as one string."""
+    rendered = tmp_path / "blackbox.yaml"
+    rendered.write_text(yaml.safe_dump(mh.BLACKBOX_CONFIG.read_text()))
+    result = run([mh.BLACKBOX_EXPORTER, "--config.check", f"--config.file={rendered}"], check=False)
+    assert result.returncode != 0
+    assert "!!str" in result.stdout + result.stderr
 
 
 def test_config_check_rejects_a_broken_module(tmp_path: Path) -> None:

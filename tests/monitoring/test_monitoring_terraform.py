@@ -6,19 +6,26 @@ import json
 import re
 from pathlib import Path
 
+import yaml
+
 from pingpong_toolkit.commands import run
 
 from . import helpers as mh
 
 # What deploy/terraform passes to the module; these inputs must stay, required,
 # and every other input needs a default.
-# alb_arn_suffix / target_group_arn_suffix default to "" (no ALB alarms before
+# alb_arn_suffix defaults to "" (no ALB alarms before
 # the ALB exists), redis_cluster_ids to [] (no ElastiCache alarms without a Redis).
 REQUIRED_INPUTS = {
     "name",
     "alarm_emails",
     "node_asg_names",
 }
+
+
+def duration_seconds(text: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smh])", text))
 
 
 def module_text() -> str:
@@ -57,7 +64,6 @@ def test_alb_node_and_elasticache_alarms_with_a_node_surge_policy() -> None:
         "HTTPCode_ELB_5XX_Count",
         "RequestCount",
         "TargetResponseTime",
-        "HealthyHostCount",
         "StatusCheckFailed",
     ):
         assert f'"{metric}"' in text
@@ -78,8 +84,9 @@ def test_alb_node_and_elasticache_alarms_with_a_node_surge_policy() -> None:
         text,
         re.MULTILINE | re.DOTALL,
     )
-    # 3 ALB alarms, the node status check, the ElastiCache alarms (for_each).
-    assert len(alarms) == 5
+    # 3 ALB alarms, the node status check, the ElastiCache alarms (for_each),
+    # the alerting pipeline's heartbeat.
+    assert len(alarms) == 6
     for name, body in alarms:
         assert "alarm_actions" in body and "ok_actions" in body, name
 
@@ -118,3 +125,57 @@ def test_checkov(tmp_path: Path) -> None:
     assert summary["passed"] > 10
     assert summary["parsing_errors"] == 0
     assert result.returncode == 0, result.stderr
+
+
+def _alarm(name: str) -> str:
+    found = re.search(
+        rf'^resource "aws_cloudwatch_metric_alarm" "{name}" \{{(.*?)^\}}',
+        module_text(),
+        re.MULTILINE | re.DOTALL,
+    )
+    assert found, f"no {name} alarm"
+    return found.group(1)
+
+
+def test_alb_alarms_watch_both_ping_pong_target_groups() -> None:
+    """argo-rollouts docs/features/traffic-management/alb.md (ping-pong): each
+    release comes up behind the idle one of pingpong-ping / pingpong-pong, so
+    the stable target group alternates. An alarm pinned to one TargetGroup
+    pages falsely (missing data, breaching) and then watches an idle group.
+    TargetResponseTime is published per LoadBalancer too (ELB user guide,
+    "CloudWatch metrics for your Application Load Balancer", dimensions);
+    HealthyHostCount only per target group, so the alarm takes the MAX over
+    every target group of the load balancer with a Metrics Insights query
+    (CloudWatch user guide, "Create alarms on Metrics Insights queries")."""
+    assert "target_group_arn_suffix" not in module_text()
+    p99 = _alarm("alb_p99_latency")
+    assert re.search(r"dimensions\s*=\s*\{\s*LoadBalancer = var\.alb_arn_suffix\s*\}", p99)
+    healthy = _alarm("alb_healthy_hosts")
+    query = re.search(r'expression\s*=\s*"(SELECT .*?)"\n', healthy)
+    assert query, "HealthyHostCount must come from a Metrics Insights query"
+    sql = query.group(1)
+    assert sql.startswith("SELECT MAX(HealthyHostCount)")
+    assert 'SCHEMA(\\"AWS/ApplicationELB\\", LoadBalancer, TargetGroup)' in sql
+    assert "WHERE LoadBalancer = '${var.alb_arn_suffix}'" in sql
+    assert "GROUP BY" not in sql  # one series: the best-served group
+
+
+def test_a_dead_alerting_pipeline_pages_through_cloudwatch() -> None:
+    """Alertmanager's Watchdog route publishes to the heartbeat topic at least
+    once per alarm period; the alarm on that topic's NumberOfMessagesPublished
+    pages through the alarm topic when it stops, missing data breaching."""
+    config = yaml.safe_load(mh.ALERTMANAGER_CONFIG.read_text())
+    (watchdog,) = [
+        r for r in config["route"]["routes"] if r["matchers"] == ['alertname = "Watchdog"']
+    ]
+    receivers = {r["name"]: r for r in config["receivers"]}
+    (sns,) = receivers[watchdog["receiver"]]["sns_configs"]
+    assert sns["topic_arn"].endswith(":pingpong-heartbeat")
+    heartbeat = _alarm("alerting_heartbeat")
+    assert 'namespace           = "AWS/SNS"' in heartbeat
+    assert 'metric_name         = "NumberOfMessagesPublished"' in heartbeat
+    assert "TopicName = aws_sns_topic.heartbeat.name" in heartbeat
+    assert re.search(r'treat_missing_data\s*=\s*"breaching"', heartbeat)
+    assert re.search(r"alarm_actions\s*=\s*local\.alarm_topic", heartbeat)
+    period = int(re.search(r"period\s*=\s*(\d+)", heartbeat).group(1))  # type: ignore[union-attr]
+    assert duration_seconds(watchdog["repeat_interval"]) * 2 <= period

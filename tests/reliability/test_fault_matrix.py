@@ -9,6 +9,8 @@ injected, held, healed; then each server must show:
 - the breaker opened when the fault made decisions fail, and closed again
   (decisions back on the storage) within the documented recovery time;
 - /metrics counting exactly the answers the load received, status by status.
+- the admitted count per client within the guarantee in force
+  (``assert_admitted_within_the_guarantee``).
 
 Each row is reported (``report``; $PINGPONG_RELIABILITY_REPORT collects them
 for docs/reliability.md's table). memory:// is the control row: nothing to fail.
@@ -42,6 +44,7 @@ RECOVERY_SECONDS = 6.0  # heal -> decisions back on the storage (cluster and
 # sentinel clients rediscover their nodes; plain Redis takes < circuit_reset + a probe)
 HOLD_SECONDS = 1.5  # how long a fault lasts
 CLIENTS = 40  # distinct clients (X-Forwarded-For), so limits and slots vary
+RATE = 20  # per second, burst the same
 Fault = Callable[[Topology], tuple[Callable[[], None], Callable[[], None]]]
 
 
@@ -110,6 +113,7 @@ class Seen:
     """What one server answered, and what its /metrics said when."""
 
     statuses: Counter[int] = field(default_factory=Counter)
+    admitted: Counter[str] = field(default_factory=Counter)  # 200s per client
     without_request_id: int = 0
     circuit: list[tuple[float, float]] = field(default_factory=list)  # (time, open)
     storage_decisions: list[tuple[float, float]] = field(default_factory=list)
@@ -128,6 +132,8 @@ async def load(session: aiohttp.ClientSession, server: Pingpong, seen: Seen, unt
             async with session.get(server.url + "/ping", headers=headers) as answer:
                 await answer.read()
                 seen.statuses[answer.status] += 1
+                if answer.status == 200:
+                    seen.admitted[headers["X-Forwarded-For"]] += 1
                 seen.without_request_id += "x-request-id" not in answer.headers
         except aiohttp.ClientError:
             seen.statuses[0] += 1  # no HTTP answer at all
@@ -150,7 +156,7 @@ async def run_case(
     inject: Callable[[], None],
     heal: Callable[[], None],
     down_at_start: bool,
-) -> tuple[dict[str, Seen], float, float]:
+) -> tuple[dict[str, Seen], float, float, float]:
     seen = {mode: Seen() for mode in servers}
     start = time.monotonic()
     until = start + 1.0 + HOLD_SECONDS + RECOVERY_SECONDS
@@ -173,7 +179,7 @@ async def run_case(
         await asyncio.to_thread(heal)
         healed = time.monotonic()
         await asyncio.gather(*tasks)
-    return seen, injected, healed
+    return seen, injected, healed, time.monotonic() - start
 
 
 def breaker_opened_at(seen: Seen, since: float) -> float | None:
@@ -209,14 +215,15 @@ def test_fault_matrix(
         "PINGPONG_STORAGE_TIMEOUT": "0.1",
         "PINGPONG_CIRCUIT_FAILURES": "3",
         "PINGPONG_CIRCUIT_RESET": str(CIRCUIT_RESET),
-        "PINGPONG_LIMIT": "20/second",
+        "PINGPONG_LIMIT": f"{RATE}/second",
         "PINGPONG_TRUSTED_PROXY": "127.0.0.1/32",
     }
     servers = {
         mode: pingpong("--storage", storage.url, env={**env, "PINGPONG_ON_STORAGE_ERROR": mode})
         for mode in MODES
     }
-    seen, injected, healed = asyncio.run(run_case(servers, inject, heal, down_at_start))
+    seen, injected, healed, span = asyncio.run(run_case(servers, inject, heal, down_at_start))
+    assert_admitted_within_the_guarantee(seen, span, shared=topology != "memory")
     for mode, server in servers.items():
         row = seen[mode]
         opened = breaker_opened_at(row, 0 if down_at_start else injected)
@@ -237,6 +244,24 @@ def test_fault_matrix(
             assert opened is not None, f"{mode}: the breaker never opened"
         assert recovered is not None, f"{mode}: not back on the storage {RECOVERY_SECONDS}s after"
         assert_counted(server, row)
+
+
+def assert_admitted_within_the_guarantee(seen: dict[str, Seen], span: float, shared: bool) -> None:
+    """Per client, GCRA ``B + floor(L/T)`` (B = 20, T = 50 ms) over the run. On a
+    shared storage the deny and local servers decide by it together while it
+    answers; during the fault deny admits nothing and local its share of the
+    fleet (1/3), and a fault that loses Redis' data (killed, restarted) hands out
+    one burst afresh: together at most the bound plus one burst. ``allow`` is
+    bounded by nothing. memory://: each server alone, the bound each."""
+    bound = RATE + int(span * RATE)
+    if not shared:
+        for mode, row in seen.items():
+            assert max(row.admitted.values()) <= bound, (mode, max(row.admitted.values()), bound)
+        return
+    together = seen["deny"].admitted + seen["local"].admitted
+    worst = max(together.values())
+    report("fault_matrix_admitted", worst_client=worst, bound=bound, allowed=bound + RATE)
+    assert worst <= bound + RATE, (worst, bound)
 
 
 def assert_counted(server: Pingpong, row: Seen) -> None:

@@ -18,8 +18,8 @@ def sample(metric: Metric[Any], counters: Counters) -> None:
     labels = tuple(f"v{i}" for i in range(len(metric.labels)))
     key = labels if len(labels) > 1 else labels[0] if labels else None
     value = getattr(counters, metric.attr)
-    if isinstance(metric, Histograms):
-        value[key].observe(0.003)
+    if isinstance(metric, Histograms):  # keyed by the label tuple, () with no labels
+        value[labels[0] if len(labels) == 1 else labels].observe(0.003)
     elif isinstance(metric, Total):
         setattr(counters, metric.attr, value + 2)
     elif isinstance(metric, Info):

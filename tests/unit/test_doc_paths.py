@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BACKTICKED = re.compile(r"(?:(\S+) )?`([^`\s]+)`")
 LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 WORD = re.compile(r"(?:(\S+) )?([A-Za-z0-9_.][\w.+/-]*/[\w.+/-]*)")
-NOT_A_PATH = re.compile(r"[<>*{}$|]|://|\.\.\.")
+NOT_A_PATH = re.compile(r"[<>*{}$|]|://|\.\.\.")  # placeholders, globs, URLs
 PROJECT = re.compile(r"^[a-z0-9]+(?:[-/][a-z0-9]+)+$")  # argo-rollouts, owner/name
-NAMES_A_FILE_OR_DIR = re.compile(r"(\.[a-z]{1,8}|/)$")
+EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,8})$")
 
 
 @cache
@@ -51,6 +51,12 @@ def tracked() -> frozenset[str]:
 
 
 @cache
+def known_extensions() -> frozenset[str]:
+    """The extensions of the files the repository has."""
+    return frozenset(m.group(1) for n in tracked() if (m := EXTENSION.search(n.split("/")[-1])))
+
+
+@cache
 def top_dirs() -> frozenset[str]:
     return frozenset(n for n in tracked() if "/" not in n and (ROOT / n).is_dir())
 
@@ -60,9 +66,13 @@ def as_path(token: str, *, file_or_dir: bool = False) -> str | None:
     ``file_or_dir``: only one with an extension or a trailing ``/`` counts."""
     token = token.strip(",;:'\"()").rstrip(".").split("::")[0]  # a node id names its file
     token = re.sub(r":\d+(-\d+)?$", "", token)  # file:line
+    token = re.sub(r"@[\w./-]+$", "", token)  # file@ref (a workflow at a branch)
     if NOT_A_PATH.search(token) or "/" not in token:
         return None
-    if file_or_dir and not NAMES_A_FILE_OR_DIR.search(token):
+    extension = EXTENSION.search(token.rsplit("/", 1)[-1])
+    if extension and extension.group(1) not in known_extensions():
+        return None  # another project's file (granian's src/conversion.rs)
+    if file_or_dir and not extension and not token.endswith("/"):
         return None
     token = token.removeprefix("./").rstrip("/")
     return token if token.split("/")[0] in top_dirs() else None
@@ -166,6 +176,9 @@ def test_the_rule_tells_paths_from_examples() -> None:
                     "redis://h:1/0", "a/b", "N/second"]:  # fmt: skip
         assert as_path(example) is None, example
     assert as_path("deploy/pingpong", file_or_dir=True) is None  # a kubectl name, not a file
+    assert as_path("src/conversion.rs") is None  # granian's, not ours: no .rs file here
+    # a workflow at a branch (an OIDC subject) names the workflow file
+    assert as_path(".github/workflows/main.yaml@refs/heads/main") == ".github/workflows/main.yaml"
     assert as_path("deploy/k8s/", file_or_dir=True) == "deploy/k8s"
     assert cited_paths("argo-rollouts docs/features/analysis.md", file_or_dir=True) == []
     assert not exists("src/pingpong/metrics.py")

@@ -83,16 +83,18 @@ def test_memory_per_key_stays_small() -> None:
     assert used / 100_000 < 200, f"{used / 100_000:.0f} bytes per key"
 
 
-def test_a_thousand_distinct_limits_start_the_table_afresh_never_misread() -> None:
-    """GCRA states name their limit by a 10-bit index: past 1024 distinct limits
-    the table starts over rather than reuse an index for another limit."""
-    store = MemoryStorage(clock=Clock())
+def test_many_distinct_limits_never_forget_a_throttled_client() -> None:
+    """Operators' overrides each bring their own limit: 1,100 of them, used
+    once each (past the 1,024 a 10-bit index names), must not cost an exhausted
+    client its state, and no state is ever read under another limit."""
+    clock = Clock()
+    store = MemoryStorage(clock=clock)
     tight = Limit(Algorithm.GCRA, Rate(1, 3600), 1)
-    store.acquire_now([Check("p:c", tight, False)])
-    for count in range(2, 1100):
-        store.acquire_now(
-            [Check(f"p:other{count}", Limit(Algorithm.GCRA, Rate(count, 60), count), False)]
-        )
-    outcome = store.acquire_now([Check("p:c", tight, False)])[0]
-    assert outcome.admitted  # forgotten with the rest, never read under another limit
-    assert len(store) < 1100
+    assert store.acquire_now([Check("default:a", tight, False)])[0].admitted
+    for n in range(1_100):
+        override = Limit(Algorithm.GCRA, Rate(1_000 + n, 60), 10)
+        assert store.acquire_now([Check(f"default:o{n}", override, False)])[0].admitted
+    assert not store.acquire_now([Check("default:a", tight, False)])[0].admitted
+    # The keys written under the last limits are still exact too.
+    last = Limit(Algorithm.GCRA, Rate(1_000 + 1_099, 60), 10)
+    assert store.acquire_now([Check("default:o1099", last, False)])[0].remaining == 8

@@ -9,13 +9,17 @@ from __future__ import annotations
 import pytest
 
 from pingpong.core.algorithms import Algorithm, Limit
+from pingpong.core.limiter import Limiter, Rules
+from pingpong.core.policy import Policy
 from pingpong.core.rates import Rate
-from pingpong.core.storage import Check, StorageOptions
+from pingpong.core.storage import Check, StorageError, StorageOptions
 from pingpong.core.storage.base import FailureMode, Resilience
 from pingpong.core.storage.redis.standalone import RedisStorage
-from pingpong.core.storage.resilient import ResilientStorage, StorageUnavailable
+from pingpong.core.storage.resilient import ResilientStorage, StorageUnavailable, Unthrottled
+from pingpong.http.responses import PolicyResponses
 from pingpong.service import Counters
 from pingpong_toolkit.ports import free_port
+from tests.unit.rsgi import FakeHeaders
 
 CHECKS = [Check("p:c", Limit(Algorithm.GCRA, Rate(2, 60), 2), False)]
 
@@ -30,11 +34,16 @@ def down(
     return ResilientStorage(primary, Resilience(mode, failures, reset), stats=counters), counters
 
 
-async def test_allow_admits_everything() -> None:
+async def test_allow_admits_everything_and_reports_no_quota() -> None:
+    """Nothing is counted while the storage is down: the limiter admits with
+    no policy reported, so no RateLimit header claims a quota (r=4;t=0 did)."""
     storage, counters = down(FailureMode.ALLOW)
-    outcomes = [(await storage.acquire(CHECKS))[0] for _ in range(5)]
-    assert all(o.admitted for o in outcomes)
+    limiter = Limiter(Rules([Policy("default", CHECKS[0].limit)]), storage)
+    for _ in range(5):
+        decision = await limiter.check("/ping", "GET", "203.0.113.9", FakeHeaders())
+        assert decision.admitted and decision.reported == ()
     assert counters.fallbacks["allow"] == 5
+    assert PolicyResponses([]).ratelimit_headers(decision.reported) == []
 
 
 async def test_deny_refuses() -> None:
@@ -53,7 +62,8 @@ async def test_local_keeps_throttling_in_process() -> None:
 async def test_the_breaker_opens_after_circuit_failures(failures: int) -> None:
     storage, counters = down(FailureMode.ALLOW, failures=failures)
     for _ in range(failures + 5):
-        await storage.acquire(CHECKS)
+        with pytest.raises(Unthrottled):
+            await storage.acquire(CHECKS)
     assert storage.circuit_open
     assert sum(counters.storage_errors.values()) == failures  # then Redis is left alone
     assert counters.circuit_open["redis"] == 1
@@ -61,8 +71,31 @@ async def test_the_breaker_opens_after_circuit_failures(failures: int) -> None:
 
 async def test_reload_applies_mode_and_breaker_in_place() -> None:
     storage, _ = down(FailureMode.ALLOW, failures=100)
-    await storage.acquire(CHECKS)
+    with pytest.raises(Unthrottled):
+        await storage.acquire(CHECKS)
     storage.configure(Resilience(FailureMode.DENY, 2, 60.0), StorageOptions(timeout=0.5))
     with pytest.raises(StorageUnavailable):
         await storage.acquire(CHECKS)
     assert storage.circuit_open  # two failures in all now open it
+
+
+class Overloaded:
+    """A primary whose every call was lost in the replica's own loop."""
+
+    name, shared = "redis", True
+
+    async def acquire(self, checks: object) -> list[object]:
+        raise StorageError("redis: this replica overloaded", "overload")
+
+
+async def test_an_overloaded_replica_never_opens_the_breaker() -> None:
+    counters = Counters()
+    storage = ResilientStorage(
+        Overloaded(),  # type: ignore[arg-type]
+        Resilience(FailureMode.LOCAL, 3, 60.0),
+        stats=counters,
+    )
+    for _ in range(10):
+        await storage.acquire(CHECKS)
+    assert not storage.circuit_open
+    assert counters.storage_errors[("redis", "overload")] == 10

@@ -28,10 +28,13 @@ from typing import NamedTuple
 from pingpong.core.rates import Rate
 
 MICROS = 1_000_000
-# The largest capacity x interval (in microseconds) a limit may span. The Lua
-# side computes in doubles, exact to 2**53: with the clock (~2**51 us since the
-# epoch) and this bound, every sum and product the deciders form stays exact.
+# The Lua side computes in doubles, exact to 2**53. GCRA adds burst x interval
+# to the clock (~2**51 us since the epoch): that product stays under MAX_SPAN_US.
+# The sliding window weighs two windows' counts by the window length (at most
+# 2 x count x window): under MAX_WEIGHTED_US. The fixed window forms no product
+# (counts up to 10**9, times up to a year ahead), so it needs no bound of its own.
 MAX_SPAN_US = 2**50
+MAX_WEIGHTED_US = 2**52
 
 
 def whole_seconds(us: int) -> int:
@@ -101,11 +104,7 @@ class Limit:
             interval, capacity, window = period_us, self.rate.count, self.rate.period
         if capacity < 1:
             raise ValueError("the burst must be at least 1")
-        if capacity * interval > MAX_SPAN_US:
-            raise ValueError(
-                f"{capacity} requests x {interval} us is too long a span "
-                f"(at most {MAX_SPAN_US} us, about 35 years): lower the burst or the period"
-            )
+        _check_exact(self.algorithm, capacity, interval)
         object.__setattr__(self, "interval_us", interval)
         object.__setattr__(self, "capacity", capacity)
         object.__setattr__(self, "tag", f"{CODES[self.algorithm]},{interval},{capacity}")
@@ -115,6 +114,20 @@ class Limit:
         if state is not None and state[0] is not self and state[0].tag != self.tag:
             state = carried(self, usage(state, now), now)
         return _DECIDERS[self.algorithm](self, state, now)
+
+
+def _check_exact(algorithm: Algorithm, capacity: int, interval: int) -> None:
+    """Refuse a limit whose own arithmetic would leave the exact doubles."""
+    if algorithm is Algorithm.GCRA and capacity * interval > MAX_SPAN_US:
+        raise ValueError(
+            f"{capacity} requests x {interval} us is too long a span "
+            f"(at most {MAX_SPAN_US} us, about 35 years): lower the burst or the period"
+        )
+    if algorithm is Algorithm.SLIDING_WINDOW and capacity * interval > MAX_WEIGHTED_US:
+        raise ValueError(
+            f"{capacity} requests x a {interval} us window is too long a span for the "
+            f"sliding window (at most {MAX_WEIGHTED_US} us): lower the count or the window"
+        )
 
 
 def usage(state: State, now: int) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from pingpong.core.algorithms import Limit, Outcome, new
+from pingpong.core.denycache import DenyCache
 from pingpong.core.heavy_hitters import HeavyHitters
 from pingpong.core.overrides import Override, OverrideLimits, override_limits
 from pingpong.core.policy import (
@@ -28,8 +29,10 @@ from pingpong.core.policy import (
 from pingpong.core.stats import NoStats, Stats
 from pingpong.core.storage.base import Check, Storage
 from pingpong.core.storage.memory import monotonic_us
+from pingpong.core.storage.resilient import Unthrottled
 
 DENY_CACHE_SIZE = 100_000
+NEVER = 2**62  # a deny-cache entry's bound when no override limits it
 
 
 class Reported(NamedTuple):
@@ -143,8 +146,7 @@ class Limiter:
         self._stats = stats or NoStats()
         self._acquire_now = storage.acquire_now
         self._acquire_one_now = storage.acquire_one_now
-        # key -> (rejected until, quota whole at), monotonic microseconds
-        self._deny: dict[str, tuple[int, int]] | None = {} if storage.shared else None
+        self._deny = DenyCache(DENY_CACHE_SIZE) if storage.shared else None
         # Operators' per-key limits, and what the limiter looks up per check
         # (empty almost always).
         self._overrides: dict[str, Override] = {}
@@ -189,7 +191,11 @@ class Limiter:
             denied = self._denied(policies, checks)
             if denied is not None:
                 return denied
-        return self._decide(policies, checks, await self.storage.acquire(checks))
+        try:
+            outcomes = await self.storage.acquire(checks)
+        except Unthrottled:
+            return ADMIT_ALL
+        return self._decide(policies, checks, outcomes)
 
     def swap(self, rules: Rules) -> None:
         """Decide by ``rules`` from now on. The deny cache is dropped (the new
@@ -202,8 +208,7 @@ class Limiter:
     def forget(self, keys: Iterable[str]) -> None:
         """Drop keys from the deny cache (their state was reset elsewhere)."""
         if self._deny is not None:
-            for key in keys:
-                self._deny.pop(key, None)
+            self._deny.forget(keys)
 
     def forget_all(self) -> None:
         if self._deny is not None:
@@ -216,9 +221,13 @@ class Limiter:
         return self._overrides
 
     def set_overrides(self, overrides: Iterable[Override]) -> None:
-        """The operators' per-key limits now in force (replaced whole)."""
+        """The operators' per-key limits now in force (replaced whole); a key
+        whose override changed is asked of the storage again."""
+        old = self._override_limits
         self._overrides = {o.full_key: o for o in overrides}
         self._override_limits = override_limits(self._overrides.values(), self.rules.all_policies)
+        new = self._override_limits
+        self.forget(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
 
     def put_override(self, override: Override) -> None:
         """Add or replace one override (the others are left as they are)."""
@@ -229,6 +238,7 @@ class Limiter:
     def drop_override(self, full_key: str) -> None:
         self._overrides.pop(full_key, None)
         self._override_limits.pop(full_key, None)
+        self.forget([full_key])
 
     def drop_expired(self, now: float) -> None:
         """Forget the overrides that have expired (they no longer apply anyway)."""
@@ -280,25 +290,25 @@ class Limiter:
         assert deny is not None
         now = 0
         for policy, check in zip(policies, checks, strict=True):
-            until = deny.get(check.key)
-            if until is None or policy.shadow:
+            if policy.shadow:
                 continue
             now = now or monotonic_us()
-            if until[0] > now:
+            until = deny.get(check.key, now)
+            if until is not None:
                 self._stats.decided(policy.name, "limited")
                 self.rejections.add(check.key)
                 outcome = new(Outcome, (False, 0, until[1] - now, until[0] - now))
                 return new(Decision, (False, [new(Reported, (policy, check.limit, outcome))]))
-            del deny[check.key]
         return None
 
     def _remember_denial(self, key: str, outcome: Outcome) -> None:
-        deny = self._deny
-        assert deny is not None
-        if len(deny) >= DENY_CACHE_SIZE:
-            del deny[next(iter(deny))]
-        now = monotonic_us()
-        deny[key] = (now + outcome.retry_us, now + outcome.reset_us)
+        """A rejection under an override never outlasts the override."""
+        assert self._deny is not None
+        now, at_most = monotonic_us(), NEVER
+        override = self._override_limits.get(key)
+        if override is not None:
+            at_most = now + int((override[1] - time.time()) * 1_000_000)
+        self._deny.remember(key, now, outcome.retry_us, outcome.reset_us, at_most)
 
 
 def _common(policy: Policy) -> bool:

@@ -22,6 +22,9 @@ class Stats(Protocol):
 
     def circuit_changed(self, storage: str, is_open: bool) -> None: ...
 
+    def fleet_seen(self, replicas: int) -> None:
+        """The replicas sharing the storage, as this one last saw them."""
+
     def control_entry_invalid(self) -> None:
         """An entry read back from the storage failed validation (skipped)."""
 
@@ -42,6 +45,9 @@ class NoStats:
         pass
 
     def circuit_changed(self, storage: str, is_open: bool) -> None:
+        pass
+
+    def fleet_seen(self, replicas: int) -> None:
         pass
 
     def control_entry_invalid(self) -> None:

@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pingpong.core.algorithms import retry_after
 from pingpong.core.limiter import Rules
 from pingpong.core.logthrottle import LogThrottle
+from pingpong.core.looplag import LOOP_LAG
 from pingpong.core.policy import THROTTLED_PATH
 from pingpong.core.storage.resilient import StorageUnavailable
 from pingpong.http.internal import INTERNAL_PATHS, version_body
@@ -59,6 +60,8 @@ URI_TOO_LONG: Response = (414, [TEXT], b"URI too long\n")
 ERROR_LINES_PER_SECOND = 10  # 5xx access lines; the rest are counted, then reported
 INTERNAL_ERROR = problem_body(500, "unexpected error; see the server log")
 STORAGE_DOWN = problem_body(503, "rate-limit storage unavailable")
+OVERLOADED = problem_body(503, "overloaded: too many requests in flight; retry in 1 s")
+SHED: Response = (503, [PROBLEM, ("retry-after", "1")], OVERLOADED)
 
 
 class App:
@@ -83,6 +86,7 @@ class App:
 
     async def __call__(self, scope: Scope, proto: HTTPProtocol) -> None:
         started = time.perf_counter()
+        queued = LOOP_LAG.current()
         counters = self.counters
         counters.in_flight += 1
         path, method = scope.path, scope.method
@@ -98,6 +102,9 @@ class App:
                 status, headers, body = NOT_FOUND
             elif method not in GET_HEAD:
                 status, headers, body = NOT_ALLOWED
+            elif handler is App.ping and counters.in_flight > self.service.settings.max_in_flight:
+                counters.shed += 1  # before any work: the replica keeps its latency
+                status, headers, body = SHED
             else:
                 try:
                     status, headers, body = await handler(self, scope, request_headers)
@@ -111,7 +118,7 @@ class App:
             proto.response_bytes(status, headers, body)
         finally:
             counters.in_flight -= 1
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started + queued
         if method not in KNOWN_METHODS:
             method = "OTHER"
         counters.requests[(method, route, status)] += 1

@@ -33,7 +33,11 @@ class PolicyResponses:
         self._bodies: dict[str, bytes] = {}
 
     def ratelimit_headers(self, reported: Sequence[Reported]) -> list[Header]:
-        """``RateLimit-Policy`` and ``RateLimit`` for the policies reported."""
+        """``RateLimit-Policy`` and ``RateLimit`` for the policies reported;
+        none at all when none was (only shadow policies, none matching, or
+        ``allow`` mode deciding without the storage): never an empty header."""
+        if not reported:
+            return []
         if len(reported) == 1:  # the common answer: both headers from ready pieces
             policy, limit, outcome = reported[0]
             default, policy_header, template = self._items[policy.name]

@@ -23,8 +23,10 @@ Response = tuple[int, Headers, bytes]
 TEXT: Header = ("content-type", "text/plain; charset=utf-8")
 JSON: Header = ("content-type", "application/json")
 CLOSE: Header = ("connection", "close")
-# granian names itself in a server header unless the app sets one (it has no
-# option to drop it: src/conversion.rs, headers_from_py): every answer sets it empty.
+# granian names itself in a server header unless the app sets one, and has no
+# option to drop it (headers_from_py in
+# https://github.com/emmett-framework/granian/blob/master/src/conversion.rs):
+# every answer sets it empty.
 NO_SERVER: Header = ("server", "")
 REQUEST_ID = "x-request-id"
 # A caller's request id is echoed into headers and logs: only a safe charset.

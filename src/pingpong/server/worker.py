@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import uvloop
 
 from pingpong.config import Build, Settings
+from pingpong.core.looplag import LOOP_LAG
 from pingpong.core.storage import StorageError
 from pingpong.http.admin_auth import Tokens
 from pingpong.http.prometheus import registry_for
@@ -36,6 +38,7 @@ if TYPE_CHECKING:  # the supervisor imports this module but never builds a Servi
 
 log = logging.getLogger("pingpong")
 PUBLISH_SECONDS = 1.0
+SUPERVISOR_CHECK_SECONDS = 0.5
 
 
 class Admin(NamedTuple):
@@ -62,11 +65,17 @@ class WorkerSpec:
 
 def worker_process(spec: WorkerSpec, ready: Event) -> None:
     """A spawned worker's entry point (it starts with the signals held)."""
-    run_worker(spec, Counters(), ready)
+    run_worker(spec, Counters(), ready, supervisor=os.getppid())
 
 
-def run_worker(spec: WorkerSpec, counters: Counters, ready: Event | None = None) -> None:
-    """Serve until stopped. ``counters`` are this process's counts."""
+def run_worker(
+    spec: WorkerSpec,
+    counters: Counters,
+    ready: Event | None = None,
+    supervisor: int | None = None,
+) -> None:
+    """Serve until stopped. ``counters`` are this process's counts;
+    ``supervisor``: the pid of the process that spawned this worker."""
     from pingpong.http.admin import AdminApp
     from pingpong.http.app import App
     from pingpong.logs import configure as configure_logging
@@ -79,7 +88,7 @@ def run_worker(spec: WorkerSpec, counters: Counters, ready: Event | None = None)
     if spec.admin is not None:
         servers.append(Granian(AdminApp(service, spec.admin.tokens), spec.admin.sock))
     tokens = spec.admin.tokens if spec.admin is not None else None
-    worker = Worker(service, servers, spec.metrics_dir, spec.config_file, tokens)
+    worker = Worker(service, servers, spec.metrics_dir, spec.config_file, tokens, supervisor)
     uvloop.run(worker.run(ready))
 
 
@@ -93,16 +102,20 @@ class Worker:
         metrics_dir: Path | None,
         config_file: Path | None,
         tokens: Tokens | None = None,
+        supervisor: int | None = None,
     ) -> None:
         self.service = service
         self.tokens = tokens  # the admin API's: SIGHUP re-reads them too
         self.servers = servers
         self.metrics_dir = metrics_dir
+        self.supervisor = supervisor
         self.watch = ConfigWatch(service, config_file) if config_file is not None else None
 
     async def run(self, ready: Event | None) -> None:
         self._install_signals()
         signals.release()  # a signal held since the start is delivered now
+        LOOP_LAG.observers.append(self.service.counters.loop_lagged)
+        LOOP_LAG.ensure_started()  # the SLI counts the loop's lag (http.app)
         try:
             await self.service.storage.ping()
         except StorageError as exc:  # serve anyway: the failure mode decides
@@ -156,7 +169,20 @@ class Worker:
             background.append(asyncio.create_task(self._publish(self.metrics_dir)))
         if self.watch is not None:
             background.append(asyncio.create_task(self.watch.run()))
+        if self.supervisor is not None:
+            background.append(asyncio.create_task(self._follow_supervisor(self.supervisor)))
         return background
+
+    async def _follow_supervisor(self, pid: int) -> None:
+        """A worker whose supervisor died (SIGKILL, out of memory) drains and
+        stops instead of serving on as an orphan that nothing restarts or stops
+        (gunicorn's workers check the same)."""
+        while True:
+            await asyncio.sleep(SUPERVISOR_CHECK_SECONDS)
+            if os.getppid() != pid:
+                log.error("the supervisor (pid %d) is gone: stopping", pid)
+                self._drain()
+                return
 
     async def _publish(self, directory: Path) -> None:
         """Workers (--workers N) share their counts once a second."""

@@ -73,7 +73,7 @@ class Metric(Generic[V]):
         raise AttributeError(self.attr)  # Counters.__init__ sets every one
 
     def key(self, values: list[Any]) -> Any:
-        return tuple(values) if len(self.labels) > 1 else values[0]
+        return tuple(values) if len(self.labels) != 1 else values[0]
 
     def to_json(self, value: V) -> Any:
         return [[*label_values(k), v] for k, v in list(value.items())]  # type: ignore[attr-defined]
@@ -130,6 +130,13 @@ class Gauge(Total):
     live = True
 
 
+class Largest(Gauge):
+    """A level of the moment (no labels): the largest a live worker reports."""
+
+    def merge(self, into: int, data: Any) -> int:
+        return max(into, int(data))
+
+
 class Flags(Metric["dict[K, int]"]):
     """A 0/1 state per label: 1 if any live worker says 1."""
 
@@ -174,10 +181,21 @@ class Counters:
     )
     durations: Histograms[tuple[str, str]] = Histograms(
         "pingpong_http_request_duration_seconds",
-        "Time to answer an HTTP request (the latency SLO threshold is 0.1 s).",
+        "Time to answer an HTTP request, the event loop's lag when it began included "
+        "(the latency SLO threshold is 0.1 s).",
         "method", "route",
     )  # fmt: skip
     in_flight = Gauge("pingpong_http_requests_in_flight", "HTTP requests being answered.")
+    shed = Total(
+        "pingpong_http_requests_shed",
+        "/ping requests refused (503, Retry-After) by the in-flight bound max_in_flight; "
+        "also counted in pingpong_http_requests_total.",
+    )
+    loop_lag: Histograms[tuple[()]] = Histograms(
+        "pingpong_event_loop_lag_seconds",
+        "How late the event loop ran a timer due every 10 ms: the queueing a request "
+        "meets in this process before the app runs it.",
+    )
     decisions: Counter[tuple[str, str]] = Counter(
         "pingpong_ratelimit_decisions",
         "Rate-limit decisions per policy (allowed, limited, shadow_limited).",
@@ -205,6 +223,11 @@ class Counters:
         "pingpong_admin_operations", "Admin API operations by operation and result.",
         "operation", "result",
     )  # fmt: skip
+    fleet_replicas = Largest(
+        "pingpong_fleet_replicas",
+        "Replicas sharing the storage as this one last saw them (0: not shared); "
+        "during an outage each enforces 1/n of every limit in local mode.",
+    )
     control_entries_invalid = Total(
         "pingpong_control_entries_invalid",
         "Entries read back from the storage (change log, overrides) that failed validation.",
@@ -239,6 +262,13 @@ class Counters:
 
     def control_entry_invalid(self) -> None:
         self.control_entries_invalid += 1
+
+    def fleet_seen(self, replicas: int) -> None:
+        self.fleet_replicas = replicas
+
+    def loop_lagged(self, seconds: float) -> None:
+        """One tick of the event-loop lag monitor (pingpong.core.looplag)."""
+        self.loop_lag[()].observe(seconds)
 
     def to_json(self) -> dict[str, Any]:
         return {m.attr: m.to_json(getattr(self, m.attr)) for m in METRICS}

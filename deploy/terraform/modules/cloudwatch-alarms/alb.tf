@@ -9,9 +9,12 @@ locals {
   # The ALB is made by the AWS Load Balancer Controller at the first deploy,
   # after the first apply. CloudWatch rejects a PutMetricAlarm whose
   # dimension value is empty (InvalidParameterValue: dimension values must
-  # be 1-1024 characters), so until both suffixes are known these alarms are
-  # not created at all; docs/deploy.md step 9 sets them and applies again.
-  alb_known = var.alb_arn_suffix != "" && var.target_group_arn_suffix != ""
+  # be 1-1024 characters), so until the suffix is known these alarms are
+  # not created at all; docs/deploy.md step 9 sets it and applies again.
+  # No TargetGroup is pinned: with Argo's ping-pong routing the group that
+  # serves alternates per release (pingpong-ping / pingpong-pong), so every
+  # alarm here watches the load balancer, or every group behind it.
+  alb_known = var.alb_arn_suffix != ""
   alb_count = local.alb_known ? 1 : 0
 }
 
@@ -93,7 +96,8 @@ resource "aws_cloudwatch_metric_alarm" "alb_5xx_ratio" {
 }
 
 # p99 of the time from the load balancer sending a request to pingpong until
-# the response starts. No request means no data, which is not a breach.
+# the response starts, over every target group (the LoadBalancer dimension
+# alone). No request means no data, which is not a breach.
 resource "aws_cloudwatch_metric_alarm" "alb_p99_latency" {
   count = local.alb_count
 
@@ -101,7 +105,7 @@ resource "aws_cloudwatch_metric_alarm" "alb_p99_latency" {
   alarm_description   = "p99 TargetResponseTime of ${var.name} above ${var.p99_latency_threshold_seconds} s for 15 minutes. Runbook: docs/runbooks.md#cloudwatch-alb-p99-target-response-time"
   namespace           = local.alb_ns
   metric_name         = "TargetResponseTime"
-  dimensions          = { LoadBalancer = var.alb_arn_suffix, TargetGroup = var.target_group_arn_suffix }
+  dimensions          = { LoadBalancer = var.alb_arn_suffix }
   extended_statistic  = "p99"
   period              = 300
   evaluation_periods  = 3
@@ -114,19 +118,17 @@ resource "aws_cloudwatch_metric_alarm" "alb_p99_latency" {
   tags                = var.tags
 }
 
-# Fewer than two healthy targets leaves no redundancy. Missing data is a
-# breach: the ALB stops publishing HealthyHostCount when the target group is
-# gone or empty, which is the worst case, not a quiet one.
+# Fewer than two healthy targets leaves no redundancy. HealthyHostCount exists
+# only per target group; a Metrics Insights query takes, each minute, the
+# largest count among the load balancer's target groups: the group that
+# serves (the idle ping-pong group has none, or the same pods). Missing data
+# is a breach: no group publishing HealthyHostCount is the worst case, not a
+# quiet one.
 resource "aws_cloudwatch_metric_alarm" "alb_healthy_hosts" {
   count = local.alb_count
 
   alarm_name          = "${var.name}-alb-healthy-host-count"
-  alarm_description   = "Fewer than ${var.min_healthy_hosts} healthy ${var.name} targets behind the load balancer for 2 minutes. Runbook: docs/runbooks.md#cloudwatch-alb-healthy-host-count"
-  namespace           = local.alb_ns
-  metric_name         = "HealthyHostCount"
-  dimensions          = { LoadBalancer = var.alb_arn_suffix, TargetGroup = var.target_group_arn_suffix }
-  statistic           = "Minimum"
-  period              = 60
+  alarm_description   = "Fewer than ${var.min_healthy_hosts} healthy ${var.name} targets in every target group behind the load balancer for 2 minutes. Runbook: docs/runbooks.md#cloudwatch-alb-healthy-host-count"
   evaluation_periods  = 2
   datapoints_to_alarm = 2
   comparison_operator = "LessThanThreshold"
@@ -135,4 +137,12 @@ resource "aws_cloudwatch_metric_alarm" "alb_healthy_hosts" {
   alarm_actions       = local.alarm_topic
   ok_actions          = local.alarm_topic
   tags                = var.tags
+
+  metric_query {
+    id          = "healthy"
+    label       = "Healthy targets of the serving target group"
+    expression  = "SELECT MAX(HealthyHostCount) FROM SCHEMA(\"AWS/ApplicationELB\", LoadBalancer, TargetGroup) WHERE LoadBalancer = '${var.alb_arn_suffix}'"
+    period      = 60
+    return_data = true
+  }
 }

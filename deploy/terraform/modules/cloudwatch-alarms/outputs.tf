@@ -16,5 +16,15 @@ output "alarm_arns" {
     { for alarm in aws_cloudwatch_metric_alarm.alb_healthy_hosts : "alb_healthy_hosts" => alarm.arn },
     { for asg, alarm in aws_cloudwatch_metric_alarm.node_status_check : "node_status_check_${asg}" => alarm.arn },
     { for key, alarm in aws_cloudwatch_metric_alarm.redis : "redis_${key}" => alarm.arn },
+    { alerting_heartbeat = aws_cloudwatch_metric_alarm.alerting_heartbeat.arn },
   )
+}
+
+output "alertmanager_topic_arns" {
+  description = "ARNs of the SNS topics Alertmanager publishes to (alertmanager.yml receivers), by receiver."
+  value = {
+    pingpong-page   = aws_sns_topic.alarms.arn
+    pingpong-ticket = aws_sns_topic.tickets.arn
+    deadmans-switch = aws_sns_topic.heartbeat.arn
+  }
 }

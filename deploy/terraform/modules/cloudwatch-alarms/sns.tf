@@ -107,3 +107,57 @@ resource "aws_sns_topic_subscription" "email" {
   protocol  = "email"
   endpoint  = each.value
 }
+
+# Alertmanager's two other receivers (deploy/monitoring/alertmanager/
+# alertmanager.yml), on the same key: tickets (warning-level alerts, mailed
+# to var.ticket_emails or taken in by a ticketing system's e-mail or HTTPS
+# intake subscribed here) and the dead man's switch heartbeat (heartbeat.tf),
+# which needs no subscriber. Alertmanager publishes through its Pod Identity
+# role (deploy/terraform/addons.tf); the account-owner statement lets IAM
+# policies grant that.
+resource "aws_sns_topic" "tickets" {
+  name              = "${var.name}-tickets"
+  kms_master_key_id = aws_kms_key.alarms.arn
+  tags              = var.tags
+}
+
+resource "aws_sns_topic" "heartbeat" {
+  name              = "${var.name}-heartbeat"
+  kms_master_key_id = aws_kms_key.alarms.arn
+  tags              = var.tags
+}
+
+resource "aws_sns_topic_policy" "alertmanager_topics" {
+  for_each = { tickets = aws_sns_topic.tickets.arn, heartbeat = aws_sns_topic.heartbeat.arn }
+
+  arn    = each.value
+  policy = data.aws_iam_policy_document.account_topic[each.key].json
+}
+
+data "aws_iam_policy_document" "account_topic" {
+  for_each = { tickets = aws_sns_topic.tickets.arn, heartbeat = aws_sns_topic.heartbeat.arn }
+
+  statement {
+    sid = "AccountOwnerManage"
+    actions = [
+      "sns:GetTopicAttributes",
+      "sns:SetTopicAttributes",
+      "sns:Subscribe",
+      "sns:ListSubscriptionsByTopic",
+      "sns:Publish",
+    ]
+    resources = [each.value]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+}
+
+resource "aws_sns_topic_subscription" "ticket_email" {
+  for_each = toset(var.ticket_emails)
+
+  topic_arn = aws_sns_topic.tickets.arn
+  protocol  = "email"
+  endpoint  = each.value
+}

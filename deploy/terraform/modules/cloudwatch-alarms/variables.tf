@@ -1,5 +1,5 @@
 # Inputs passed by the root module (deploy/terraform): name, alb_arn_suffix,
-# target_group_arn_suffix, alarm_emails, node_asg_names, redis_cluster_ids.
+# alarm_emails, node_asg_names, redis_cluster_ids.
 # Every other input has a default.
 
 variable "name" {
@@ -9,12 +9,6 @@ variable "name" {
 
 variable "alb_arn_suffix" {
   description = "ARN suffix of the application load balancer (aws_lb.arn_suffix), the CloudWatch LoadBalancer dimension. Empty: no ALB alarms yet."
-  type        = string
-  default     = ""
-}
-
-variable "target_group_arn_suffix" {
-  description = "ARN suffix of the pingpong target group (aws_lb_target_group.arn_suffix), the CloudWatch TargetGroup dimension. Empty: no ALB alarms yet."
   type        = string
   default     = ""
 }
@@ -81,4 +75,10 @@ variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "ticket_emails" {
+  description = "E-mail addresses subscribed to the ticket topic (Alertmanager's warning-level alerts); empty when a ticketing system subscribes itself."
+  type        = list(string)
+  default     = []
 }

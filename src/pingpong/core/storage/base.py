@@ -20,6 +20,9 @@ class Check(NamedTuple):
     shadow: bool
 
 
+OVERLOAD = "overload"  # the error kind of a wait lost in this replica's own loop
+
+
 class StorageError(Exception):
     """The backend could not answer (down, slow, refusing, or its driver broke).
 
@@ -30,7 +33,9 @@ class StorageError(Exception):
 
     def __init__(self, message: str, kind: str = "other") -> None:
         super().__init__(message)
-        self.kind = kind  # timeout | connection | other
+        self.kind = (
+            kind  # timeout | connection | other | overload (this replica's, not the storage's)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,11 @@ class SharedStorage(Storage, Protocol):
     """A storage other processes share: it has a network to wait for."""
 
     def set_timeout(self, seconds: float) -> None: ...
+
+    async def heartbeat(self, replica: str, alive: float, leave: bool = False) -> int:
+        """Count ``replica`` in (or out, ``leave``): how many replicas were
+        heard from within ``alive`` seconds."""
+        ...
 
 
 class Opened(NamedTuple):

@@ -8,7 +8,9 @@ from collections.abc import Callable
 
 class CircuitBreaker:
     """Opens after ``threshold`` consecutive failures; after ``reset_after``
-    seconds lets one probe through (half-open) and closes on its success."""
+    seconds lets one probe through (half-open) and closes on its success.
+    Failures are evidence about the storage only: a wait this process lost in
+    its own queueing is ``record_inconclusive``, never a failure."""
 
     def __init__(
         self,
@@ -42,6 +44,11 @@ class CircuitBreaker:
         if self._opened_at is not None:
             self._opened_at, self._probing = None, False
             self._on_change(False)
+
+    def record_inconclusive(self) -> None:
+        """No answer, but no evidence against the storage either (this process
+        was too busy to wait for it): a probe may go again, nothing opens."""
+        self._probing = False
 
     def record_failure(self) -> None:
         self._failures += 1

@@ -26,7 +26,11 @@ def monotonic_us() -> int:
 class LimitIndex:
     """Small numbers for the limits states were written under, so that a GCRA
     state costs one int (32 bytes) instead of a (limit, TAT) tuple (+56 bytes):
-    the difference between ~160 and ~220 bytes a key."""
+    the difference between ~160 and ~220 bytes a key.
+
+    The index holds at most ``1 << LIMIT_BITS`` limits (reloads and operators'
+    overrides bring new ones); past that a state keeps its limit in a tuple,
+    so no key is ever forgotten for want of a number."""
 
     def __init__(self) -> None:
         self.limits: list[Limit] = []
@@ -35,9 +39,9 @@ class LimitIndex:
     def __len__(self) -> int:
         return len(self.limits)
 
-    def index(self, limit: Limit) -> int:
+    def index(self, limit: Limit) -> int | None:
         found = self._index.get(limit.tag)
-        if found is None:
+        if found is None and len(self.limits) < 1 << LIMIT_BITS:
             found = self._index[limit.tag] = len(self.limits)
             self.limits.append(limit)
         return found
@@ -53,7 +57,9 @@ class LimitIndex:
 
     def pack(self, state: State) -> Stored:
         if len(state) == 2 and isinstance(state[1], int):
-            return state[1] << LIMIT_BITS | self.index(state[0])
+            index = self.index(state[0])
+            if index is not None:
+                return state[1] << LIMIT_BITS | index
         return state
 
 
@@ -179,10 +185,6 @@ class MemoryStorage:
                 blocked = True
         if not blocked:
             young = self._young
-            if len(limits) + len(updates) > 1 << LIMIT_BITS:
-                # A thousand distinct limits seen (reloads): start over afresh.
-                young, limits = self._young, self._limits = {}, LimitIndex()
-                self._old = {}
             for key, new_state in updates:
                 young[key] = limits.pack(new_state)
         self._rotate_when_full()

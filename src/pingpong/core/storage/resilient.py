@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
 
 from pingpong.core.algorithms import Outcome
+from pingpong.core.fleet import ALIVE_SECONDS, HEARTBEAT_SECONDS, Fleet
 from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.stats import NoStats, Stats
 from pingpong.core.storage.base import (
+    OVERLOAD,
     Check,
     FailureMode,
     Resilience,
@@ -27,11 +31,19 @@ class StorageUnavailable(Exception):
     """Raised in ``deny`` mode when the storage cannot decide."""
 
 
+class Unthrottled(Exception):
+    """Raised in ``allow`` mode when the storage cannot decide: the request is
+    admitted, and nothing is counted, so no quota can honestly be reported."""
+
+
 class ResilientStorage:
     """Wraps a shared storage with a circuit breaker and a failure mode.
 
     Only ``StorageError`` is expected from the primary: the backends translate
-    their drivers' failures into it (see ``redis.client.answer_within``).
+    their drivers' failures into it (see ``redis.client.answer_within``). It
+    also keeps this replica in the fleet (a heartbeat in the storage, from
+    ``ping`` on): in ``local`` mode each replica enforces its share of every
+    limit, so an outage keeps the fleet's limit, not one replica's each.
     """
 
     acquire_now = None  # the primary's answers are awaited
@@ -57,6 +69,8 @@ class ResilientStorage:
 
         self._stats.circuit_changed(self.name, False)
         self._log_throttle = LogThrottle(lines=1, period=1.0)
+        self.fleet = Fleet()
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @property
     def circuit_open(self) -> bool:
@@ -82,7 +96,10 @@ class ResilientStorage:
             try:
                 outcomes = await self.primary.acquire(checks)
             except StorageError as exc:
-                self._breaker.record_failure()
+                if exc.kind == OVERLOAD:
+                    self._breaker.record_inconclusive()
+                else:
+                    self._breaker.record_failure()
                 self._stats.storage_failed(self.name, exc.kind)
                 self._log_error(exc)
             else:
@@ -91,10 +108,17 @@ class ResilientStorage:
                 return outcomes
         self._stats.fell_back(self._mode.value)
         if self._mode is FailureMode.LOCAL:
-            return self.fallback.acquire_now(checks)
+            return self.fallback.acquire_now(self._shares(checks))
         if self._mode is FailureMode.ALLOW:
-            return [Outcome(True, check.limit.capacity - 1, 0, 0) for check in checks]
+            raise Unthrottled(f"{self.name} storage unavailable: admitted, not counted")
         raise StorageUnavailable(f"{self.name} storage unavailable")
+
+    def _shares(self, checks: Sequence[Check]) -> Sequence[Check]:
+        """This replica's share of each check's limit, for deciding alone."""
+        if self.fleet.count == 1:
+            return checks
+        share = self.fleet.share
+        return [Check(key, share(limit), shadow) for key, limit, shadow in checks]
 
     async def peek(self, checks: Sequence[Check]) -> list[Outcome]:
         return await self.primary.peek(checks)
@@ -116,7 +140,25 @@ class ResilientStorage:
         log.warning("storage circuit breaker %s", "opened" if is_open else "closed")
 
     async def ping(self) -> None:
-        await self.primary.ping()
+        """Warm the storage up, and join the fleet (even if it is down now)."""
+        try:
+            await self.primary.ping()
+        finally:
+            if self._heartbeat is None:
+                self._heartbeat = asyncio.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        """Count the fleet every second; through an outage the last count stays."""
+        while True:
+            with contextlib.suppress(StorageError):
+                self.fleet.saw(await self.primary.heartbeat(self.fleet.replica, ALIVE_SECONDS))
+            self._stats.fleet_seen(self.fleet.count)
+            await asyncio.sleep(HEARTBEAT_SECONDS)
 
     async def aclose(self) -> None:
+        """Leave the fleet (the others' shares grow at their next heartbeat)."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(StorageError):
+                await self.primary.heartbeat(self.fleet.replica, ALIVE_SECONDS, leave=True)
         await self.primary.aclose()

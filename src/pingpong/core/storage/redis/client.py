@@ -9,7 +9,6 @@ ever reaches the HTTP layer. Every call to Redis goes through it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -22,7 +21,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from pingpong.core.storage.base import StorageError, StorageOptions
+from pingpong.core.looplag import Overloaded, storage_deadline
+from pingpong.core.storage.base import OVERLOAD, StorageError, StorageOptions
 
 
 def lua_script(name: str) -> str:
@@ -32,12 +32,17 @@ def lua_script(name: str) -> str:
 
 @asynccontextmanager
 async def answer_within(seconds: float) -> AsyncIterator[None]:
-    """Bound a Redis call in time and translate whatever it raises."""
+    """Bound a Redis call in time and translate whatever it raises. The time
+    this process was busy meanwhile is not Redis' (``storage_deadline``)."""
     try:
-        async with asyncio.timeout(seconds):
+        async with storage_deadline(seconds):
             yield
     except StorageError:
         raise
+    except Overloaded as exc:
+        raise StorageError(
+            f"redis: no answer yet, this replica overloaded: {exc}", OVERLOAD
+        ) from exc
     except TimeoutError as exc:
         raise StorageError(f"redis: no answer within {seconds}s", "timeout") from exc
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:

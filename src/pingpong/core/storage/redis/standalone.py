@@ -36,6 +36,8 @@ from pingpong.core.storage.redis.urls import check_redis_url
 from pingpong.core.storage.resilient import ResilientStorage
 
 SCRIPT = lua_script("decide")
+FLEET_SCRIPT = lua_script("fleet")
+FLEET_KEY = "pp:{pp-admin}:fleet"  # beside the control plane's keys
 MAX_BATCH = 256
 WARM_CONNECTIONS = 4
 
@@ -60,6 +62,7 @@ class RedisStorage:
         self.client = client
         self._timeout = timeout
         self._script = client.register_script(SCRIPT)
+        self._fleet = client.register_script(FLEET_SCRIPT)
         self._pending: list[Pending] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -152,12 +155,20 @@ class RedisStorage:
             Outcome(raw[i] == 1, raw[i + 1], raw[i + 2], raw[i + 3]) for i in range(0, len(raw), 4)
         ]
 
+    async def heartbeat(self, replica: str, alive: float, leave: bool = False) -> int:
+        """Count this replica in; the replicas heard from within ``alive`` s."""
+        async with answer_within(max(self._timeout, 1.0)):
+            args = (replica, int(alive * 1000), "leave" if leave else "")
+            return int(await self._fleet(keys=[FLEET_KEY], args=args))
+
     async def ping(self) -> None:
-        """Open a few connections and load the script, so that the first burst
-        of decisions pays for no connection setup or extra round trip."""
+        """Open a few connections and load the scripts, so that the first burst
+        of decisions (and the first heartbeat) pays for no connection setup or
+        extra round trip."""
         async with answer_within(max(self._timeout, 1.0)):
             await asyncio.gather(*(self.client.ping() for _ in range(WARM_CONNECTIONS)))
             await self.client.script_load(SCRIPT)
+            await self.client.script_load(FLEET_SCRIPT)
 
     async def aclose(self) -> None:
         try:

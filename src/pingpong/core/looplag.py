@@ -1,0 +1,170 @@
+"""How late this process's event loop runs: the replica's own queueing.
+
+A timer due every ``INTERVAL`` seconds measures how late it fires. The sum of
+those delays is time the loop spent on something else (other requests, a
+CPU-starved process, a blocking call): time a request waited in this replica,
+not in the storage. Two users:
+
+- the storage budget (``storage_deadline``): a decision may wait
+  ``storage_timeout`` for the storage itself; the time the loop's thread was
+  busy or starved of a CPU during the wait is not charged to the storage, so
+  an overloaded replica never blames Redis (and never opens its breaker) for
+  its own queueing;
+- the latency SLI: a request's recorded latency adds the loop's lag at the time
+  it was answered (``LOOP_LAG.current``), the queueing it saw before the app ran.
+
+One loop per process (the workers are processes), so one monitor per process:
+``LOOP_LAG``, attached to whichever loop runs when it is first used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+INTERVAL = 0.01  # seconds between ticks: lag shorter than this goes unseen
+GRAIN = 0.001  # uvloop's timers fire to the millisecond: lateness below is no lag
+# A wait is given up after this long whatever the loop did. Short of it, a
+# command already sent is waited for as long as this replica is the one busy:
+# its answer has spent quota in the storage, and deciding it again alone would
+# admit what the storage may have refused. (A loop busy that long is making
+# progress, so the storage answers; a storage that does not leaves the loop
+# idle, and the budget runs out.)
+OVERLOAD_SECONDS = 5.0
+# Loop turns a spent budget waits before it expires: an answer that arrived by
+# the deadline is read (uvloop runs due timers before it polls the sockets, so
+# a busy loop sees the deadline before the answer that came with it).
+GRACE_TURNS = 3
+
+
+class LoopLag:
+    """Ticks on the running loop and sums how late each tick fired."""
+
+    def __init__(self, interval: float = INTERVAL) -> None:
+        self.interval = interval
+        self.observers: list[Callable[[float], None]] = []  # each tick's lag, seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._due = 0.0
+        self._total = 0.0
+        self._last = 0.0
+        self._schedstat: int | None = None
+
+    def ensure_started(self) -> None:
+        """Tick on the running loop (a new loop, e.g. in tests, starts afresh)."""
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return
+        self._loop, self._total, self._last = loop, 0.0, 0.0
+        if self._schedstat is not None:
+            os.close(self._schedstat)
+        self._schedstat = _open_schedstat()
+        self._due = loop.time() + self.interval
+        loop.call_at(self._due, self._tick)
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        lag = max(0.0, now - self._due - GRAIN)
+        self._total += lag
+        self._last = lag
+        for observe in self.observers:
+            observe(lag)
+        self._due = now + self.interval
+        self._loop.call_at(self._due, self._tick)
+
+    def _overdue(self) -> float:
+        """How late the tick due now already is (not yet counted)."""
+        if self._loop is None:
+            return 0.0
+        return max(0.0, self._loop.time() - self._due - GRAIN)
+
+    def total(self) -> float:
+        """Seconds of lag so far, the overdue tick included."""
+        return self._total + self._overdue()
+
+    def current(self) -> float:
+        """The lag a callback scheduled now is likely to wait: the last tick's,
+        or the overdue one's if it is later."""
+        return max(self._last, self._overdue())
+
+    def busy(self) -> float:
+        """Seconds the loop's thread has run or waited for a CPU so far: not
+        asleep waiting for a socket. From the kernel's scheduler statistics
+        (run time plus run-queue delay: other requests' work, a noisy
+        neighbour, a container's CPU quota); the thread's CPU time where /proc
+        does not tell. Call it from the loop's thread."""
+        if self._schedstat is not None:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ran, waited = os.pread(self._schedstat, 64, 0).split()[:2]
+                return (int(ran) + int(waited)) / 1e9
+        return time.thread_time()
+
+    def mark(self) -> tuple[float, float]:
+        """Where this replica's own clocks stand: for ``replica_since``."""
+        return self.total(), self.busy()
+
+    def replica_since(self, mark: tuple[float, float]) -> float:
+        """Seconds of this replica's own doing since ``mark``: its thread busy
+        (or starved of a CPU), or the loop's lag, whichever saw more. The rest
+        of a wait the thread slept on its sockets: the storage's time."""
+        return max(self.total() - mark[0], self.busy() - mark[1])
+
+
+LOOP_LAG = LoopLag()
+
+
+class Overloaded(TimeoutError):
+    """The wait ran past its wall-clock cap, mostly in this replica's loop:
+    no evidence against the storage."""
+
+
+def _open_schedstat() -> int | None:
+    """This thread's scheduler statistics (Linux), kept open: a pread costs ~5 us."""
+    try:
+        return os.open(f"/proc/self/task/{threading.get_native_id()}/schedstat", os.O_RDONLY)
+    except OSError:
+        return None
+
+
+@asynccontextmanager
+async def storage_deadline(budget: float, lag: LoopLag = LOOP_LAG) -> AsyncIterator[None]:
+    """Like ``asyncio.timeout(budget)``, except that the time the loop lagged
+    during the wait is not charged to the budget: it raises TimeoutError once
+    ``budget`` seconds passed with the loop healthy and the loop has since
+    had ``GRACE_TURNS`` turns to read an answer, and ``Overloaded`` once the
+    wall-clock wait passes ``OVERLOAD_SECONDS`` first."""
+    lag.ensure_started()
+    loop = asyncio.get_running_loop()
+    started, mark = loop.time(), lag.mark()
+    cap = started + max(OVERLOAD_SECONDS, budget)
+    overloaded = False
+    handle: asyncio.Handle | None = None
+    try:
+        async with asyncio.timeout(None) as timeout:
+
+            def check(turns: int = 0) -> None:
+                nonlocal handle, overloaded
+                now = loop.time()
+                spent = now - started - lag.replica_since(mark)
+                if spent < budget and now < cap:
+                    handle = loop.call_at(min(now + budget - spent, cap), check)
+                elif turns < GRACE_TURNS:  # let the loop read what arrived meanwhile
+                    handle = loop.call_soon(check, turns + 1)
+                else:
+                    overloaded = spent < budget
+                    timeout.reschedule(now)
+
+            handle = loop.call_at(started + budget, check)
+            try:
+                yield
+            finally:
+                handle.cancel()
+    except TimeoutError:
+        if overloaded:
+            raise Overloaded(f"waited {loop.time() - started:.3f} s, mostly in this loop") from None
+        raise
