@@ -4,8 +4,9 @@ counts.
 
 What upstream documents:
 - Kubernetes docs, "Pod Topology Spread Constraints" (matchLabelKeys), and
-  KEP-3243 (kubernetes/enhancements keps/sig-scheduling/3243-respect-pod-
-  topology-spread-after-rolling-upgrades, PR #5205): from 1.34 the
+  KEP-3243 (https://www.kubernetes.dev/resources/keps/3243/; kubernetes/
+  enhancements keps/sig-scheduling/3243-respect-pod-topology-spread-after-
+  rolling-upgrades, PR #5205, "[v1.34] design change"): from 1.34 the
   kube-apiserver merges ``key in (value)`` of each matchLabelKeys label into
   the pod's labelSelector at pod creation (feature gate
   MatchLabelKeysInPodTopologySpreadSelectorMerge, beta, on by default);
