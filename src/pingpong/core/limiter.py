@@ -3,14 +3,15 @@
 This is the hot path, so the per-(path, method, tier) policy lists are computed
 once per set of rules, the common case (one client-address policy on a local
 storage) skips the general loop, the in-memory storage is called without a
-coroutine, and the per-request tuples are built with ``new`` (see algorithms.py).
+coroutine, and the per-request objects are cheap to build (compiled classes, and
+``new`` for the tuples: see algorithms.py).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import final
 
 from pingpong.core.algorithms import Limit, Outcome, new
 from pingpong.core.denycache import DenyCache
@@ -35,20 +36,25 @@ DENY_CACHE_SIZE = 100_000
 NEVER = 2**62  # a deny-cache entry's bound when no override limits it
 
 
-class Reported(NamedTuple):
-    """One policy's verdict as the response reports it."""
+@final
+class Reported:
+    """One policy's verdict as the response reports it. A plain class, not a
+    NamedTuple: compiled (mypyc), building one is a C call."""
 
-    policy: Policy
-    limit: Limit
-    outcome: Outcome
+    def __init__(self, policy: Policy, limit: Limit, outcome: Outcome) -> None:
+        self.policy = policy
+        self.limit = limit
+        self.outcome = outcome
 
 
-class Decision(NamedTuple):
+@final
+class Decision:
     """``reported``: what the response describes, i.e. every enforced policy
     when admitted, and only the rejecting ones when not."""
 
-    admitted: bool
-    reported: Sequence[Reported]
+    def __init__(self, admitted: bool, reported: Sequence[Reported]) -> None:
+        self.admitted = admitted
+        self.reported = reported
 
     @property
     def retry_us(self) -> int:
@@ -162,13 +168,13 @@ class Limiter:
             return ADMIT_ALL
         key = only.name + ":" + client
         outcome = self._acquire_one_now(key, only.limit)
-        reported = (new(Reported, (only, only.limit, outcome)),)
+        reported = (Reported(only, only.limit, outcome),)
         if outcome.admitted:
             self._stats.decided(only.name, "allowed")
-            return new(Decision, (True, reported))
+            return Decision(True, reported)
         self.rejections.add(key)
         self._stats.decided(only.name, "limited")
-        return new(Decision, (False, reported))
+        return Decision(False, reported)
 
     async def check(self, path: str, method: str, client: str, headers: Headers) -> Decision:
         decided = self.check_now(path, method, client)
@@ -271,19 +277,19 @@ class Limiter:
             if policy.shadow:
                 continue
             if outcome.admitted:
-                admitted.append(new(Reported, (policy, check.limit, outcome)))
+                admitted.append(Reported(policy, check.limit, outcome))
             else:
-                rejected.append(new(Reported, (policy, check.limit, outcome)))
+                rejected.append(Reported(policy, check.limit, outcome))
                 if self._deny is not None:
                     self._remember_denial(check.key, outcome)
                 self.rejections.add(check.key)
         if rejected:
             for reported in rejected:
                 stats.decided(reported.policy.name, "limited")
-            return new(Decision, (False, rejected))
+            return Decision(False, rejected)
         for policy, outcome in zip(policies, outcomes, strict=True):
             stats.decided(policy.name, "allowed" if outcome.admitted else "shadow_limited")
-        return new(Decision, (True, admitted))
+        return Decision(True, admitted)
 
     def _denied(self, policies: Sequence[Policy], checks: Sequence[Check]) -> Decision | None:
         deny = self._deny
@@ -298,7 +304,7 @@ class Limiter:
                 self._stats.decided(policy.name, "limited")
                 self.rejections.add(check.key)
                 outcome = new(Outcome, (False, 0, until[1] - now, until[0] - now))
-                return new(Decision, (False, [new(Reported, (policy, check.limit, outcome))]))
+                return Decision(False, [Reported(policy, check.limit, outcome)])
         return None
 
     def _remember_denial(self, key: str, outcome: Outcome) -> None:

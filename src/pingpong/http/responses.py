@@ -45,13 +45,15 @@ class PolicyResponses:
         if not reported:
             return []
         if len(reported) == 1:  # the common answer: both headers from ready pieces
-            policy, limit, outcome = reported[0]
-            default, policy_header, template = self._items[policy.name]
+            first = reported[0]
+            limit, outcome = first.limit, first.outcome
+            default, policy_header, template = self._items[first.policy.name]
             if limit is default:
                 value = template % (outcome.remaining, -(-outcome.reset_us // MICROS))
                 return [policy_header, ("ratelimit", value)]
         policies, limits = [], []
-        for policy, limit, outcome in reported:
+        for each in reported:
+            policy, limit, outcome = each.policy, each.limit, each.outcome
             default, (_, item), template = self._items[policy.name]
             policies.append(item if limit is default else policy_item(policy.name, limit))
             limits.append(template % (outcome.remaining, -(-outcome.reset_us // MICROS)))
