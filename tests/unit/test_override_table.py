@@ -62,7 +62,7 @@ async def test_the_memory_admin_store_keeps_its_overrides_untracked() -> None:
     store = MemoryAdminStore()
     before = tracked()
     for i in range(MANY):
-        await store.put_override(distinct(i), time.time(), MANY)
+        await store.put_overrides([distinct(i)], time.time(), MANY)
     assert tracked() - before <= SPARE
     seventh = distinct(7)
     [found] = (await store.overrides_for([seventh.full_key])).values()

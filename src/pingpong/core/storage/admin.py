@@ -61,9 +61,12 @@ class Changes(NamedTuple):
 
 
 class AdminStore(Protocol):
-    async def put_override(self, override: Override, now: float, bound: int) -> Override | None:
-        """Store ``override``; return the one it replaces. OverrideLimitReached
-        when ``bound`` overrides exist already (expired ones do not count)."""
+    async def put_overrides(
+        self, overrides: Sequence[Override], now: float, bound: int
+    ) -> list[Override | None]:
+        """Store and announce ``overrides`` (distinct keys), all or none; return
+        the ones they replace. OverrideLimitReached when they would make more
+        than ``bound`` (expired ones do not count)."""
 
     async def delete_override(self, full_key: str, now: float) -> Override | None:
         """Remove one; return it (None: there was none)."""
@@ -109,12 +112,17 @@ class MemoryAdminStore:
         found = self._overrides.get(full_key)
         return unpack(found) if found is not None else None
 
-    async def put_override(self, override: Override, now: float, bound: int) -> Override | None:
+    async def put_overrides(
+        self, overrides: Sequence[Override], now: float, bound: int
+    ) -> list[Override | None]:
         self._expire(now)
-        old = self._get(override.full_key)
-        if old is None and len(self._overrides) >= bound:
+        old = [self._get(o.full_key) for o in overrides]
+        added = old.count(None)
+        if added and len(self._overrides) + added > bound:
             raise OverrideLimitReached(f"at most {bound} overrides")
-        self._overrides[override.full_key] = pack(override)
+        for override in overrides:
+            self._overrides[override.full_key] = pack(override)
+        await self.announce([o.full_key for o in overrides])
         return old
 
     async def delete_override(self, full_key: str, now: float) -> Override | None:
