@@ -1,11 +1,13 @@
 """``python -m bench.control_plane``: what operator activity costs the other replicas.
 
 Two replicas (A and B) share one redis-server. First 10,000 overrides are
-bulk-loaded through A's admin API (concurrent PUTs). Then B serves a steady,
-paced /ping load while A either rests (baseline) or takes 100 admin operations
-a second (override replacements and resets, each announced to B); the phases
-alternate, so the machine's noise falls on both alike. Printed: the bulk-load
-time and B's /ping p99 in each phase (the medians over the rounds).
+bulk-loaded through A's admin API by ``pingpong admin import`` (batches), then
+each replaced by a PUT of its own (16 in flight): both timed. Then B serves a
+steady, paced /ping load while A either rests (baseline) or takes 100 admin
+operations a second (override replacements and resets, each announced to B);
+the phases alternate and take turns going first, so the machine's noise falls
+on both alike. Printed: the load times, B's /ping p99 in each phase (medians
+over the rounds) and each round's own ratio and difference.
 
 ``--sync`` measures instead what the wall clock of a shared machine cannot:
 B's Redis commands, bytes read, CPU time and longest event-loop step per
@@ -20,6 +22,8 @@ import json
 import multiprocessing
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
@@ -68,8 +72,25 @@ async def paced(
     return len(failures)
 
 
+def import_file(admin: str, count: int, logs: Path) -> float:
+    """Seconds for ``pingpong admin import FILE`` to load ``count`` overrides
+    (batches of MAX_BATCH, one after the other): what an operator types."""
+    source = logs / "overrides.jsonl"
+    line = {"policy": "default", "rate": "1000/minute", "burst": 100, "expires_in": 3600,
+            "reason": "bulk"}  # fmt: skip
+    source.write_text("".join(json.dumps({**line, "key": key(i)}) + "\n" for i in range(count)))
+    base = admin.removesuffix("/admin/v1")
+    command = [sys.executable, "-m", "pingpong.cli", "admin", "import", str(source),
+               "--url", base, "--token", TOKEN, "--timeout", "60"]  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    return seconds
+
+
 async def bulk_load(admin: str, count: int) -> float:
-    """Seconds to PUT ``count`` overrides, 16 requests in flight."""
+    """Seconds to PUT ``count`` overrides one by one, 16 requests in flight."""
     body = {"rate": "1000/minute", "burst": 100, "expires_in": 3600, "reason": "bulk"}
     queue = iter(range(count))
     async with aiohttp.ClientSession(headers=AUTH) as session:
@@ -161,18 +182,28 @@ def phase(a_admin: str, b: Pingpong, args: argparse.Namespace, busy: bool) -> di
     return {**latencies, "b_cpu_ms_per_s": cpu, "admin_failed": failed.value}
 
 
-def measure(a_admin: str, b: Pingpong, args: argparse.Namespace) -> dict[str, Any]:
-    load_seconds = asyncio.run(bulk_load(a_admin, args.overrides))
+def measure(a_admin: str, b: Pingpong, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    import_seconds = import_file(a_admin, args.overrides, logs)
+    put_seconds = asyncio.run(bulk_load(a_admin, args.overrides))  # each replaces one
     rounds: dict[str, list[dict[str, float]]] = {"baseline": [], "operations": []}
-    for _ in range(args.rounds):
-        for name in rounds:
+    for r in range(args.rounds):  # rotated: each phase goes first in every other round
+        for name in ("baseline", "operations") if r % 2 == 0 else ("operations", "baseline"):
             rounds[name].append(phase(a_admin, b, args, name == "operations"))
     summary = {
         name: {m: statistics.median(r[m] for r in results) for m in results[0]}
         for name, results in rounds.items()
     }
-    return {"bulk_load_seconds": load_seconds, "overrides": args.overrides, "summary": summary,
-            "rounds": rounds}  # fmt: skip
+    pairs = list(zip(rounds["baseline"], rounds["operations"], strict=True))
+    return {
+        "import_seconds": import_seconds,
+        "put_seconds": put_seconds,
+        "overrides": args.overrides,
+        "summary": summary,
+        # Each round's own comparison: the machine's drift between rounds cancels.
+        "p99_ratio_per_round": [o["p99_ms"] / b["p99_ms"] for b, o in pairs],
+        "p99_added_ms_per_round": [o["p99_ms"] - b["p99_ms"] for b, o in pairs],
+        "rounds": rounds,
+    }
 
 
 def sync_costs(overrides: int, changes: int) -> int:
@@ -188,7 +219,11 @@ def sync_costs(overrides: int, changes: int) -> int:
         f"from Redis, {result['cpu_us_per_sync']:.0f} us CPU; longest step "
         f"{result['longest_step_cpu_us']:.0f} us CPU ({result['longest_step_wall_us']:.0f} us "
         f"wall), garbage collection at most {result['longest_collection_in_a_step_us']:.0f} us "
-        f"in a step; 100 changes/s = {100 * result['core_share_at_100_per_s']:.1f} % of a core"
+        f"in a step; 100 changes/s = {100 * result['core_share_at_100_per_s']:.1f} % of a core\n"
+        f"a full collection: {result['full_collection_us_before_load']:.0f} us CPU before the "
+        f"load, {result['full_collection_us_loaded']:.0f} us with two replicas holding "
+        f"{overrides} overrides each; {result['tracked_objects_per_override']:.3f} objects "
+        f"tracked per override and replica"
     )
     return 0
 
@@ -213,17 +248,22 @@ def main(argv: list[str] | None = None) -> int:
         servers.append(a)
         b, _ = replica(redis, logs, "replica-b")
         servers.append(b)
-        result = measure(a_admin, b, args)
+        result = measure(a_admin, b, args, logs)
     finally:
         for server in servers:
             server.stop()
         redis.stop()
     base, busy = result["summary"]["baseline"], result["summary"]["operations"]
     print(json.dumps(result))
+    ratios, added = result["p99_ratio_per_round"], result["p99_added_ms_per_round"]
     print(
-        f"bulk load of {args.overrides} overrides: {result['bulk_load_seconds']:.1f} s\n"
+        f"{args.overrides} overrides: pingpong admin import {result['import_seconds']:.1f} s; "
+        f"one PUT each, 16 in flight, {result['put_seconds']:.1f} s\n"
         f"B /ping p99: {base['p99_ms']:.2f} ms at rest, {busy['p99_ms']:.2f} ms with "
-        f"{args.ops:g} admin operations/s on A (+{busy['p99_ms'] - base['p99_ms']:.2f} ms); "
+        f"{args.ops:g} admin operations/s on A (medians); per round, busy / at rest "
+        f"{' '.join(f'{x:.2f}' for x in ratios)} (median {statistics.median(ratios):.2f}), "
+        f"added {' '.join(f'{x:+.2f}' for x in added)} ms (median "
+        f"{statistics.median(added):+.2f}); "
         f"p50 {base['p50_ms']:.2f} / {busy['p50_ms']:.2f} ms; B's CPU "
         f"{base['b_cpu_ms_per_s']:.0f} / {busy['b_cpu_ms_per_s']:.0f} ms a second; "
         f"load average {os.getloadavg()[0]:.1f}; logs in {logs}"
