@@ -23,7 +23,7 @@ from pingpong.service.override_request import MAX_BATCH, OverrideRequest
 URL_ENV = "PINGPONG_ADMIN_URL"
 DEFAULT_URL = "http://127.0.0.1:8081"
 EXIT_NOT_FOUND, EXIT_USAGE = 1, 2
-ITEM = re.compile(r"overrides(?:\[(\d+)\]|\.(\d+))")  # a batch item, as the API names it
+ITEM = re.compile(r"overrides(?:\[(\d+)\]|\.(\d+)\.)")  # a batch item, as the API names it
 CLI_DEFAULTS = {"expires_in": 86400}  # an override typed by hand lasts a day
 
 
@@ -208,7 +208,7 @@ def _import(args: argparse.Namespace) -> dict[str, Any]:
 
 def _lines_named(detail: str, numbers: list[int]) -> str:
     """The API's ``overrides[i]`` (or ``overrides.i.field``) as the file's line."""
-    return ITEM.sub(lambda m: f"line {numbers[int(m[1] or m[2])]}", detail)
+    return ITEM.sub(lambda m: f"line {numbers[int(m[1] or m[2])]}" + ("" if m[1] else ": "), detail)
 
 
 def _request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:

@@ -189,7 +189,7 @@ def test_an_import_is_stored_in_batches_and_followed_by_every_replica(
     source.write_text("".join(json.dumps({**line, "burst": 10}) + "\n" for line in lines))
     refused = admin_cli(admin_a, "import", str(source))
     assert refused.returncode == 2
-    assert f"line {MAX_BATCH + 8}.rate" in refused.stderr, refused.stderr
+    assert f"line {MAX_BATCH + 8}: rate: invalid rate" in refused.stderr, refused.stderr
     assert f"{MAX_BATCH} imported before it" in refused.stderr
     listed = json.loads(admin_cli(admin_a, "overrides", "--json").stdout)["overrides"]
     bursts = {o["key"]: o["burst"] for o in listed}
