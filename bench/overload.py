@@ -57,11 +57,11 @@ def probe(port: int, seconds: float, rate: float = PROBE_RATE) -> list[tuple[int
     return answers
 
 
-def percentile(values: list[float], share: float) -> float:
+def percentile(values: list[float], share: float) -> float | None:
     if not values:
-        return float("nan")
+        return None
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
 
 
 def summary(answers: list[tuple[int, float]]) -> dict[str, Any]:
@@ -74,19 +74,19 @@ def summary(answers: list[tuple[int, float]]) -> dict[str, Any]:
         "shed": len(shed),
         "failed": sum(1 for status, _ in answers if status not in (200, 503)),
         "admitted_p50_ms": round(statistics.median(admitted), 2) if admitted else None,
-        "admitted_p99_ms": round(percentile(admitted, 0.99), 2),
+        "admitted_p99_ms": percentile(admitted, 0.99),
         "shed_p50_ms": round(statistics.median(shed), 2) if shed else None,
-        "shed_p99_ms": round(percentile(shed, 0.99), 2),
+        "shed_p99_ms": percentile(shed, 0.99),
         "shed_max_ms": round(max(shed), 2) if shed else None,
     }
 
 
-def under_load(server: Server, seconds: int, rate: float) -> dict[str, Any]:
+def under_load(server: Server, seconds: int, rate: float, connections: int) -> dict[str, Any]:
     """The probe while wrk offers ``rate`` requests a second."""
     load: dict[str, Any] = {}
 
     def offer() -> None:
-        load["wrk"] = wrk.run(server.url, seconds, rate=rate, connections=CONNECTIONS).as_dict()
+        load["wrk"] = wrk.run(server.url, seconds, rate=rate, connections=connections).as_dict()
 
     thread = threading.Thread(target=offer)
     thread.start()
@@ -96,19 +96,19 @@ def under_load(server: Server, seconds: int, rate: float) -> dict[str, Any]:
     return {**summary(answers), **load}
 
 
-def measure(logs: Path, seconds: int, extra: tuple[str, ...]) -> dict[str, Any]:
+def measure(logs: Path, seconds: int, extra: tuple[str, ...], connections: int) -> dict[str, Any]:
     server = start(PINGPONG, "memory://", logs, extra=extra)
     try:
         capacity_run = wrk.run(server.url, seconds)
         capacity = (capacity_run.requests - capacity_run.non2xx) / capacity_run.seconds
         idle = summary(probe(server.port, seconds))
-        loaded = under_load(server, seconds + 2, OVERLOAD * capacity)
+        loaded = under_load(server, seconds + 2, OVERLOAD * capacity, connections)
     finally:
         server.stop()
     ratio = {
         key: round(loaded[key] / idle["admitted_p99_ms"], 1)
         for key in ("admitted_p99_ms", "shed_p99_ms")
-        if isinstance(loaded[key], float) and loaded[key] == loaded[key]
+        if loaded[key] is not None
     }
     return {"capacity_rps": round(capacity), "idle": idle, "overload": loaded, "ratio": ratio}
 
@@ -117,16 +117,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.overload", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 s phases instead of 8")
     parser.add_argument("--max-loop-lag", default="0.05", help="the setting under test")
+    parser.add_argument("--connections", type=int, default=CONNECTIONS, help="wrk's, under load")
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {int(LOAD_CPU)})  # the probe shares the load CPU with wrk
     seconds = 3 if args.quick else 8
     with tempfile.TemporaryDirectory(prefix="bench-overload-") as tmp:
         logs = Path(tmp)
-        result = {
+        result: dict[str, Any] = {
             "command": "python -m bench.overload" + (" --quick" if args.quick else ""),
-            "shedder": measure(logs, seconds, ("--max-loop-lag", args.max_loop_lag)),
-            "in_flight_only": measure(logs, seconds, ("--max-loop-lag", "10")),
+            "max_loop_lag": args.max_loop_lag,
+            "connections": args.connections,
+            "shedder": measure(
+                logs, seconds, ("--max-loop-lag", args.max_loop_lag), args.connections
+            ),
+            "in_flight_only": measure(logs, seconds, ("--max-loop-lag", "10"), args.connections),
         }
+    result["load_average"] = [round(load, 2) for load in os.getloadavg()]
     json.dump(result, sys.stdout, indent=2)
     print()
     return 0
