@@ -124,8 +124,9 @@ def test_smoke_template_checks_the_contract_endpoints(templates: dict[str, dict[
     (metric,) = templates["pingpong-smoke"]["spec"]["metrics"]
     job = metric["provider"]["job"]
     script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
-    for path in ("/readyz", "/healthz", "/ping", "/version"):
+    for path in ("/readyz", "/healthz", "/ping"):
         assert f'"$base{path}"' in script
+    assert '"$metrics/version"' in script and '"$base/version"' not in script
     assert '[ "$code" = 200 ] || [ "$code" = 429 ]' in script
     assert job["spec"]["backoffLimit"] == 0 and metric["failureLimit"] == 0
     # The NetworkPolicy lets exactly these pods reach pingpong.
