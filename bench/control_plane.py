@@ -6,6 +6,10 @@ paced /ping load while A either rests (baseline) or takes 100 admin operations
 a second (override replacements and resets, each announced to B); the phases
 alternate, so the machine's noise falls on both alike. Printed: the bulk-load
 time and B's /ping p99 in each phase (the medians over the rounds).
+
+``--sync`` measures instead what the wall clock of a shared machine cannot:
+B's Redis commands, bytes read, CPU time and longest event-loop step per
+announced change, in process (``bench/control_sync.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 import aiohttp
 
+from bench import control_sync
 from pingpong_toolkit.pingpong import Pingpong
 from pingpong_toolkit.ports import free_port
 from pingpong_toolkit.redis import RedisServer
@@ -170,6 +175,24 @@ def measure(a_admin: str, b: Pingpong, args: argparse.Namespace) -> dict[str, An
             "rounds": rounds}  # fmt: skip
 
 
+def sync_costs(overrides: int, changes: int) -> int:
+    redis = RedisServer().start()
+    try:
+        result = control_sync.measure(redis, overrides, changes)
+    finally:
+        redis.stop()
+    print(json.dumps(result))
+    print(
+        f"{overrides} overrides stored, {changes} changes: per sync "
+        f"{result['redis_commands_per_sync']}, {result['redis_bytes_per_sync']:.0f} bytes "
+        f"from Redis, {result['cpu_us_per_sync']:.0f} us CPU; longest step "
+        f"{result['longest_step_cpu_us']:.0f} us CPU ({result['longest_step_wall_us']:.0f} us "
+        f"wall), garbage collection at most {result['longest_collection_in_a_step_us']:.0f} us "
+        f"in a step; 100 changes/s = {100 * result['core_share_at_100_per_s']:.1f} % of a core"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.control_plane", description=__doc__)
     parser.add_argument("--overrides", type=int, default=10_000)
@@ -177,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ping-rate", type=float, default=200.0, help="/ping a second on B")
     parser.add_argument("--seconds", type=float, default=8.0, help="each phase")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sync", action="store_true", help="B's cost per change, in process")
+    parser.add_argument("--changes", type=int, default=1000, help="with --sync: changes on A")
     args = parser.parse_args(argv)
+    if args.sync:
+        return sync_costs(args.overrides, args.changes)
     logs = Path(tempfile.mkdtemp(prefix="bench-control-plane-"))
     redis = RedisServer(workdir=logs / "redis").start()
     servers: list[Pingpong] = []

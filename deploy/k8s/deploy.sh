@@ -66,7 +66,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # A throw-away kustomization on top of the overlay: the image goes into the
-# first container of the pingpong workload (Rollout in prod, Deployment in dev).
+# first container of the pingpong workload (Rollout in prod, Deployment in dev)
+# and into the smoke test's Job (prod), which runs the release image too.
 cat > "$work/kustomization.yaml" <<YAML
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
@@ -82,6 +83,17 @@ patches:
         value: pingpong
       - op: replace
         path: /spec/template/spec/containers/0/image
+        value: "$image"
+  # The smoke Job runs the same image, digest and all (prod overlays).
+  - target:
+      kind: AnalysisTemplate
+      name: ^pingpong-smoke\$
+    patch: |-
+      - op: test
+        path: /spec/metrics/0/provider/job/spec/template/spec/containers/0/name
+        value: smoke
+      - op: replace
+        path: /spec/metrics/0/provider/job/spec/template/spec/containers/0/image
         value: "$image"
 YAML
 kubectl kustomize "$work" > "$work/rendered.yaml"

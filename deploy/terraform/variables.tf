@@ -5,9 +5,9 @@ variable "vpc_cidr" {
 }
 
 variable "kubernetes_version" {
-  description = "EKS Kubernetes minor version. Upgrade one minor version at a time."
+  description = "EKS Kubernetes minor version. Upgrade one minor version at a time. At least 1.34: the API server merges matchLabelKeys into the spread selector Karpenter reads (tests/deploy/test_spread_versions.py)."
   type        = string
-  default     = "1.33"
+  default     = "1.34"
 }
 
 variable "cluster_endpoint_public_access_cidrs" {

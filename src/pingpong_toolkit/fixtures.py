@@ -21,7 +21,7 @@ import pytest
 
 from pingpong_toolkit.faultproxy import FaultProxy
 from pingpong_toolkit.pingpong import Pingpong
-from pingpong_toolkit.redis import RedisServer
+from pingpong_toolkit.redis import RedisServer, terraform_access
 from pingpong_toolkit.redis_cluster import RedisCluster
 from pingpong_toolkit.redis_sentinel import RedisSentinel
 from pingpong_toolkit.tls import make_certificates
@@ -29,6 +29,7 @@ from pingpong_toolkit.topologies import MemoryTopology, RedisTopology, Topology
 
 TOPOLOGIES = ["memory", "redis", "rediss", "sentinel", "cluster"]
 REDISS_PASSWORD = "pp-test-pw"  # noqa: S105 - a throwaway server's password
+EXPORTER_PASSWORD = "pp-exporter-pw"  # noqa: S105 - a throwaway server's password
 # Tests stop a server at once: no drain unless the test asks for one.
 TEST_ENV = {"PINGPONG_DRAIN_SECONDS": "0"}
 
@@ -82,14 +83,27 @@ def storage_redis(tmp_path: Path) -> Iterator[RedisTopology]:
 
 @pytest.fixture
 def storage_rediss(tmp_path: Path) -> Iterator[RedisTopology]:
-    """TLS only, with an ACL user and a password, verified against a throwaway CA."""
+    """TLS only, verified against a throwaway CA, with production's ACL users
+    (deploy/terraform/redis-acl): the service runs as the restricted
+    ``pingpong``, and a test that made it run a command or touch a key outside
+    its rules fails here, with Redis' ACL LOG."""
     certificates = make_certificates(tmp_path / "tls")
+    users = {
+        "pingpong": (REDISS_PASSWORD, terraform_access("service")),
+        "pingpong-exporter": (EXPORTER_PASSWORD, terraform_access("exporter")),
+    }
     server = RedisServer(
-        workdir=tmp_path / "redis", tls=certificates, username="pingpong", password=REDISS_PASSWORD
+        workdir=tmp_path / "redis",
+        tls=certificates,
+        username="pingpong",
+        password=REDISS_PASSWORD,
+        acl_users=users,
     ).start()
     topology = RedisTopology(server, FaultProxy(server.port).start())
     yield topology
+    refused = server.acl_log() if server.running() else ""
     topology.stop()
+    assert refused == "", f"the service user was refused (ACL LOG):\n{refused}"
 
 
 @pytest.fixture

@@ -1,5 +1,10 @@
 """One redis-server (Debian's) on a loopback port: plain, with a password, or TLS only.
 
+With ``acl_users`` it runs the ACL users production runs (the access strings
+terraform gives ElastiCache, ``deploy/terraform/redis-acl/*.acl``), the default
+user off, plus an unrestricted ``toolkit`` user for ``cli()`` (what an operator
+types: ``ACL LOG``, ``CLIENT PAUSE``).
+
 ``kill()``, ``restart()`` (same port, same settings) and ``pause()`` /
 ``resume()`` (SIGSTOP / SIGCONT) are the faults a test injects.
 """
@@ -8,7 +13,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +24,18 @@ from pingpong_toolkit.ports import HOST, free_port
 from pingpong_toolkit.processes import Process
 from pingpong_toolkit.tls import Certificates
 from pingpong_toolkit.waiting import eventually
+
+ACL_FILES = Path(__file__).resolve().parents[2] / "deploy" / "terraform" / "redis-acl"
+TOOLKIT_USER = "toolkit"
+
+
+def terraform_access(name: str) -> list[str]:
+    """The ACL rules of ``deploy/terraform/redis-acl/<name>.acl`` (one access
+    string, as ElastiCache takes it and ``ACL SETUSER`` does)."""
+    path = ACL_FILES / f"{name}.acl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no ACL file {path}: the toolkit runs from the repository")
+    return path.read_text().split()
 
 
 class RedisServer:
@@ -34,10 +51,13 @@ class RedisServer:
         tls: Certificates | None = None,
         workdir: Path | None = None,
         prefix: Sequence[str] = (),
+        acl_users: Mapping[str, tuple[str, Sequence[str]]] | None = None,
     ) -> None:
         """``username`` (with ``password``): an ACL user that may touch only
-        ``pp:*`` keys, the default user off. ``tls``: TLS on ``port``, no plain
-        port at all. ``prefix``: argv before redis-server (``taskset -c 1``)."""
+        ``pp:*`` keys, the default user off; or, named in ``acl_users``
+        (``name -> (password, rules)``), a user with exactly those rules (the
+        client's and the URL's). ``tls``: TLS on ``port``, no plain port at
+        all. ``prefix``: argv before redis-server (``taskset -c 1``)."""
         self.port = port or free_port()
         self.args = list(args)
         self.password = password
@@ -45,6 +65,10 @@ class RedisServer:
         self.tls = tls
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"redis-{self.port}-"))
         self.prefix = list(prefix)
+        self.acl_users = dict(acl_users or {})
+        if self.acl_users and (username not in self.acl_users or password is None):
+            raise ValueError("with acl_users, username and password name one of them")
+        self.toolkit_password = f"toolkit-{self.port}-{id(self)}"
         self.process: Process | None = None
 
     @property
@@ -70,7 +94,12 @@ class RedisServer:
             argv += ["--port", "0", "--tls-port", str(self.port),
                      "--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key),
                      "--tls-ca-cert-file", str(tls.ca), "--tls-auth-clients", "no"]  # fmt: skip
-        if self.password is not None and self.username is not None:
+        if self.acl_users:
+            argv += ["--user", "default", "off", "--user", TOOLKIT_USER, "on",
+                     f">{self.toolkit_password}", "~*", "&*", "+@all"]  # fmt: skip
+            for name, (password, rules) in self.acl_users.items():
+                argv += ["--user", name, "on", f">{password}", *rules]
+        elif self.password is not None and self.username is not None:
             user = [self.username, "on", f">{self.password}", "~pp:*", "+@all"]
             argv += ["--user", "default", "off", "--user", *user]
         elif self.password is not None:
@@ -95,6 +124,10 @@ class RedisServer:
             settings.update(ssl=True, ssl_ca_certs=str(self.tls.ca))
         return redis.Redis(**{**settings, **options})  # type: ignore[arg-type]
 
+    def acl_log(self) -> str:
+        """``ACL LOG``: every command or key an ACL user was refused (empty: none)."""
+        return self.cli("ACL", "LOG")
+
     def ping(self) -> bool:
         with self.client(socket_timeout=1) as client:
             return bool(client.ping())
@@ -102,7 +135,9 @@ class RedisServer:
     def cli(self, *command: str) -> str:
         """redis-cli's answer, stripped (what a person would type)."""
         argv = [require("redis-cli"), "-h", HOST, "-p", str(self.port)]
-        if self.password is not None:
+        if self.acl_users:
+            argv += ["--no-auth-warning", "--user", TOOLKIT_USER, "--pass", self.toolkit_password]
+        elif self.password is not None:
             argv += ["--no-auth-warning", "--pass", self.password]
             if self.username is not None:
                 argv += ["--user", self.username]

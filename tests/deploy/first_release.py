@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from pingpong_toolkit.commands import run
 from .helpers import REPO, blocks, environment, resources, terraform_name
 
 GUIDE = REPO / "docs" / "deploy.md"
+MONITORING_RENDERER = "deploy/monitoring/kube-prometheus-stack/generate.py"
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,19 @@ class World:
     aws_secrets_with_value: set[str] = field(default_factory=set)
     signed_repositories: set[str] = field(default_factory=set)
     enforced_patterns: list[str] = field(default_factory=list)
+    # Namespaces an Enforce verifyImages policy guards (Kyverno Policy: its own).
+    enforced_namespaces: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
+    # Directories a step wrote (generate.py --render DIR), where the walk put them.
+    scratch: Path = REPO
+    rendered: dict[str, Path] = field(default_factory=dict)
+
+    def path(self, name: str) -> Path:
+        """A path a command names: in a directory an earlier step rendered, or the repo's."""
+        for target, where in self.rendered.items():
+            if name == target or name.startswith(target.rstrip("/") + "/"):
+                return where / name[len(target) :].lstrip("/")
+        return REPO / name
 
     def has(self, kind: str, namespace: str, name: str) -> bool:
         return (kind, namespace, name) in self.objects or (kind, "", name) in self.objects
@@ -170,13 +184,22 @@ def helm_install(world: World, argv: list[str]) -> None:
     world.ingress_classes |= made.ingress_classes
 
 
-def render(argv: list[str]) -> list[dict[str, Any]]:
+def render_monitoring(world: World, argv: list[str]) -> None:
+    """generate.py --render DIR: deploy/monitoring with the environment's
+    values filled in, run for real (into scratch space) so that later steps
+    read what the guide's would."""
+    target = argv[argv.index("--render") + 1]
+    world.rendered[target] = world.scratch / "rendered" / target
+    run([sys.executable, str(REPO / MONITORING_RENDERER), "--render", str(world.rendered[target])])
+
+
+def render(world: World, argv: list[str]) -> list[dict[str, Any]]:
     """What a kubectl apply of -f FILE, -k DIR or a kustomize pipe applies."""
     if "-k" in argv:
         target = argv[argv.index("-k") + 1]
-        text = run(["kubectl", "kustomize", str(REPO / target)]).stdout
+        text = run(["kubectl", "kustomize", str(world.path(target))]).stdout
     else:
-        text = (REPO / argv[argv.index("-f") + 1]).read_text()
+        text = world.path(argv[argv.index("-f") + 1]).read_text()
     return [d for d in yaml.safe_load_all(text) if d]
 
 
@@ -192,6 +215,7 @@ def apply(world: World, docs: list[dict[str, Any]], where: str) -> None:
                 for verify in rule.get("verifyImages", []):
                     if verify.get("failureAction") == "Enforce":
                         world.enforced_patterns += verify["imageReferences"]
+                        world.enforced_namespaces.add(meta.get("namespace", ""))
     for doc in docs:
         check_references(world, doc, where)
 
@@ -251,7 +275,7 @@ def check_references(world: World, doc: dict[str, Any], where: str) -> None:
                     world.has(value["kind"], ns, value["name"]), f"{value['kind']} {value['name']}"
                 )
             elif key == "image" and isinstance(value, str):
-                check_image(world, value, label)
+                check_image(world, value, label, ns)
             elif (
                 re.search(r"(Ref|Service|ClassName|Names?)$", key)
                 and key not in KNOWN_NON_REFERENCES
@@ -265,16 +289,26 @@ def check_references(world: World, doc: dict[str, Any], where: str) -> None:
 KNOWN_NON_REFERENCES = {"ingressClassName", "containerName", "clusterName", "jobName"}
 
 
-def check_image(world: World, image: str, label: str) -> None:
+def check_image(world: World, image: str, label: str, namespace: str) -> None:
+    """In a namespace an Enforce policy guards, every image of every workload
+    and Job is checked by it (none slips past its imageReferences), signed
+    by our pipeline, and pinned by digest (a tag can be pushed again
+    elsewhere; the digest is what was signed)."""
+    if namespace not in world.enforced_namespaces:
+        return
     repo = image.split("@")[0].rsplit(":", 1)[0]
     enforced = any(
         re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), image)
         for p in world.enforced_patterns
     )
-    if enforced and repo not in world.signed_repositories:
+    if not enforced:
+        world.problems.append(f"{label}: image {image} is not checked by any Enforce policy")
+    elif repo not in world.signed_repositories:
         world.problems.append(
             f"{label}: image {image} is checked by an Enforce policy but unsigned"
         )
+    if not re.search(r"@sha256:[0-9a-f]{64}$", image):
+        world.problems.append(f"{label}: image {image} is not pinned by digest")
 
 
 def sign(world: World) -> None:

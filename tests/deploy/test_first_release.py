@@ -17,12 +17,14 @@ import yaml
 from .first_release import (
     GUIDE,
     LOCAL_COMMANDS,
+    MONITORING_RENDERER,
     World,
     apply,
     commands,
     deploy,
     helm_install,
     render,
+    render_monitoring,
     sign,
     split,
     terraform_apply,
@@ -48,7 +50,7 @@ def monitoring_needs(world: World, argv: list[str]) -> None:
     storageSpec.volumeClaimTemplate; Alertmanager webhook_configs)."""
     values = [argv[i + 1] for i, a in enumerate(argv) if a == "-f"]
     for path in values:
-        text = (REPO / path).read_text()
+        text = world.path(path).read_text()
         for name in re.findall(r"storageClassName:\s*(\S+)", text):
             if not world.has("StorageClass", "", name):
                 world.problems.append(
@@ -80,17 +82,20 @@ def step(world: World, hcl: dict[str, dict[str, Any]], command: str, where: str)
             monitoring_needs(world, argv)
         return
     if head == "kubectl" and "kustomize" in argv and "apply" in argv:
-        docs = render(["-k", argv[argv.index("kustomize") + 1]])
+        docs = render(world, ["-k", argv[argv.index("kustomize") + 1]])
         apply(world, bootstrap(docs, True), where)
         return
     if head == "kubectl" and argv[1] == "apply":
-        apply(world, render(argv), where)
+        apply(world, render(world, argv), where)
         return
     if head == "deploy/k8s/deploy.sh":
         apply(world, bootstrap(deploy(world), False), where)
         return
     if head == "scripts/ci-push-attest.sh":
         sign(world)
+        return
+    if argv[:2] == ["python3", MONITORING_RENDERER]:
+        render_monitoring(world, argv)
         return
     if head in ("scripts/ci-build.sh", "scripts/ci-sbom.sh"):
         return
@@ -100,8 +105,8 @@ def step(world: World, hcl: dict[str, dict[str, Any]], command: str, where: str)
 
 
 @pytest.fixture(scope="module")
-def walked(hcl: dict[str, dict[str, Any]]) -> World:
-    world = World()
+def walked(hcl: dict[str, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> World:
+    world = World(scratch=tmp_path_factory.mktemp("walk"))
     for section, command in commands():
         for part in command.split(" && "):
             step(world, hcl, part.strip(), section)
@@ -181,3 +186,37 @@ def test_every_tool_a_job_calls_is_in_its_runner() -> None:
         for tool in ("skopeo", "docker", "cosign", "cyclonedx-py"):
             if re.search(rf"(^|[\s(]){tool}\s", text):
                 assert tool in hosted | {"cosign", "cyclonedx-py"}, (script, tool)
+
+
+@pytest.mark.parametrize(
+    ("image", "problem"),
+    [
+        ("curlimages/curl:8.11.1", "unsigned"),
+        ("{registry}/pingpong:abc", "not pinned by digest"),
+    ],
+)
+def test_an_unsigned_or_tag_only_image_in_a_job_fails_the_walk(
+    walked: World, image: str, problem: str
+) -> None:
+    """The walk's image check on its own: once the Kyverno policy guards the
+    namespace, a smoke Job (or any pod template) that runs an image our
+    pipeline did not sign, or one by tag only, is a problem of the walk."""
+    env = environment()
+    registry = f"{env['AWS_ACCOUNT_ID']}.dkr.ecr.{env['AWS_REGION']}.amazonaws.com"
+    container = {"name": "smoke", "image": image.format(registry=registry)}
+    job = {"spec": {"template": {"spec": {"containers": [container]}}}}
+    template = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": "other-smoke", "namespace": "pingpong"},
+        "spec": {"metrics": [{"name": "smoke", "provider": {"job": job}}]},
+    }
+    world = World(
+        crds=set(walked.crds),
+        objects=dict(walked.objects),
+        signed_repositories=set(walked.signed_repositories),
+        enforced_patterns=list(walked.enforced_patterns),
+        enforced_namespaces=set(walked.enforced_namespaces),
+    )
+    apply(world, [template], "a later step")
+    assert [p for p in world.problems if problem in p and "other-smoke" in p], world.problems

@@ -233,22 +233,6 @@ def test_deployers_may_apply_what_deploy_sh_applies_and_no_more(
         assert not find_all(docs, "ClusterRole")
 
 
-# -- topology spread per version -------------------------------------------
-
-
-@pytest.mark.parametrize("overlay", ["prod", "prod-bluegreen"])
-def test_topology_spread_counts_each_version_alone(
-    rendered: dict[str, list[dict[str, Any]]], overlay: str
-) -> None:
-    """Kubernetes docs, "Pod Topology Spread Constraints": matchLabelKeys adds
-    the incoming pod's values of those labels to the selector, so blue's pods
-    do not count against green's skew. Argo labels pods
-    rollouts-pod-template-hash."""
-    spec = workload(rendered[overlay])["spec"]["template"]["spec"]
-    for constraint in spec["topologySpreadConstraints"]:
-        assert "rollouts-pod-template-hash" in constraint["matchLabelKeys"]
-
-
 # -- capacity for the surge ------------------------------------------------
 
 

@@ -9,11 +9,16 @@ the test asks for ``check=False``. docs/monitoring.md says how to install them.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import re
 import shlex
+import shutil
+import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from pingpong_toolkit.commands import require
+from pingpong_toolkit.commands import require, run
 from pingpong_toolkit.processes import Process
 from pingpong_toolkit.waiting import wait_until
 
@@ -129,12 +134,30 @@ def helm_values(release: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for flag, arg in itertools.pairwise(words):
         if flag in ("-f", "--values"):
-            _merge(values, yaml.safe_load((REPO / arg).read_text()))
+            _merge(values, yaml.safe_load(guide_path(arg).read_text()))
         elif flag in ("--set-file", "--set"):
             key, _, value = arg.partition("=")
-            text = (REPO / value).read_text() if flag == "--set-file" else value
+            text = guide_path(value).read_text() if flag == "--set-file" else value
             _merge(values, _nested(key.split("."), text))
     return values
+
+
+def guide_path(name: str) -> Path:
+    """A file a command of docs/deploy.md names. Under the directory the
+    guide's ``generate.py --render DIR`` writes, it is that step's output."""
+    target = re.search(r"generate\.py --render (\S+)", DEPLOY_DOC.read_text())
+    if target and name.startswith(f"{target.group(1)}/"):
+        return _rendered_monitoring() / name[len(target.group(1)) + 1 :]
+    return REPO / name
+
+
+@cache
+def _rendered_monitoring() -> Path:
+    """deploy/monitoring rendered with the environment, once per session."""
+    out = Path(tempfile.mkdtemp(prefix="pingpong-monitoring-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    run([sys.executable, str(KPS / "generate.py"), "--render", str(out)])
+    return out
 
 
 def _nested(path: list[str], value: object) -> dict[str, Any]:

@@ -145,12 +145,13 @@ def test_every_chart_alert_reaches_a_receiver_that_exists(alert: str, severity: 
 
 
 def topic_names() -> set[str]:
-    """SNS topics the CloudWatch module creates, named as in the default stack."""
+    """SNS topics the CloudWatch module creates, named with the placeholder
+    alertmanager.yml uses for terraform's var.name (STACK_NAME)."""
     text = "\n".join(p.read_text() for p in mh.CLOUDWATCH_MODULE.glob("*.tf"))
     names = re.findall(
         r'resource "aws_sns_topic" "\w+" \{\n\s*name\s*=\s*"\$\{var.name\}-([\w-]+)"', text
     )
-    return {f"pingpong-{n}" for n in names}
+    return {f"${{STACK_NAME}}-{n}" for n in names}
 
 
 def test_every_receiver_resolves() -> None:
@@ -160,7 +161,8 @@ def test_every_receiver_resolves() -> None:
     Identity), or is the explicit "null" receiver with no integration."""
     config = yaml.safe_load(mh.ALERTMANAGER_CONFIG.read_text())
     topics = topic_names()
-    assert {"pingpong-alarms", "pingpong-tickets", "pingpong-heartbeat"} <= topics
+    expected = {f"${{STACK_NAME}}-{n}" for n in ("alarms", "tickets", "heartbeat")}
+    assert expected <= topics
     used = set()
     for receiver in config["receivers"]:
         integrations = {k for k in receiver if k.endswith("_configs")}
@@ -172,7 +174,7 @@ def test_every_receiver_resolves() -> None:
             topic = sns["topic_arn"].rsplit(":", 1)[1]
             assert topic in topics, f"{receiver['name']}: no SNS topic {topic} in terraform"
             used.add(topic)
-    assert used == {"pingpong-alarms", "pingpong-tickets", "pingpong-heartbeat"}
+    assert used == expected
 
 
 @pytest.fixture(scope="module")

@@ -170,7 +170,7 @@ def test_a_dead_alerting_pipeline_pages_through_cloudwatch() -> None:
     ]
     receivers = {r["name"]: r for r in config["receivers"]}
     (sns,) = receivers[watchdog["receiver"]]["sns_configs"]
-    assert sns["topic_arn"].endswith(":pingpong-heartbeat")
+    assert sns["topic_arn"].endswith(":${STACK_NAME}-heartbeat")
     heartbeat = _alarm("alerting_heartbeat")
     assert 'namespace           = "AWS/SNS"' in heartbeat
     assert 'metric_name         = "NumberOfMessagesPublished"' in heartbeat
