@@ -13,6 +13,7 @@ per connection, as the non-interactive mode of the API expects.
 from __future__ import annotations
 
 import csv
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -27,20 +28,29 @@ from pingpong_toolkit.processes import Process
 from pingpong_toolkit.waiting import eventually
 
 # The load shedding in front of each replica's queue (HAProxy configuration manual,
-# "maxconn" and "maxqueue" server options, "timeout queue"): at most SERVER_MAXCONN
-# requests at a replica at once (the app's max_in_flight default: the 0.1 s SLO x
-# ~2,500 decisions a second on Redis); the excess waits in HAProxy's queue at most
+# server option "maxconn", "timeout queue"): at most SERVER_MAXCONN requests at a
+# replica at once, half the app's max_in_flight default (what waits in the
+# replica's loop counts here: 128 / ~2,500 decisions a second on Redis is a mean
+# wait of half the 0.1 s SLO); the excess waits in HAProxy's queue at most
 # QUEUE_TIMEOUT_MS, then gets ERRORS/503.http, the app's own shed answer.
-SERVER_MAXCONN = 256
+SERVER_MAXCONN = 128
 QUEUE_TIMEOUT_MS = 2
 ERRORS = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "haproxy" / "errors"
+SHED_LOG = re.compile(
+    r"^shed (?P<status>\d+) (?P<queued>-?\d+) (?P<active>\d+) (?P<state>\S+)$", re.M
+)
 BALANCER = """
 global
     stats socket {socket} mode 600 level admin
     maxconn 4096
+    log stdout format raw local0
 
 defaults
     mode http
+    log global
+    # Only what ended abnormally (a queue timeout's 503 is "sQ"), in ms: SHED_LOG.
+    option dontlog-normal
+    log-format "shed %ST %Tw %Ta %tsc"
     timeout connect 1s
     timeout client 30s
     timeout server 30s
@@ -281,6 +291,10 @@ class Balancer:
         url = f"http://127.0.0.1:{port}"
         return cls(haproxy, url, f"http://127.0.0.1:{stats_port}/metrics")
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
     def status(self) -> dict[str, str]:
         """Server name -> UP / DOWN / ... from ``show stat``."""
         return self.haproxy.api.status()
@@ -295,6 +309,16 @@ class Balancer:
                 if family.name == f"haproxy_{level}_connection_errors":
                     errors[level] += sum(sample.value for sample in family.samples)
         return int(errors["backend"] - errors["server"])
+
+    def shed_times(self) -> list[float]:
+        """Seconds each request HAProxy refused itself spent in it, from its
+        receipt to the 503 (the %Ta timer of its log): the balancer's share of
+        a 503's latency, apart from the client's own and its CPU's."""
+        return [
+            int(match["active"]) / 1000
+            for match in SHED_LOG.finditer(self.haproxy.process.output())
+            if match["state"].startswith("sQ")
+        ]
 
     def stop(self) -> None:
         self.haproxy.stop()

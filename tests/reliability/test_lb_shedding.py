@@ -40,12 +40,13 @@ SECONDS = 3.0
 
 
 def test_the_shipped_config_sheds_with_the_apps_bound() -> None:
-    """maxconn per server is the app's max_in_flight (one worker a replica in
-    compose), the queue waits QUEUE_TIMEOUT_MS, and the 503 is errors/503.http:
-    the same three in the toolkit's config, so tests and bench measure this one."""
+    """maxconn per server is half the app's max_in_flight (one worker a replica
+    in compose: the mean wait of half the SLO), the queue waits QUEUE_TIMEOUT_MS,
+    and the 503 is errors/503.http: the same three in the toolkit's config, so
+    tests and bench measure this one."""
     config = SHIPPED.read_text()
     servers = re.findall(r"^\s*default-server .*\bmaxconn (\d+)", config, re.M)
-    assert [int(n) for n in servers] == [SERVER_MAXCONN] == [Settings().max_in_flight]
+    assert [int(n) for n in servers] == [SERVER_MAXCONN] == [Settings().max_in_flight // 2]
     assert re.findall(r"^\s*timeout queue (\d+)ms$", config, re.M) == [str(QUEUE_TIMEOUT_MS)]
     errorfile = re.search(r"^\s*errorfile 503 (\S+)$", config, re.M)
     assert errorfile and (SHIPPED.parent / errorfile.group(1)) == ERRORS / "503.http"
@@ -81,6 +82,7 @@ def test_excess_requests_get_the_balancers_503_without_reaching_the_replica(
             seen = refused_answer(balancer.url)
             samples = load.join(SECONDS + 10)
         counted = balancer.shed() - 1  # and the one seen here
+        logged = len(balancer.shed_times()) - 1
         after = httpx.get(balancer.url + "/ping").status_code  # the load gone: served again
     finally:
         balancer.stop()
@@ -105,6 +107,7 @@ def test_excess_requests_get_the_balancers_503_without_reaching_the_replica(
     assert len(admitted) <= bound, (len(admitted), bound)
     assert len(admitted) >= 0.7 * bound  # the slots were used: the replica was the limit
     assert counted == len(refused)  # HAProxy's Prometheus metrics count each one
+    assert logged == len(refused)  # and its log has each, as a queue timeout (sQ)
     # Refused while queued (at most QUEUE_TIMEOUT_MS), never after waiting for a slot.
     assert all(s.latency < DELAY / 2 for s in refused), max(s.latency for s in refused)
     # The replica served exactly what HAProxy admitted, and shed nothing itself.
