@@ -74,6 +74,7 @@ frontend stats
 backend replicas
     balance roundrobin
     errorfiles pingpong-errors
+    http-response del-header server
     option httpchk GET /readyz
     http-check expect status 200
     http-response set-header X-Server %[srv_name]
