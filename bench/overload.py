@@ -111,13 +111,11 @@ def measure(logs: Path, seconds: int, connections: int, maxconn: int | None) -> 
     """Capacity straight to the replica, then the probe idle and under 3x, to the
     replica or (with ``maxconn``) through HAProxy bounding it to that many requests."""
     server = start(PINGPONG, "memory://", logs)
-    balancer = (
-        Balancer.start(logs / "haproxy", {"pingpong": server.port}, maxconn=maxconn)
-        if maxconn
-        else None
-    )
-    port = balancer.port if balancer else server.port
+    balancer: Balancer | None = None
     try:
+        if maxconn:
+            balancer = Balancer.start(logs / "haproxy", {"pingpong": server.port}, maxconn=maxconn)
+        port = balancer.port if balancer else server.port
         capacity_run = wrk.run(server.url, seconds)
         capacity = (capacity_run.requests - capacity_run.non2xx) / capacity_run.seconds
         idle = summary(probe(port, seconds))
