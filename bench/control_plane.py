@@ -82,7 +82,7 @@ def import_file(admin: str, count: int, logs: Path) -> float:
             "reason": "bulk"}  # fmt: skip
     source.write_text("".join(json.dumps({**line, "key": key(i)}) + "\n" for i in range(count)))
     base = admin.removesuffix("/admin/v1")
-    command = [sys.executable, "-m", "pingpong.cli", "admin", "import", str(source),
+    command = [sys.executable, "-m", "pingpong", "admin", "import", str(source),
                "--url", base, "--token", TOKEN, "--timeout", "60"]  # fmt: skip
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
