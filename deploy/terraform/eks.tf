@@ -37,6 +37,10 @@ module "eks" {
     eks-pod-identity-agent = { before_compute = true }
     # Resource metrics for the HorizontalPodAutoscaler.
     metrics-server = {}
+    # Node health conditions (kernel, networking, storage, container runtime)
+    # that node auto repair acts on (EKS user guide, "Detect node health
+    # issues with the EKS node monitoring agent").
+    eks-node-monitoring-agent = {}
   }
 
   eks_managed_node_groups = {
@@ -47,6 +51,11 @@ module "eks" {
       min_size     = var.node_min_size
       max_size     = local.node_max_size
       desired_size = var.node_min_size
+
+      # EKS replaces (or reboots) a node that stays unhealthy (EKS user
+      # guide, "Automatically repair nodes in EKS clusters"); its pods wait
+      # Pending for Karpenter meanwhile. No scaling policy grows the group.
+      node_repair_config = { enabled = true }
 
       # Nodes pull the pingpong image (and nothing else) from ECR.
       iam_role_additional_policies = {
