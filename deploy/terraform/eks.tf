@@ -89,18 +89,14 @@ module "aws_lb_controller_pod_identity" {
 
   name                            = "${local.name}-aws-lb-controller"
   attach_aws_lb_controller_policy = true
-  # Confused-deputy guard, as in modules/pod-identity-role.
-  trust_policy_conditions = [{
-    test     = "StringEquals"
-    variable = "aws:SourceAccount"
-    values   = [data.aws_caller_identity.current.account_id]
-  }]
+  # This account, cluster and service account only (modules/pod-identity-trust).
+  trust_policy_conditions = module.pod_identity_trust["aws-lb-controller"].conditions
 
   associations = {
     this = {
       cluster_name    = module.eks.cluster_name
-      namespace       = "kube-system"
-      service_account = "aws-load-balancer-controller"
+      namespace       = module.pod_identity_trust["aws-lb-controller"].namespace
+      service_account = module.pod_identity_trust["aws-lb-controller"].service_account
     }
   }
 }

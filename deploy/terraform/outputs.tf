@@ -75,17 +75,17 @@ output "alarm_topic_arn" {
 
 output "alertmanager_role_arn" {
   description = "IAM role of Alertmanager (Pod Identity, monitoring/alertmanager): publish to the alarm topic."
-  value       = module.alertmanager_pod_identity.iam_role_arn
+  value       = module.pod_identity["alertmanager"].iam_role_arn
 }
 
 output "argo_rollouts_role_arn" {
   description = "IAM role of the Argo Rollouts controller (Pod Identity): target-group verification."
-  value       = module.argo_rollouts_pod_identity.iam_role_arn
+  value       = module.pod_identity["argo-rollouts"].iam_role_arn
 }
 
 output "external_secrets_role_arn" {
   description = "IAM role of External Secrets Operator (Pod Identity): read the Redis secret."
-  value       = module.external_secrets_pod_identity.iam_role_arn
+  value       = module.pod_identity["external-secrets"].iam_role_arn
 }
 
 output "karpenter_queue_name" {
@@ -100,7 +100,7 @@ output "node_group_max_size" {
 
 output "kyverno_role_arn" {
   description = "IAM role of Kyverno's admission controller (Pod Identity): read signatures from ECR, the signing key from KMS."
-  value       = module.kyverno_pod_identity.iam_role_arn
+  value       = module.pod_identity["kyverno"].iam_role_arn
 }
 
 output "deploy_runner_repository_url" {

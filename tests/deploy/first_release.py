@@ -22,7 +22,7 @@ import yaml
 
 from pingpong_toolkit.commands import run
 
-from .helpers import REPO, blocks, environment, resources, terraform_name
+from .helpers import REPO, environment, pod_identities, resources, terraform_name
 
 GUIDE = REPO / "docs" / "deploy.md"
 MONITORING_RENDERER = "deploy/monitoring/kube-prometheus-stack/generate.py"
@@ -156,13 +156,8 @@ def commands(guide: Path = GUIDE) -> list[tuple[str, str]]:
 
 
 def terraform_apply(world: World, hcl: dict[str, dict[str, Any]]) -> None:
-    for module in blocks(hcl, "module").values():
-        if "service_account" in module:
-            world.aws_identities.add((module["namespace"], module["service_account"]))
-        for assoc in (
-            (module.get("associations") or [{}])[0].values() if module.get("associations") else []
-        ):
-            world.aws_identities.add((assoc["namespace"], assoc["service_account"]))
+    for identity in pod_identities(hcl).values():
+        world.aws_identities.add((identity["namespace"], identity["service_account"]))
     secrets = resources(hcl, "aws_secretsmanager_secret")
     given = {v["secret_id"] for v in resources(hcl, "aws_secretsmanager_secret_version").values()}
     for key, secret in secrets.items():

@@ -123,6 +123,14 @@ def blocks(hcl: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
     return found
 
 
+def pod_identities(hcl: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every service account that gets an AWS role through EKS Pod Identity,
+    by key: ours (local.pod_identities, with its policy) and the ones
+    registry modules make roles for (local.registry_pod_identities)."""
+    found = blocks(hcl, "locals")
+    return {**one(found["registry_pod_identities"]), **one(found["pod_identities"])}
+
+
 def resources(hcl: dict[str, dict[str, Any]], rtype: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for doc in hcl.values():
