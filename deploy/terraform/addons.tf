@@ -19,11 +19,6 @@ locals {
       service_account = "alertmanager"
       policy_json     = data.aws_iam_policy_document.alertmanager.json
     }
-    external-secrets = {
-      namespace       = "external-secrets"
-      service_account = "external-secrets"
-      policy_json     = data.aws_iam_policy_document.external_secrets.json
-    }
     kyverno = {
       namespace       = "kyverno"
       service_account = "kyverno-admission-controller"
@@ -83,24 +78,6 @@ data "aws_iam_policy_document" "alertmanager" {
     sid       = "UseTheTopicKey"
     actions   = ["kms:GenerateDataKey*", "kms:Decrypt"]
     resources = [module.alarms.kms_key_arn]
-  }
-}
-
-
-# External Secrets Operator reads the Redis URL secret (secrets.tf) for the
-# ExternalSecret pingpong-storage and the redis_exporter's password, and the
-# admin token digests for pingpong-admin-tokens.
-data "aws_iam_policy_document" "external_secrets" {
-  statement {
-    sid       = "ReadThePingpongSecrets"
-    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-    resources = [aws_secretsmanager_secret.redis.arn, aws_secretsmanager_secret.redis_exporter.arn, aws_secretsmanager_secret.admin_tokens.arn]
-  }
-
-  statement {
-    sid       = "DecryptTheRedisSecret"
-    actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.secrets.arn]
   }
 }
 
@@ -220,7 +197,7 @@ resource "aws_eks_addon" "ebs_csi" {
 
   pod_identity_association {
     role_arn        = module.ebs_csi_pod_identity.iam_role_arn
-    service_account = module.pod_identity_trust["ebs-csi"].service_account
+    service_account = "ebs-csi-controller-sa"
   }
 }
 
@@ -233,11 +210,6 @@ moved {
 moved {
   from = module.alertmanager_pod_identity
   to   = module.pod_identity["alertmanager"]
-}
-
-moved {
-  from = module.external_secrets_pod_identity
-  to   = module.pod_identity["external-secrets"]
 }
 
 moved {

@@ -20,6 +20,10 @@ module "eks" {
   endpoint_public_access_cidrs = var.cluster_endpoint_public_access_cidrs
   endpoint_private_access      = true
 
+  # The IAM OIDC provider of the cluster: each namespace's SecretStore
+  # assumes its role with a service account token (secrets.tf).
+  enable_irsa = true
+
   authentication_mode                      = "API"
   enable_cluster_creator_admin_permissions = true
   enabled_log_types                        = ["api", "audit", "authenticator", "controllerManager", "scheduler"]

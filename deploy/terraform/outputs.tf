@@ -83,9 +83,9 @@ output "argo_rollouts_role_arn" {
   value       = module.pod_identity["argo-rollouts"].iam_role_arn
 }
 
-output "external_secrets_role_arn" {
-  description = "IAM role of External Secrets Operator (Pod Identity): read the Redis secret."
-  value       = module.pod_identity["external-secrets"].iam_role_arn
+output "secret_reader_role_arns" {
+  description = "IAM role of each namespace's SecretStore (IRSA, its own service account): read that namespace's secrets."
+  value       = { for k, m in module.secret_reader : k => m.iam_role_arn }
 }
 
 output "karpenter_queue_name" {

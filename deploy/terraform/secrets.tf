@@ -68,3 +68,38 @@ resource "aws_secretsmanager_secret_version" "admin_tokens" {
   secret_id     = aws_secretsmanager_secret.admin_tokens.id
   secret_string = join("\n", var.admin_token_digests)
 }
+
+# Who reads which secret: each namespace's SecretStore authenticates as a
+# service account of its own (auth.jwt.serviceAccountRef) whose role reads
+# that namespace's secrets and nothing else. External Secrets Operator itself
+# has no AWS identity: a SecretStore without auth gets no credentials, so no
+# namespace that may create a SecretStore can borrow another's access (ESO
+# docs, "AWS Access" and "Security Best Practices"; the Kyverno policy
+# deploy/k8s/policies/restrict-secret-stores.yaml refuses such a store).
+locals {
+  secret_readers = {
+    pingpong = {
+      namespace       = "pingpong"
+      service_account = "pingpong-secrets"
+      secrets         = [aws_secretsmanager_secret.redis.arn, aws_secretsmanager_secret.admin_tokens.arn]
+    }
+    monitoring = {
+      namespace       = "monitoring"
+      service_account = "redis-exporter-secrets"
+      secrets         = [aws_secretsmanager_secret.redis_exporter.arn]
+    }
+  }
+}
+
+module "secret_reader" {
+  source   = "./modules/secret-reader-role"
+  for_each = local.secret_readers
+
+  name              = "${local.name}-secrets-${each.key}"
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  oidc_provider     = module.eks.oidc_provider
+  namespace         = each.value.namespace
+  service_account   = each.value.service_account
+  secret_arns       = each.value.secrets
+  kms_key_arn       = aws_kms_key.secrets.arn
+}

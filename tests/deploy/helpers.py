@@ -199,3 +199,24 @@ def ecr_image(tag: str) -> str:
     env = environment()
     registry = f"{env['AWS_ACCOUNT_ID']}.dkr.ecr.{env['AWS_REGION']}.amazonaws.com"
     return f"{registry}/{env['STACK_NAME']}:{tag}"
+
+
+def secret_readers(hcl: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The IRSA roles that read Secrets Manager for one namespace's
+    SecretStore (local.secret_readers, module secret_reader), by role name as
+    applied: namespace, service account and the secret names it may read."""
+    name = blocks(hcl, "module")["secret_reader"]["name"]
+    secrets = resources(hcl, "aws_secretsmanager_secret")
+    found: dict[str, dict[str, Any]] = {}
+    for key, reader in one(blocks(hcl, "locals")["secret_readers"]).items():
+        listed = reader["secrets"]  # norm() unwraps a list of one
+        arns = [
+            re.fullmatch(r"\$\{aws_secretsmanager_secret\.(\w+)\.arn\}", a)
+            for a in ([listed] if isinstance(listed, str) else listed)
+        ]
+        found[terraform_name(name.replace("${each.key}", key))] = {
+            "namespace": reader["namespace"],
+            "service_account": reader["service_account"],
+            "secrets": {terraform_name(secrets[m.group(1)]["name"]) for m in arns if m},
+        }
+    return found

@@ -104,6 +104,8 @@ def test_pod_identity_roles_trust_one_service_account_of_this_cluster(
             == f'${{module.pod_identity_trust["{key}"].conditions}}'
         )
     assert set(pod_identities(hcl)) >= {"karpenter", "aws-lb-controller", "ebs-csi"}
+    addon = one(resources(hcl, "aws_eks_addon")["ebs_csi"]["pod_identity_association"])
+    assert addon["service_account"] == pod_identities(hcl)["ebs-csi"]["service_account"]
 
 
 def test_kyverno_can_read_what_it_verifies(hcl: dict[str, dict[str, Any]]) -> None:
