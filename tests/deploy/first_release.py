@@ -152,7 +152,7 @@ def commands(guide: Path = GUIDE) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     section = ""
     text = guide.read_text()
-    for match in re.finditer(r"^## ([^\n]*)$|^```sh\n(.*?)^```", text, re.M | re.S):
+    for match in re.finditer(r"^## ([^\n]*)$|^ *```sh\n(.*?)^ *```", text, re.M | re.S):
         if match.group(1):
             section = match.group(1)
             continue
@@ -365,13 +365,19 @@ def sign(world: World) -> None:
     )
 
 
-def deploy(world: World) -> list[dict[str, Any]]:
+def deploy(world: World, argv: list[str]) -> list[dict[str, Any]]:
+    """deploy.sh --render-only with the guide's --overlay, if any, and a
+    signed image of our repository."""
     env = environment()
     image = (
         f"{env['AWS_ACCOUNT_ID']}.dkr.ecr.{env['AWS_REGION']}.amazonaws.com/{env['STACK_NAME']}:walk@sha256:"
         + "0" * 64
     )
-    text = run([str(REPO / "deploy/k8s/deploy.sh"), "--render-only", image]).stdout
+    overlay = (
+        argv[argv.index("--overlay") : argv.index("--overlay") + 2] if "--overlay" in argv else []
+    )
+    overlay = [o if o.startswith("-") else str(REPO / o) for o in overlay]
+    text = run([str(REPO / "deploy/k8s/deploy.sh"), *overlay, "--render-only", image]).stdout
     return [d for d in yaml.safe_load_all(text) if d]
 
 

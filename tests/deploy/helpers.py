@@ -30,6 +30,8 @@ TF = REPO / "deploy" / "terraform"
 ADDONS = K8S / "addons"
 MONITORING = REPO / "deploy" / "monitoring"
 OVERLAYS = ("dev", "prod", "prod-bluegreen")
+# Dev runs beside prod, out of the namespace the image policy guards.
+NAMESPACES = {"dev": "pingpong-dev", "prod": "pingpong", "prod-bluegreen": "pingpong"}
 
 
 def captured(pattern: str, text: str, flags: int = 0) -> str:
