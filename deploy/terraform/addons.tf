@@ -99,7 +99,7 @@ data "aws_iam_policy_document" "kyverno" {
   statement {
     sid       = "ReadSignaturesAndAttestations"
     actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:DescribeImages", "ecr:ListImages"]
-    resources = [aws_ecr_repository.app.arn]
+    resources = [aws_ecr_repository.this["app"].arn]
   }
 
   statement {

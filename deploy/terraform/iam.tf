@@ -135,7 +135,7 @@ data "aws_iam_policy_document" "ci_push" {
       "ecr:PutImage",
       "ecr:UploadLayerPart",
     ]
-    resources = [aws_ecr_repository.app.arn]
+    resources = [aws_ecr_repository.this["app"].arn]
   }
 
   # cosign sign --key awskms:///alias/<name>-cosign (Jenkins).

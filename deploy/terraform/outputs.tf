@@ -20,7 +20,7 @@ output "vpc_id" {
 
 output "ecr_repository_url" {
   description = "Where CI pushes the image; the prod overlay's images.newName."
-  value       = aws_ecr_repository.app.repository_url
+  value       = aws_ecr_repository.this["app"].repository_url
 }
 
 output "ci_push_role_arn" {
@@ -55,7 +55,7 @@ output "redis_primary_endpoint" {
 
 output "redis_secret_name" {
   description = "Secrets Manager secret with the Redis URL (ExternalSecret remoteRef key)."
-  value       = aws_secretsmanager_secret.redis.name
+  value       = aws_secretsmanager_secret.this["redis-url"].name
 }
 
 output "node_asg_names" {
@@ -105,5 +105,5 @@ output "kyverno_role_arn" {
 
 output "deploy_runner_repository_url" {
   description = "ECR repository of the deploy job's runner image (deploy/k8s/addons/deploy-runner)."
-  value       = aws_ecr_repository.deploy_runner.repository_url
+  value       = aws_ecr_repository.this["deploy_runner"].repository_url
 }

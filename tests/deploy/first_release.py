@@ -26,9 +26,8 @@ from .helpers import (
     REPO,
     environment,
     pod_identities,
-    resources,
     secret_readers,
-    terraform_name,
+    secrets_manager,
 )
 
 GUIDE = REPO / "docs" / "deploy.md"
@@ -168,11 +167,7 @@ def terraform_apply(world: World, hcl: dict[str, dict[str, Any]]) -> None:
     for identity in pod_identities(hcl).values():
         world.aws_identities.add((identity["namespace"], identity["service_account"]))
     world.secret_readers = secret_readers(hcl)
-    secrets = resources(hcl, "aws_secretsmanager_secret")
-    given = {v["secret_id"] for v in resources(hcl, "aws_secretsmanager_secret_version").values()}
-    for key, secret in secrets.items():
-        if f"${{aws_secretsmanager_secret.{key}.id}}" in given:
-            world.aws_secrets_with_value.add(terraform_name(secret["name"]))
+    world.aws_secrets_with_value |= set(secrets_manager(hcl))
 
 
 def helm_install(world: World, argv: list[str]) -> None:

@@ -203,22 +203,38 @@ def ecr_image(tag: str) -> str:
     return f"{registry}/{env['STACK_NAME']}:{tag}"
 
 
+def secrets_manager(hcl: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The stack's Secrets Manager secrets (local.secrets), by name as
+    applied, each with its value expression; only those that also get a
+    version from the same map (aws_secretsmanager_secret_version) count."""
+    secret = resources(hcl, "aws_secretsmanager_secret")["this"]
+    version = resources(hcl, "aws_secretsmanager_secret_version")["this"]
+    assert secret["for_each"] == version["for_each"] == "${local.secrets}"
+    assert version == {
+        "for_each": "${local.secrets}",
+        "secret_id": "${aws_secretsmanager_secret.this[each.key].id}",
+        "secret_string": "${each.value.value}",
+    }
+    return {
+        terraform_name(secret["name"].replace("${each.key}", key)): value
+        for key, value in one(blocks(hcl, "locals")["secrets"]).items()
+    }
+
+
 def secret_readers(hcl: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The IRSA roles that read Secrets Manager for one namespace's
     SecretStore (local.secret_readers, module secret_reader), by role name as
     applied: namespace, service account and the secret names it may read."""
     name = blocks(hcl, "module")["secret_reader"]["name"]
-    secrets = resources(hcl, "aws_secretsmanager_secret")
     found: dict[str, dict[str, Any]] = {}
     for key, reader in one(blocks(hcl, "locals")["secret_readers"]).items():
         listed = reader["secrets"]  # norm() unwraps a list of one
-        arns = [
-            re.fullmatch(r"\$\{aws_secretsmanager_secret\.(\w+)\.arn\}", a)
-            for a in ([listed] if isinstance(listed, str) else listed)
-        ]
         found[terraform_name(name.replace("${each.key}", key))] = {
             "namespace": reader["namespace"],
             "service_account": reader["service_account"],
-            "secrets": {terraform_name(secrets[m.group(1)]["name"]) for m in arns if m},
+            "secrets": {
+                terraform_name(f"${{local.name}}/{s}")
+                for s in ([listed] if isinstance(listed, str) else listed)
+            },
         }
     return found

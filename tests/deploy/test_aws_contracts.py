@@ -23,7 +23,7 @@ from .helpers import (
     policy_docs,
     resources,
     secret_readers,
-    terraform_name,
+    secrets_manager,
     workload,
 )
 
@@ -119,8 +119,8 @@ def test_redis_url_comes_from_secrets_manager(
         es = find(docs, "ExternalSecret", ref["name"])
         assert es["spec"]["target"]["name"] == ref["name"]
         (data,) = [d for d in es["spec"]["data"] if d["secretKey"] == ref["key"]]
-        secret = resources(hcl, "aws_secretsmanager_secret")["redis"]
-        assert data["remoteRef"]["key"] == terraform_name(secret["name"])
+        assert data["remoteRef"]["key"] == "pingpong/redis-url"
+        assert data["remoteRef"]["key"] in secrets_manager(hcl)
         assert data["remoteRef"]["property"] == "url"
         assert es["spec"]["refreshInterval"]
         find(docs, "SecretStore", es["spec"]["secretStoreRef"]["name"])
@@ -128,10 +128,7 @@ def test_redis_url_comes_from_secrets_manager(
     password = resources(hcl, "random_password")["redis"]
     assert "var.redis_auth_token_version" in json.dumps(password["keepers"])
     # The role of the pingpong namespace's store reads it (test_secret_stores.py).
-    assert (
-        terraform_name(secret["name"])
-        in secret_readers(hcl)["pingpong-secrets-pingpong"]["secrets"]
-    )
+    assert "pingpong/redis-url" in secret_readers(hcl)["pingpong-secrets-pingpong"]["secrets"]
     assert "Rotating the Redis passwords" in (REPO / "docs" / "deploy.md").read_text()
 
 

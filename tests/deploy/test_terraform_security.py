@@ -21,6 +21,7 @@ from .helpers import (
     pod_identities,
     policy_docs,
     resources,
+    secrets_manager,
 )
 
 
@@ -143,11 +144,15 @@ def test_every_secret_has_a_value_from_the_first_apply(hcl: dict[str, dict[str, 
     """External Secrets, AWS provider: a secret without a version fails the
     sync (ResourceNotFoundException), the target Secret never appears and a
     pod mounting it never starts."""
-    secrets = resources(hcl, "aws_secretsmanager_secret")
-    versions = resources(hcl, "aws_secretsmanager_secret_version")
-    given = {v["secret_id"] for v in versions.values()}
-    for name in secrets:
-        assert f"${{aws_secretsmanager_secret.{name}.id}}" in given, name
+    # One secret and one version per entry of local.secrets (secrets_manager
+    # checks the two for_each agree), a value for each.
+    assert set(secrets_manager(hcl)) == {
+        "pingpong/redis-url",
+        "pingpong/redis-exporter",
+        "pingpong/admin-tokens",
+    }
+    assert all(s["value"] for s in secrets_manager(hcl).values())
+    assert set(resources(hcl, "aws_secretsmanager_secret")) == {"this"}
     digests = blocks(hcl, "variable")["admin_token_digests"]
     assert "default" not in digests  # asked for at the first apply
     assert "sha256" in json.dumps(digests["validation"])
@@ -185,7 +190,7 @@ def test_redis_users_replace_the_shared_token(hcl: dict[str, dict[str, Any]]) ->
     users = one(blocks(hcl, "locals")["redis_users"])
     for name in ("service", "exporter"):
         assert f"redis-acl/{name}.acl" in users[name]["access"]
-    url = json.dumps(resources(hcl, "aws_secretsmanager_secret_version")["redis"])
+    url = json.dumps(secrets_manager(hcl)["pingpong/redis-url"])
     assert (
         "local.redis_users.service.user_name" in url
         and 'random_password.redis[\\"service\\"]' in url
@@ -195,5 +200,4 @@ def test_redis_users_replace_the_shared_token(hcl: dict[str, dict[str, Any]]) ->
     )
     secret = next(d for d in exporter if d and d["kind"] == "ExternalSecret")
     keys = {d["remoteRef"]["key"] for d in secret["spec"]["data"]}
-    name = resources(hcl, "aws_secretsmanager_secret")["redis_exporter"]["name"]
-    assert keys == {name.replace("${local.name}", "pingpong")}
+    assert keys == {"pingpong/redis-exporter"} and keys <= set(secrets_manager(hcl))
