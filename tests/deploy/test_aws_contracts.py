@@ -75,18 +75,16 @@ def test_push_and_deploy_roles_are_split(hcl: dict[str, dict[str, Any]]) -> None
     repo:ORG/REPO:ref:refs/heads/main. Trusting the ref lets any job on main
     skip the environment's required reviewers."""
     docs = policy_docs(hcl)
-
-    def subjects(name: str) -> list[str]:
-        statement = one(docs[name]["statement"])
-        cond = {c["variable"]: c for c in statement["condition"]}
-        sub = cond["token.actions.githubusercontent.com:sub"]
-        assert sub["test"] == "StringEquals"
-        return list(sub["values"])
-
-    assert subjects("ci_deploy_trust") == [
-        "repo:${local.github_repo}:environment:${var.github_deploy_environment}"
+    statement = one(docs["ci_trust"]["statement"])
+    sub = {c["variable"]: c for c in statement["condition"]}[
+        "token.actions.githubusercontent.com:sub"
     ]
-    assert subjects("ci_push_trust") == ["repo:${local.github_repo}:ref:refs/heads/main"]
+    assert docs["ci_trust"]["for_each"] == "${local.ci_subjects}"
+    assert sub["test"] == "StringEquals" and sub["values"] == ["${each.value}"]
+    assert one(blocks(hcl, "locals")["ci_subjects"]) == {
+        "deploy": "repo:${local.github_repo}:environment:${var.github_deploy_environment}",
+        "push": "repo:${local.github_repo}:ref:refs/heads/main",
+    }
     assert not any(a.startswith("ecr:") for a in actions(docs["ci_deploy"]))
     assert not any(a.startswith("eks:") for a in actions(docs["ci_push"]))
     eks = blocks(hcl, "module")["eks"]
@@ -95,7 +93,7 @@ def test_push_and_deploy_roles_are_split(hcl: dict[str, dict[str, Any]]) -> None
     roles = resources(hcl, "aws_iam_role")
     assert (
         roles["ci_deploy"]["assume_role_policy"]
-        == "${data.aws_iam_policy_document.ci_deploy_trust.json}"
+        == '${data.aws_iam_policy_document.ci_trust["deploy"].json}'
     )
 
 

@@ -39,13 +39,14 @@ def test_ci_roles_trust_only_the_release_workflow(hcl: dict[str, dict[str, Any]]
     ref = blocks(hcl, "locals")["release_workflow_ref"]
     assert ref == "${local.github_repo}/.github/workflows/main.yaml@refs/heads/main"
     assert (REPO / ".github" / "workflows" / "main.yaml").exists()
-    for trust in ("ci_push_trust", "ci_deploy_trust"):
-        claim = conditions(one(docs[trust]["statement"]))[
-            "token.actions.githubusercontent.com:job_workflow_ref"
-        ]
-        assert claim["test"] == "StringEquals" and claim["values"] == [
-            "${local.release_workflow_ref}"
-        ]
+    claim = conditions(one(docs["ci_trust"]["statement"]))[
+        "token.actions.githubusercontent.com:job_workflow_ref"
+    ]
+    assert claim["test"] == "StringEquals" and claim["values"] == ["${local.release_workflow_ref}"]
+    roles = resources(hcl, "aws_iam_role")
+    for role in ("push", "deploy"):
+        trust = f'${{data.aws_iam_policy_document.ci_trust["{role}"].json}}'
+        assert roles[f"ci_{role}"]["assume_role_policy"] == trust
 
 
 def test_pod_identity_roles_trust_one_service_account_of_this_cluster(
