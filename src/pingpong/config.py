@@ -197,6 +197,13 @@ class Settings(BaseModel):
         description="/ping requests answered at once; beyond, 503 + Retry-After at once "
         "(default: the 0.1 s latency SLO x ~2,500 decisions a second one replica makes on Redis)",
     )
+    max_loop_lag: float = Field(
+        0.05,
+        gt=0,
+        le=10,
+        description="seconds the event loop may lag before /ping is answered 503 + Retry-After "
+        "at once (the queue before the app: half the 0.1 s latency SLO)",
+    )
     log_format: Literal["json", "text"] = Field("json", description="json | text")
     access_log: float = Field(
         0.0, ge=0, le=1, description="share of requests logged (5xx always are, bounded)"

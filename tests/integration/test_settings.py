@@ -23,6 +23,7 @@ import pytest
 
 from pingpong.cli import build_parser
 from pingpong.config import ENV_NAMES, FLAGS, Settings, load_settings
+from pingpong.core.looplag import LOOP_LAG
 from pingpong.core.storage.memory import MemoryStorage
 from pingpong.http.app import App
 from pingpong.service import Service
@@ -59,6 +60,7 @@ PROOFS = {
     "fault_error_rate": "test_fault_injection_settings",
     "fault_delay": "test_fault_injection_settings",
     "max_in_flight": "test_max_in_flight_sheds_the_excess_before_any_work",
+    "max_loop_lag": "test_max_loop_lag_sheds_what_queued_in_the_loop",
     "policies": HTTP + "test_several_policies_and_shadow",
     "api_keys": "tests.integration.test_http::test_api_key_tiers",
 }
@@ -91,6 +93,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "fault_error_rate": ("0.1", 0.1),
     "fault_delay": ("0.2", 0.2),
     "max_in_flight": ("64", 64),
+    "max_loop_lag": ("0.05", 0.05),
 }
 
 
@@ -277,3 +280,29 @@ async def test_max_in_flight_sheds_the_excess_before_any_work() -> None:
     assert app.counters.shed == 4
     assert app.counters.requests[("GET", "/ping", 503)] == 4
     assert (await call(app, "/healthz")).status == 200  # probes are never shed
+
+
+async def test_max_loop_lag_sheds_what_queued_in_the_loop() -> None:
+    """Six /ping queued behind the second of two 0.1 s blocks of the event
+    loop (a lag that stands, as under overload: the queue the in-flight count
+    cannot see): over max_loop_lag they are all answered 503 and counted; with
+    a bound above the lag all six are served. One block alone sheds nothing."""
+    LOOP_LAG.ensure_started()
+
+    async def behind(app: App, blocks: int) -> list[int]:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(0.02)  # past a tick: the block makes the next one late
+        for _ in range(blocks - 1):
+            loop.call_soon(time.sleep, 0.1)
+            await asyncio.sleep(0.001)  # the late tick runs
+        loop.call_soon(time.sleep, 0.1)
+        answers = await asyncio.gather(*(call(app, "/ping") for _ in range(6)))
+        return sorted(answer.status for answer in answers)
+
+    strict = App(service(max_loop_lag=0.05, limit="1000/second"))
+    assert await behind(strict, blocks=2) == [503] * 6
+    assert strict.counters.shed == 6
+    assert await behind(strict, blocks=1) == [200] * 6  # one pause: no standing queue
+    lenient = App(service(max_loop_lag=1.0, limit="1000/second"))
+    assert await behind(lenient, blocks=2) == [200] * 6
+    assert lenient.counters.shed == 0

@@ -21,6 +21,7 @@ from pingpong_toolkit.hog import CpuHogs
 from pingpong_toolkit.redis_cluster import RedisCluster
 from pingpong_toolkit.redis_sentinel import RedisSentinel
 from pingpong_toolkit.topologies import RedisTopology, Topology
+from pingpong_toolkit.waiting import eventually
 from tests.reliability.helpers import Pin, Sample, metric, report, timed_load
 
 pytestmark = pytest.mark.slow
@@ -84,6 +85,13 @@ def test_cold_replicas_under_cpu_pressure_admit_the_shared_bound(
             timed_load([s.url for s in servers], SECONDS, REPLICAS * CONNECTIONS, clients=KEYS)
         )
     fallbacks = sum(metric(s.url, "pingpong_storage_fallbacks_total") for s in servers)
+    refused = sum(s.status == 503 for s in samples)
+
+    def shed_counted() -> float:
+        return sum(metric(s.url, "pingpong_http_requests_shed_total") for s in servers)
+
+    eventually(lambda: shed_counted() == refused, 3.0)  # workers publish once a second
+    shed = shed_counted()
     errors = Counter[str]()
     for server in servers:
         for line in httpx.get(server.url + "/metrics").text.splitlines():
@@ -98,9 +106,13 @@ def test_cold_replicas_under_cpu_pressure_admit_the_shared_bound(
         admitted={k: a for k, (a, _) in per_key.items()},
         bound=next(iter(per_key.values()))[1],
         fallbacks=fallbacks,
+        shed=shed,
         storage_errors=dict(errors),
     )
-    assert {s.status for s in samples} <= {200, 429}
+    # A starved replica sheds what queued in its loop (max_loop_lag): 503s, each
+    # counted as shed, and never a decision taken without the storage.
+    assert {s.status for s in samples} <= {200, 429, 503}
+    assert refused == shed
     assert all(admitted <= bound for admitted, bound in per_key.values()), per_key
     # The storage's processes share their core with the load generator (and, on
     # CI, with whatever else runs): a wait there is the storage's, and may time

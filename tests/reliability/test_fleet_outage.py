@@ -57,6 +57,7 @@ def test_an_outage_keeps_the_fleets_limit(
     admitted = sum(s.status == 200 for s in samples)
     bound = BURST + int(span * RATE)
     fallbacks = sum(metric(s.url, "pingpong_storage_fallbacks_total") for s in servers)
+    shed = sum(metric(s.url, "pingpong_http_requests_shed_total") for s in servers)
     report(
         "fleet_outage",
         replicas=replicas,
@@ -64,8 +65,12 @@ def test_an_outage_keeps_the_fleets_limit(
         bound=bound,
         answers=len(samples),
         fallbacks=fallbacks,
+        shed=shed,
         seconds=round(time.monotonic() - started, 2),
     )
-    assert {s.status for s in samples} <= {200, 429}
+    # Five replicas on one loaded core may lag past max_loop_lag: what they
+    # shed is a counted 503, never an admission.
+    assert {s.status for s in samples} <= {200, 429, 503}
+    assert sum(s.status == 503 for s in samples) == shed
     assert fallbacks > 0  # the outage was decided locally
     assert admitted <= 1.1 * bound + BURST, (admitted, bound)

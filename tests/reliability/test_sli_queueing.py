@@ -11,6 +11,7 @@ process would be; the requests in flight meanwhile wait 0.3 s for an answer.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -18,10 +19,26 @@ import time
 import httpx
 
 from pingpong_toolkit.fixtures import PingpongFactory
-from tests.reliability.helpers import Background, Pin, report
+from pingpong_toolkit.hog import CpuHogs
+from pingpong_toolkit.pingpong import Pingpong
+from tests.reliability.helpers import Background, Pin, Sample, metric, report
 
 FREEZE = 0.3
 SLO = 0.1
+SERVE = ("--limit", "1000000/second", "--trusted-proxy", "127.0.0.1/32")
+HOGS = 3
+
+
+def frozen_under_load(server: Pingpong, pin: Pin, concurrency: int = 16) -> list[Sample]:
+    """2.5 s of closed-loop load, the server frozen ``FREEZE`` s after 1 s."""
+    assert server.process is not None
+    pin(server.process.pid)
+    with Background([server.url], 2.5, concurrency=concurrency) as load:
+        time.sleep(1.0)
+        server.signal(signal.SIGSTOP)
+        threading.Event().wait(FREEZE)
+        server.signal(signal.SIGCONT)
+        return load.join()
 
 
 def slower_than_slo(metrics: str) -> tuple[float, float]:
@@ -41,15 +58,9 @@ def slower_than_slo(metrics: str) -> tuple[float, float]:
 
 
 def test_a_frozen_loop_counts_against_the_latency_sli(pingpong: PingpongFactory, pin: Pin) -> None:
-    server = pingpong("--limit", "1000000/second", "--trusted-proxy", "127.0.0.1/32")
-    assert server.process is not None
-    pin(server.process.pid)
-    with Background([server.url], 2.5, concurrency=16) as load:
-        time.sleep(1.0)
-        server.signal(signal.SIGSTOP)
-        threading.Event().wait(FREEZE)
-        server.signal(signal.SIGCONT)
-        samples = load.join()
+    # One pause is no standing queue: the shedder lets it be served, late.
+    server = pingpong(*SERVE)
+    samples = frozen_under_load(server, pin)
     seen_slow = sum(s.latency > SLO for s in samples)
     recorded_slow, lagged_ticks = slower_than_slo(httpx.get(server.url + "/metrics").text)
     report("sli_queueing", answers=len(samples), clients_saw_slow=seen_slow,
@@ -58,3 +69,26 @@ def test_a_frozen_loop_counts_against_the_latency_sli(pingpong: PingpongFactory,
     assert seen_slow >= 8  # most of the 16 in flight waited out the freeze
     assert lagged_ticks >= 1
     assert recorded_slow >= 0.5 * seen_slow, (recorded_slow, seen_slow)
+
+
+def test_a_starved_replica_sheds_rather_than_queue_everything(
+    pingpong: PingpongFactory, pin: Pin
+) -> None:
+    """Three CPU hogs on the server's core and 64 connections: the loop's lag
+    stands above ``max_loop_lag`` (here 5 ms), and /ping is answered 503 with
+    Retry-After at once, each counted as shed, while the rest is served (before
+    the loop-lag bound, all 64 queued: the in-flight count stayed far under
+    ``max_in_flight``)."""
+    server = pingpong(*SERVE, "--max-loop-lag", "0.005")
+    assert server.process is not None
+    pin(server.process.pid)
+    cpus = os.sched_getaffinity(server.process.pid)
+    with CpuHogs(HOGS, cpus), Background([server.url], 3.0, concurrency=64) as load:
+        samples = load.join()
+    shed = sum(s.status == 503 for s in samples)
+    counted = metric(server.url, "pingpong_http_requests_shed_total")
+    report("loop_lag_shedding", answers=len(samples), shed=shed, counted=counted)
+    assert {s.status for s in samples} <= {200, 503}
+    assert shed >= 0.05 * len(samples), (shed, len(samples))
+    assert sum(s.status == 200 for s in samples) >= 0.05 * len(samples)
+    assert counted == shed

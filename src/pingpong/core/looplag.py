@@ -11,7 +11,10 @@ not in the storage. Two users:
   an overloaded replica never blames Redis (and never opens its breaker) for
   its own queueing;
 - the latency SLI: a request's recorded latency adds the loop's lag at the time
-  it was answered (``LOOP_LAG.current``), the queueing it saw before the app ran.
+  it was answered (``LOOP_LAG.current``), the queueing it saw before the app ran;
+- the load shedder: /ping is answered 503 at once while the lag stands
+  (``LOOP_LAG.standing``) above ``max_loop_lag``, what requests wait before
+  the app runs (invisible to the in-flight count).
 
 One loop per process (the workers are processes), so one monitor per process:
 ``LOOP_LAG``, attached to whichever loop runs when it is first used.
@@ -52,6 +55,7 @@ class LoopLag:
         self._due = 0.0
         self._total = 0.0
         self._last = 0.0
+        self._previous = 0.0  # the tick's before the last
         self._schedstat: int | None = None
 
     def ensure_started(self) -> None:
@@ -59,7 +63,7 @@ class LoopLag:
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return
-        self._loop, self._total, self._last = loop, 0.0, 0.0
+        self._loop, self._total, self._last, self._previous = loop, 0.0, 0.0, 0.0
         if self._schedstat is not None:
             os.close(self._schedstat)
         self._schedstat = _open_schedstat()
@@ -71,7 +75,7 @@ class LoopLag:
         now = self._loop.time()
         lag = max(0.0, now - self._due - GRAIN)
         self._total += lag
-        self._last = lag
+        self._previous, self._last = self._last, lag
         for observe in self.observers:
             observe(lag)
         self._due = now + self.interval
@@ -89,8 +93,23 @@ class LoopLag:
 
     def current(self) -> float:
         """The lag a callback scheduled now is likely to wait: the last tick's,
-        or the overdue one's if it is later."""
+        or the overdue one's if it is later. Nothing when the monitor ticks
+        on another loop (a test's earlier one): its lateness is not this one's."""
+        if self._loop is not asyncio.get_running_loop():
+            return 0.0
         return max(self._last, self._overdue())
+
+    def standing(self) -> float:
+        """The lag two ticks in a row saw at least (the overdue one counts as
+        the latest): a queue that stays, as under overload or a starved CPU,
+        not one pause (a GC, a descheduled thread, a blocking call) that the
+        next turn clears. What the load shedder acts on."""
+        if self._loop is not asyncio.get_running_loop():
+            return 0.0
+        overdue = self._overdue()
+        if overdue > 0:
+            return min(self._last, overdue)
+        return min(self._previous, self._last)
 
     def busy(self) -> float:
         """Seconds the loop's thread has run or waited for a CPU so far: not

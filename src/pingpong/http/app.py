@@ -59,7 +59,7 @@ URI_TOO_LONG: Response = (414, [TEXT], b"URI too long\n")
 ERROR_LINES_PER_SECOND = 10  # 5xx access lines; the rest are counted, then reported
 INTERNAL_ERROR = problem_body(500, "unexpected error; see the server log")
 STORAGE_DOWN = problem_body(503, "rate-limit storage unavailable")
-OVERLOADED = problem_body(503, "overloaded: too many requests in flight; retry in 1 s")
+OVERLOADED = problem_body(503, "overloaded; retry in 1 s")
 SHED: Response = (503, [PROBLEM, ("retry-after", "1")], OVERLOADED)
 
 
@@ -101,7 +101,7 @@ class App:
                 status, headers, body = NOT_FOUND
             elif method not in GET_HEAD:
                 status, headers, body = NOT_ALLOWED
-            elif handler is App.ping and counters.in_flight > self.service.settings.max_in_flight:
+            elif handler is App.ping and self._overloaded():
                 counters.shed += 1  # before any work: the replica keeps its latency
                 status, headers, body = SHED
             else:
@@ -125,6 +125,16 @@ class App:
         share = self.service.settings.access_log
         if status >= 500 or (share and random.random() < share):
             self._log(scope, method, route, status, elapsed, request_id)
+
+    def _overloaded(self) -> bool:
+        """Too many /ping in the app, or requests queue in the event loop
+        before the app runs (its lag stands over max_loop_lag): what waits
+        there is invisible to the in-flight count, and only shedding at once
+        keeps the latency of what is served."""
+        settings = self.service.settings
+        if self.counters.in_flight > settings.max_in_flight:
+            return True
+        return LOOP_LAG.standing() > settings.max_loop_lag
 
     def _log(
         self, scope: Scope, method: str, route: str, status: int, elapsed: float, rid: str

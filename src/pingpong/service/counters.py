@@ -172,7 +172,8 @@ class Counters:
     in_flight = Gauge("pingpong_http_requests_in_flight", "HTTP requests being answered.")
     shed = Total(
         "pingpong_http_requests_shed",
-        "/ping requests refused (503, Retry-After) by the in-flight bound max_in_flight; "
+        "/ping requests refused (503, Retry-After) by the load shedder "
+        "(max_in_flight, max_loop_lag); "
         "also counted in pingpong_http_requests_total.",
     )
     loop_lag: Histograms[tuple[()]] = Histograms(
