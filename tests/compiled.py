@@ -30,7 +30,9 @@ def stale_or_missing() -> list[str]:
         built = source.with_name(source.stem + EXTENSION_SUFFIXES[0])
         # (a module the group's library loads names its file wrongly; its suffix holds)
         loaded = Path(importlib.import_module(name).__file__ or "")
-        if not built.exists() or loaded.suffix != ".so":
+        if not built.exists():
+            problems.append(f"{name} is not compiled: {built.relative_to(REPO)} is missing")
+        elif loaded.suffix != ".so":
             problems.append(f"{name} is not compiled (imported from {loaded})")
         elif built.stat().st_mtime < source.stat().st_mtime:
             problems.append(f"{name}: {built.name} is older than {source.relative_to(REPO)}")
