@@ -9,7 +9,7 @@ own TIME, so replicas with skewed clocks still share one timeline.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Self
 
 from redis.asyncio import Redis
@@ -120,10 +120,16 @@ class RedisStorage:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        for start in range(0, len(pending), MAX_BATCH):
-            task = asyncio.create_task(self._run(pending[start : start + MAX_BATCH]))
+        for batch in self._batches(pending):
+            task = asyncio.create_task(self._run(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _batches(self, pending: list[Pending]) -> Iterator[list[Pending]]:
+        """One tick's decisions in calls of at most MAX_BATCH (a Cluster splits
+        them by slot too: a call's keys must share one)."""
+        for start in range(0, len(pending), MAX_BATCH):
+            yield pending[start : start + MAX_BATCH]
 
     async def _run(self, batch: list[Pending]) -> None:
         try:
