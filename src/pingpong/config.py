@@ -167,6 +167,13 @@ class Settings(BaseModel):
     memory_max_keys: int = Field(
         1_000_000, ge=1000, le=10**9, description="bound of the in-memory table"
     )
+    fleet_min_replicas: int = Field(
+        1,
+        ge=1,
+        le=10_000,
+        description="the fewest replicas an outage divides each limit by (local mode); "
+        "the autoscaler's maximum covers replicas that start during an outage",
+    )
     limit: RateField = Field(Rate(100, 60), description="default rate, e.g. 100/minute or 5/10s")
     burst: int | None = Field(None, ge=1, le=MAX_COUNT, description="GCRA burst (default: N)")
     algorithm: Algorithm = Field(Algorithm.GCRA, description="gcra | sliding-window | fixed-window")

@@ -42,6 +42,10 @@ PROOFS = {
     "circuit_failures": "test_circuit_failures_and_reset_drive_the_breaker",
     "circuit_reset": "test_circuit_failures_and_reset_drive_the_breaker",
     "memory_max_keys": "test_memory_max_keys_bounds_the_table",
+    "fleet_min_replicas": (
+        "tests.reliability.test_fleet_outage::"
+        "test_replicas_that_start_during_an_outage_divide_by_the_floor"
+    ),
     "limit": "test_limit_burst_and_algorithm_shape_the_quota",
     "burst": "test_limit_burst_and_algorithm_shape_the_quota",
     "algorithm": "test_limit_burst_and_algorithm_shape_the_quota",
@@ -77,6 +81,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "circuit_failures": ("9", 9),
     "circuit_reset": ("3.5", 3.5),
     "memory_max_keys": ("5000", 5000),
+    "fleet_min_replicas": ("4", 4),
     "limit": ("7/minute", "7/minute"),
     "burst": ("11", 11),
     "algorithm": ("fixed-window", "fixed-window"),

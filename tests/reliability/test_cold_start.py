@@ -13,16 +13,14 @@ import asyncio
 import os
 from collections import Counter
 
-import httpx
 import pytest
 
-from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.fixtures import FleetFactory
+from pingpong_toolkit.fleet import as_another_machine, storage_reach
 from pingpong_toolkit.hog import CpuHogs
-from pingpong_toolkit.redis_cluster import RedisCluster
-from pingpong_toolkit.redis_sentinel import RedisSentinel
-from pingpong_toolkit.topologies import RedisTopology, Topology
+from pingpong_toolkit.topologies import Topology
 from pingpong_toolkit.waiting import eventually
-from tests.reliability.helpers import Pin, Sample, metric, report, timed_load
+from tests.reliability.helpers import Pin, Sample, report, timed_load
 
 pytestmark = pytest.mark.slow
 
@@ -32,21 +30,6 @@ REPLICAS = 3
 CONNECTIONS = 48  # per replica
 SECONDS = 4.0
 HOGS = 2
-
-
-def storage_processes(topology: Topology) -> tuple[str, list[int]]:
-    """The storage's URL around any fault proxy (a thread of this process: it
-    would share the load generator's core and GIL), and its processes' PIDs."""
-    if isinstance(topology, RedisTopology):
-        servers, url = [topology.server], topology.server.url
-    elif isinstance(topology, RedisCluster):
-        servers, url = topology.nodes, topology.url
-    else:
-        assert isinstance(topology, RedisSentinel)
-        servers, url = topology.servers, topology.url
-        pids = [p.pid for p in topology.sentinels]
-        return url, pids + [s.process.pid for s in servers if s.process]
-    return url, [s.process.pid for s in servers if s.process]
 
 
 def admitted_within_bound(samples: list[Sample]) -> dict[str, tuple[int, int]]:
@@ -72,7 +55,7 @@ def admitted_within_bound(samples: list[Sample]) -> dict[str, tuple[int, int]]:
     indirect=["storage"],
 )
 def test_cold_replicas_under_cpu_pressure_admit_the_shared_bound(
-    storage: Topology, workers: int, mode: str, pingpong: PingpongFactory, pin: Pin
+    storage: Topology, workers: int, mode: str, fleet: FleetFactory, pin: Pin
 ) -> None:
     env = {
         "PINGPONG_LIMIT": f"{RATE}/second",
@@ -82,30 +65,19 @@ def test_cold_replicas_under_cpu_pressure_admit_the_shared_bound(
         "PINGPONG_WORKERS": str(workers),
     }
     cpus = sorted(os.sched_getaffinity(0))
-    url, storage_pids = storage_processes(storage)
-    for pid in storage_pids:  # the storage is another machine: not under the hogs
-        os.sched_setaffinity(pid, {cpus[-1]})
-    servers = [pingpong("--storage", url, env=env) for _ in range(REPLICAS)]
-    for server in servers:  # cold: started, never loaded
-        assert server.process is not None
-        pin(server.process.pid)
+    url, storage_pids = storage_reach(storage)
+    as_another_machine(storage_pids, {cpus[-1]})  # not under the hogs
+    replicas = fleet(REPLICAS, url, env, place=pin)  # cold: started, never loaded
     with CpuHogs(HOGS, set(cpus[:-1]) or set(cpus)):
         samples = asyncio.run(
-            timed_load([s.url for s in servers], SECONDS, REPLICAS * CONNECTIONS, clients=KEYS)
+            timed_load(replicas.urls, SECONDS, REPLICAS * CONNECTIONS, clients=KEYS)
         )
-    fallbacks = sum(metric(s.url, "pingpong_storage_fallbacks_total") for s in servers)
+    fallbacks = replicas.metric("pingpong_storage_fallbacks_total")
     refused = sum(s.status == 503 for s in samples)
-
-    def shed_counted() -> float:
-        return sum(metric(s.url, "pingpong_http_requests_shed_total") for s in servers)
-
-    eventually(lambda: shed_counted() == refused, 3.0)  # workers publish once a second
-    shed = shed_counted()
-    errors = Counter[str]()
-    for server in servers:
-        for line in httpx.get(server.url + "/metrics").text.splitlines():
-            if line.startswith("pingpong_storage_errors_total{"):
-                errors[line.split('error="')[1].split('"')[0]] += int(float(line.split()[-1]))
+    # workers publish once a second
+    eventually(lambda: replicas.metric("pingpong_http_requests_shed_total") == refused, 3.0)
+    shed = replicas.metric("pingpong_http_requests_shed_total")
+    errors = replicas.storage_errors()
     per_key = admitted_within_bound(samples)
     report(
         "cold_start",
@@ -128,4 +100,4 @@ def test_cold_replicas_under_cpu_pressure_admit_the_shared_bound(
     # opens (the replicas' own queueing made 30-40 % of decisions local before).
     assert fallbacks == 0, f"{fallbacks} of {len(samples)} decided alone: {dict(errors)}"
     assert not errors, errors  # not even an answer waited for past its budget
-    assert all(metric(s.url, "pingpong_storage_circuit_open") == 0 for s in servers)
+    assert replicas.each("pingpong_storage_circuit_open") == [0] * REPLICAS

@@ -79,6 +79,18 @@ async def test_reload_applies_mode_and_breaker_in_place() -> None:
     assert storage.circuit_open  # two failures in all now open it
 
 
+async def test_a_reload_moves_the_fleets_floor_in_place() -> None:
+    """Redis down from the start: the replica never saw the fleet, so it divides
+    by ``fleet_min_replicas``, which a reload changes without a restart."""
+    storage, _ = down(FailureMode.LOCAL)
+    assert storage.fleet.count == 1
+    storage.configure(Resilience(FailureMode.LOCAL, 3, 60.0, 4), StorageOptions(timeout=0.5))
+    assert storage.fleet.count == 4
+    checks = [Check("p:f", Limit(Algorithm.GCRA, Rate(8, 60), 8), False)]
+    admitted = [(await storage.acquire(checks))[0].admitted for _ in range(8)]
+    assert admitted.count(True) == 2  # a quarter of the burst of 8
+
+
 class Overloaded:
     """A primary whose every call was lost in the replica's own loop."""
 

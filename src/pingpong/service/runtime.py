@@ -95,7 +95,12 @@ def _options(settings: Settings) -> StorageOptions:
 
 
 def _resilience(settings: Settings) -> Resilience:
-    return Resilience(settings.on_storage_error, settings.circuit_failures, settings.circuit_reset)
+    return Resilience(
+        settings.on_storage_error,
+        settings.circuit_failures,
+        settings.circuit_reset,
+        settings.fleet_min_replicas,
+    )
 
 
 def _rules(settings: Settings) -> Rules:

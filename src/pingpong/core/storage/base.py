@@ -57,6 +57,7 @@ class Resilience:
     mode: FailureMode = FailureMode.LOCAL
     circuit_failures: int = 5
     circuit_reset: float = 2.0
+    fleet_min_replicas: int = 1  # an outage divides each limit by at least this many
 
 
 class Storage(Protocol):

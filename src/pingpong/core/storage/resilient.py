@@ -69,7 +69,7 @@ class ResilientStorage:
 
         self._stats.circuit_changed(self.name, False)
         self._log_throttle = LogThrottle(lines=1, period=1.0)
-        self.fleet = Fleet()
+        self.fleet = Fleet(resilience.fleet_min_replicas)
         self._heartbeat: asyncio.Task[None] | None = None
 
     @property
@@ -87,6 +87,7 @@ class ResilientStorage:
         self._mode = resilience.mode
         self._breaker.threshold = resilience.circuit_failures
         self._breaker.reset_after = resilience.circuit_reset
+        self.fleet.floor = max(resilience.fleet_min_replicas, 1)
         self.primary.set_timeout(options.timeout)
         self.fallback.resize(options.memory_max_keys)
 
