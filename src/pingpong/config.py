@@ -155,6 +155,13 @@ class Settings(BaseModel):
     storage_timeout: float = Field(
         0.05, gt=0, le=5, description="seconds a decision may wait for Redis"
     )
+    storage_connections: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="connections to each Redis node opened and verified before serving: "
+        "the decision batches a burst keeps in flight at once",
+    )
     on_storage_error: FailureMode = Field(
         FailureMode.LOCAL, description="allow | deny | local, while the storage fails"
     )
@@ -311,7 +318,8 @@ class Settings(BaseModel):
 
 # What a reload cannot change (the listeners, the processes, the storage itself).
 RESTART_ONLY = (
-    "storage", "host", "port", "workers", "metrics_port", "admin_port", "admin_host",
+    "storage", "storage_connections", "host", "port", "workers", "metrics_port", "admin_port",
+    "admin_host",
 )  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from pingpong_toolkit.pingpong import NotServing, Pingpong
+from pingpong_toolkit.redis import RedisServer
 from pingpong_toolkit.redis_cluster import RedisCluster
 from pingpong_toolkit.redis_sentinel import RedisSentinel
 from pingpong_toolkit.topologies import RedisTopology, Topology
@@ -27,19 +28,24 @@ from pingpong_toolkit.topologies import RedisTopology, Topology
 Place = Callable[[int], None]  # puts a process (by PID) on the cores it should use
 
 
+def storage_servers(topology: Topology) -> list[RedisServer]:
+    """The redis-servers behind ``topology`` (none for memory://)."""
+    if isinstance(topology, RedisTopology):
+        return [topology.server]
+    if isinstance(topology, RedisCluster):
+        return list(topology.nodes)
+    if isinstance(topology, RedisSentinel):
+        return list(topology.servers)
+    return []
+
+
 def storage_reach(topology: Topology) -> tuple[str, list[int]]:
     """The storage's URL around any fault proxy, and its processes' PIDs."""
-    if isinstance(topology, RedisTopology):
-        servers, url = [topology.server], topology.server.url
-    elif isinstance(topology, RedisCluster):
-        servers, url = topology.nodes, topology.url
-    elif isinstance(topology, RedisSentinel):
-        servers, url = topology.servers, topology.url
-        pids = [p.pid for p in topology.sentinels]
-        return url, pids + [s.process.pid for s in servers if s.process]
-    else:
-        return topology.url, []
-    return url, [s.process.pid for s in servers if s.process]
+    url = topology.server.url if isinstance(topology, RedisTopology) else topology.url
+    pids = [s.process.pid for s in storage_servers(topology) if s.process]
+    if isinstance(topology, RedisSentinel):
+        pids += [p.pid for p in topology.sentinels]
+    return url, pids
 
 
 def as_another_machine(pids: list[int], cpus: set[int]) -> None:

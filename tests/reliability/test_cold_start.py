@@ -16,8 +16,9 @@ from collections import Counter
 import pytest
 
 from pingpong_toolkit.fixtures import FleetFactory
-from pingpong_toolkit.fleet import as_another_machine, storage_reach
+from pingpong_toolkit.fleet import as_another_machine, storage_reach, storage_servers
 from pingpong_toolkit.hog import CpuHogs
+from pingpong_toolkit.redis import RedisServer
 from pingpong_toolkit.topologies import Topology
 from pingpong_toolkit.waiting import eventually
 from tests.reliability.helpers import Pin, Sample, report, timed_load
@@ -101,3 +102,39 @@ def test_cold_replicas_under_cpu_pressure_admit_the_shared_bound(
     assert fallbacks == 0, f"{fallbacks} of {len(samples)} decided alone: {dict(errors)}"
     assert not errors, errors  # not even an answer waited for past its budget
     assert replicas.each("pingpong_storage_circuit_open") == [0] * REPLICAS
+
+
+def connections_received(servers: list[RedisServer]) -> int:
+    """Connections the storage's servers ever accepted (this call's own included)."""
+    stats = [server.cli("INFO", "stats") for server in servers]
+    return sum(int(x.split("total_connections_received:")[1].split()[0]) for x in stats)
+
+
+@pytest.mark.parametrize("storage", ["redis", "cluster"], indirect=True)
+def test_a_cold_replica_opens_its_pool_before_it_serves(
+    storage: Topology, fleet: FleetFactory, pin: Pin
+) -> None:
+    """A replica listens once its pool is open and verified, sized for the
+    burst (``storage_connections``, per node): loaded at once by 48
+    connections beside the hogs, it opens no connection to Redis (opening one
+    costs a round trip or two, and a TLS handshake, when the budget is tightest)."""
+    env = {
+        "PINGPONG_LIMIT": f"{RATE}/second",
+        "PINGPONG_BURST": str(BURST),
+        "PINGPONG_TRUSTED_PROXY": "127.0.0.1/32",
+    }
+    cpus = sorted(os.sched_getaffinity(0))
+    url, pids = storage_reach(storage)
+    as_another_machine(pids, {cpus[-1]})
+    replica = fleet(1, url, env, place=pin)
+    servers = storage_servers(storage)
+    before = connections_received(servers)
+    with CpuHogs(HOGS, set(cpus[:-1]) or set(cpus)):
+        samples = asyncio.run(timed_load(replica.urls, 2.0, CONNECTIONS, clients=KEYS))
+    opened = connections_received(servers) - before - len(servers)  # less redis-cli's
+    report(
+        "cold_pool", topology=url.split(":")[0], answers=len(samples), opened=opened, before=before
+    )
+    assert sum(s.status == 200 for s in samples) > 0
+    assert replica.metric("pingpong_storage_fallbacks_total") == 0
+    assert opened == 0, f"{opened} connections opened under the burst ({before} before it)"

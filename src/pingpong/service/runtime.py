@@ -91,7 +91,9 @@ def config_hash(settings: Settings) -> str:
 
 
 def _options(settings: Settings) -> StorageOptions:
-    return StorageOptions(settings.storage_timeout, settings.memory_max_keys)
+    return StorageOptions(
+        settings.storage_timeout, settings.memory_max_keys, settings.storage_connections
+    )
 
 
 def _resilience(settings: Settings) -> Resilience:

@@ -42,6 +42,7 @@ class StorageError(Exception):
 class StorageOptions:
     timeout: float = 0.05  # seconds a decision may wait for a shared storage
     memory_max_keys: int = 1_000_000
+    connections: int = 16  # opened and verified before serving (per Redis node)
 
 
 class FailureMode(enum.StrEnum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -55,6 +56,18 @@ class RedisClusterStorage(RedisStorage):
                     consumed = [checks[i] for i in indexes if outcomes[i].admitted]
                     await self._call("refund", [consumed])
         return outcomes
+
+    async def _open_pool(self) -> None:
+        """``connections`` to every primary: a burst's slots spread over them all."""
+        await self.client.initialize()
+        nodes = self.client.get_primaries()
+        await asyncio.gather(
+            *(
+                self.client.ping(target_nodes=node)
+                for node in nodes
+                for _ in range(self._connections)
+            )
+        )
 
     def _batches(self, pending: list[Pending]) -> Iterator[list[Pending]]:
         """Per slot (a request here has all its keys on one), then by size."""

@@ -39,7 +39,6 @@ SCRIPT = lua_script("decide")
 FLEET_SCRIPT = lua_script("fleet")
 FLEET_KEY = "pp:{pp-admin}:fleet"  # beside the control plane's keys
 MAX_BATCH = 256
-WARM_CONNECTIONS = 4
 
 Pending = tuple[Sequence[Check], "asyncio.Future[list[Outcome]]"]
 
@@ -58,9 +57,10 @@ class RedisStorage:
     acquire_one_now = None
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss")
 
-    def __init__(self, client: Any, timeout: float) -> None:
+    def __init__(self, client: Any, timeout: float, connections: int = 1) -> None:
         self.client = client
         self._timeout = timeout
+        self._connections = connections
         self._script = client.register_script(SCRIPT)
         self._fleet = client.register_script(FLEET_SCRIPT)
         self._pending: list[Pending] = []
@@ -79,7 +79,7 @@ class RedisStorage:
     @classmethod
     def from_url(cls, url: str, options: StorageOptions) -> Self:
         cls.check_url(url)
-        return cls(cls.connect(url, options), options.timeout)
+        return cls(cls.connect(url, options), options.timeout, options.connections)
 
     @classmethod
     def open(
@@ -168,13 +168,18 @@ class RedisStorage:
             return int(await self._fleet(keys=[FLEET_KEY], args=args))
 
     async def ping(self) -> None:
-        """Open a few connections and load the scripts, so that the first burst
-        of decisions (and the first heartbeat) pays for no connection setup or
-        extra round trip."""
+        """Open the pool (``connections``, each verified by a PING) and load the
+        scripts, so that the first burst of decisions (and the first heartbeat)
+        pays for no connection setup or extra round trip: the server listens
+        only after this."""
         async with answer_within(max(self._timeout, 1.0)):
-            await asyncio.gather(*(self.client.ping() for _ in range(WARM_CONNECTIONS)))
+            await self._open_pool()
             await self.client.script_load(SCRIPT)
             await self.client.script_load(FLEET_SCRIPT)
+
+    async def _open_pool(self) -> None:
+        """PINGs at once take a connection each: the pool ends up that large."""
+        await asyncio.gather(*(self.client.ping() for _ in range(self._connections)))
 
     async def aclose(self) -> None:
         try:
