@@ -57,10 +57,16 @@ def parse(output: str) -> WrkResult:
 
 
 def run(
-    url: str, seconds: int, rate: float | None = None, connections: int = CONNECTIONS
+    url: str,
+    seconds: int,
+    rate: float | None = None,
+    connections: int = CONNECTIONS,
+    niceness: int = 0,
 ) -> WrkResult:
-    """``wrk -t1 -c32 -d<seconds>s --latency url``, paced at ``rate`` req/s if given."""
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    """``wrk -t1 -c32 -d<seconds>s --latency url``, paced at ``rate`` req/s if given;
+    with ``niceness``, behind whatever else runs on the load CPU."""
+    argv = ["nice", "-n", str(niceness)] if niceness else []
+    argv += ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if rate is not None:
         argv += ["-s", str(PACE_SCRIPT), url, "--", f"{rate:.1f}"]
     else:

@@ -1,4 +1,10 @@
-"""The ``pingpong`` command: ``serve``, ``check-config`` and ``admin``."""
+"""The ``pingpong`` command: ``serve``, ``check-config`` and ``admin``.
+
+Run only through the entry point (``pingpong`` or ``python -m pingpong``), which
+holds the lifecycle signals before this module's imports: this module is not
+runnable by itself, so there is one way to start the server, never one that a
+SIGHUP at start-up kills.
+"""
 
 from __future__ import annotations
 
@@ -109,7 +115,3 @@ def describe(settings: Settings, source: str) -> str:
             f"({len(t.digests)} keys, header {settings.api_keys.header})"
         )
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

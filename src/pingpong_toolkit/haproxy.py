@@ -1,5 +1,9 @@
 """HAProxy (Debian's) from a config text, and its runtime API (the stats socket).
 
+``balancer_config`` is the config tests and bench run: the load shedding of the
+shipped one (deploy/compose/haproxy/haproxy.cfg, the same values and the same
+503 file), so what they measure is what compose serves.
+
 Weights and server states change on the running process: no reload, so no
 connection is dropped and no request is lost while traffic moves. The socket
 is a unix path or ``host:port`` (a TCP ``stats socket ipv4@...``); one command
@@ -9,14 +13,94 @@ per connection, as the non-interactive mode of the API expects.
 from __future__ import annotations
 
 import csv
+import re
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from pingpong_toolkit.commands import require, run
+from pingpong_toolkit.ports import free_port
 from pingpong_toolkit.processes import Process
 from pingpong_toolkit.waiting import eventually
+
+# The load shedding in front of each replica's queue (HAProxy configuration manual,
+# server option "maxconn", "timeout queue"): at most SERVER_MAXCONN requests at a
+# replica at once, half the app's max_in_flight default (what waits in the
+# replica's loop counts here: 128 / ~2,500 decisions a second on Redis is a mean
+# wait of half the 0.1 s SLO); the excess waits in HAProxy's queue at most
+# QUEUE_TIMEOUT_MS, then gets ERRORS/503.http, the app's own shed answer.
+SERVER_MAXCONN = 128
+QUEUE_TIMEOUT_MS = 2
+ERRORS = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "haproxy" / "errors"
+SHED_LOG = re.compile(
+    r"^shed (?P<status>\d+) (?P<queued>-?\d+) (?P<active>\d+) (?P<state>\S+)$", re.M
+)
+BALANCER = """
+global
+    stats socket {socket} mode 600 level admin
+    maxconn 4096
+    log stdout format raw local0
+
+defaults
+    mode http
+    log global
+    # Only what ended abnormally (a queue timeout's 503 is "sQ"), in ms: SHED_LOG.
+    option dontlog-normal
+    log-format "shed %ST %Tw %Ta %tsc"
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout check 1s
+    timeout queue {queue_ms}ms
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response response-timeout
+
+http-errors pingpong-errors
+    errorfile 503 {errors}/503.http
+
+frontend pingpong
+    bind 127.0.0.1:{port}
+    default_backend replicas
+
+frontend stats
+    bind 127.0.0.1:{stats_port}
+    http-request use-service prometheus-exporter if {{ path /metrics }}
+
+backend replicas
+    balance roundrobin
+    errorfiles pingpong-errors
+    http-response del-header server
+    option httpchk GET /readyz
+    http-check expect status 200
+    http-response set-header X-Server %[srv_name]
+    default-server check inter {inter_ms}ms fall 1 rise 2 maxconn {maxconn}
+{servers}
+"""
+
+
+def balancer_config(
+    port: int,
+    stats_port: int,
+    socket_path: str,
+    servers: dict[str, int],
+    check_inter: float = 0.5,
+    maxconn: int = SERVER_MAXCONN,
+) -> str:
+    """HAProxy on 127.0.0.1:``port`` in front of ``servers`` (name -> local port),
+    health-checked on /readyz, retrying a failed connection elsewhere, shedding as
+    the shipped config does; its Prometheus metrics on ``stats_port``."""
+    lines = [f"    server {name} 127.0.0.1:{p}" for name, p in servers.items()]
+    return BALANCER.format(
+        socket=socket_path, port=port, stats_port=stats_port, queue_ms=QUEUE_TIMEOUT_MS,
+        errors=ERRORS, inter_ms=int(check_inter * 1000), maxconn=maxconn,
+        servers="\n".join(lines),
+    )  # fmt: skip
+
 
 ERROR_SHAPES = ("no such", "unknown", "permission denied", "require", "expects", "invalid",
                 "not found", "cannot", "can't", "not ready")  # fmt: skip
@@ -176,3 +260,66 @@ class HAProxy:
 
     def stop(self) -> None:
         self.process.stop(10)
+
+
+@dataclass
+class Balancer:
+    """A started ``balancer_config`` HAProxy: ``url`` its frontend, ``metrics_url``
+    its Prometheus exporter (``/metrics``)."""
+
+    haproxy: HAProxy
+    url: str
+    metrics_url: str
+
+    @classmethod
+    def start(
+        cls,
+        workdir: Path,
+        servers: dict[str, int],
+        check_inter: float = 0.5,
+        maxconn: int = SERVER_MAXCONN,
+    ) -> Balancer:
+        """Until every server is up by HAProxy's own health checks."""
+        port, stats_port = free_port(), free_port()
+        sock = str(workdir / "haproxy.sock")
+        config = balancer_config(port, stats_port, sock, servers, check_inter, maxconn)
+        haproxy = HAProxy.start(config, workdir, sock, "replicas")
+        try:
+            haproxy.wait_up(*servers)
+        except HAProxyError:
+            haproxy.stop()
+            raise
+        url = f"http://127.0.0.1:{port}"
+        return cls(haproxy, url, f"http://127.0.0.1:{stats_port}/metrics")
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def status(self) -> dict[str, str]:
+        """Server name -> UP / DOWN / ... from ``show stat``."""
+        return self.haproxy.api.status()
+
+    def shed(self) -> int:
+        """Requests HAProxy refused itself, from its Prometheus metrics: the
+        backend's connection errors no server had (a queue timeout is the
+        backend's: the request never reached a server)."""
+        errors = {"backend": 0.0, "server": 0.0}
+        for family in text_string_to_metric_families(httpx.get(self.metrics_url).text):
+            for level in errors:
+                if family.name == f"haproxy_{level}_connection_errors":
+                    errors[level] += sum(sample.value for sample in family.samples)
+        return int(errors["backend"] - errors["server"])
+
+    def shed_times(self) -> list[float]:
+        """Seconds each request HAProxy refused itself spent in it, from its
+        receipt to the 503 (the %Ta timer of its log): the balancer's share of
+        a 503's latency, apart from the client's own and its CPU's."""
+        return [
+            int(match["active"]) / 1000
+            for match in SHED_LOG.finditer(self.haproxy.process.output())
+            if match["state"].startswith("sQ")
+        ]
+
+    def stop(self) -> None:
+        self.haproxy.stop()

@@ -29,7 +29,7 @@ def pingpong_command(explicit: str | None = None) -> list[str]:
     found = shutil.which("pingpong")
     if found:
         return [found]
-    return [sys.executable, "-m", "pingpong.cli"]
+    return [sys.executable, "-m", "pingpong"]
 
 
 class Pingpong:

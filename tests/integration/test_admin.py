@@ -138,7 +138,7 @@ def test_auth_and_the_public_port(pingpong: Any) -> None:
 
 def admin_cli(url: str, *args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pingpong.cli", "admin", *args, "--url", url, "--token", token],
+        [sys.executable, "-m", "pingpong", "admin", *args, "--url", url, "--token", token],
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
 
@@ -187,7 +187,7 @@ def test_the_cli_on_one_memory_replica(pingpong: Any) -> None:
 
 def serve(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pingpong.cli", "serve", "--port", str(free_port()), *args],
+        [sys.executable, "-m", "pingpong", "serve", "--port", str(free_port()), *args],
         capture_output=True, text=True, timeout=30, check=False, env=env,
     )  # fmt: skip
 

@@ -252,7 +252,7 @@ def test_a_taken_port_is_refused_not_shared(pingpong: PingpongFactory) -> None:
     port exits non-zero saying why, and the first keeps serving alone."""
     first = pingpong()
     second = subprocess.run(
-        [sys.executable, "-m", "pingpong.cli", "serve", "--port", str(first.port)],
+        [sys.executable, "-m", "pingpong", "serve", "--port", str(first.port)],
         capture_output=True,
         text=True,
         timeout=20,
@@ -278,7 +278,7 @@ def test_the_metrics_port_serves_and_a_taken_one_fails(pingpong: PingpongFactory
     assert 'pingpong_http_requests_total{method="GET",route="/ping",status="200"} 1.0' in scraped
     assert "pingpong_config_info{hash=" in scraped
     taken = subprocess.run(
-        [sys.executable, "-m", "pingpong.cli", "serve", "--port", str(free_port()),
+        [sys.executable, "-m", "pingpong", "serve", "--port", str(free_port()),
          "--metrics-port", str(metrics_port)],
         capture_output=True, text=True, timeout=20, check=False,
     )  # fmt: skip

@@ -160,7 +160,7 @@ def test_a_taken_metrics_port_with_workers_is_one_message_and_exit_1(
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "pingpong.cli", "serve", "--port", str(free_port()),
+            [sys.executable, "-m", "pingpong", "serve", "--port", str(free_port()),
              "--workers", "2", "--storage", redis_server.url, "--metrics-port", str(port)],
             capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip

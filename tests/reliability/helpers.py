@@ -201,6 +201,29 @@ def metric(url: str, name: str, client: httpx.Client | None = None) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
 
 
+def assert_shed_counted(
+    answers: Iterable[int], urls: Iterable[str], allowed: Iterable[int] = (200, 429)
+) -> int:
+    """Every status of ``answers`` is one of ``allowed``, or a 503 the load shedder
+    counted (a replica on a loaded core whose loop lagged past max_loop_lag): the
+    503s seen equal ``pingpong_http_requests_shed_total`` over ``urls`` (the only
+    traffic they had), so a storage 503 or a failure cannot pass for a shed.
+    Polled: workers publish their counters once a second. Returns the 503s."""
+    statuses = Counter(answers)
+    unexpected = set(statuses) - set(allowed) - {503}
+    assert not unexpected, dict(statuses)
+    servers = list(urls)
+
+    def shed() -> float:
+        return sum(metric(url, "pingpong_http_requests_shed_total") for url in servers)
+
+    deadline = time.monotonic() + 3.0
+    while shed() != statuses[503] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert shed() == statuses[503], (dict(statuses), shed())
+    return statuses[503]
+
+
 def percentile(values: Iterable[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:

@@ -206,7 +206,7 @@ def test_check_config_process_exit_codes(tmp_path: Path, content: bytes | None) 
     else:
         path.write_bytes(content)
     result = subprocess.run(
-        [sys.executable, "-m", "pingpong.cli", "check-config", str(path)],
+        [sys.executable, "-m", "pingpong", "check-config", str(path)],
         capture_output=True,
         text=True,
         timeout=30,

@@ -18,82 +18,35 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pingpong_toolkit.fixtures import PingpongFactory
-from pingpong_toolkit.haproxy import HAProxy
-from pingpong_toolkit.ports import free_port
+from pingpong_toolkit.haproxy import Balancer
 from pingpong_toolkit.redis import RedisServer
 from pingpong_toolkit.waiting import wait_until
 
 from .helpers import CONNECTION_ERROR, Background, Pin, report, timed_load
 
 CHECK_INTER = 0.5
-CONFIG = """
-global
-    stats socket {socket} mode 600 level admin
-    maxconn 4096
-
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 30s
-    timeout server 30s
-    timeout check 1s
-    retries 3
-    option redispatch 1
-    retry-on conn-failure empty-response response-timeout
-
-frontend pingpong
-    bind 127.0.0.1:{port}
-    default_backend replicas
-
-backend replicas
-    balance roundrobin
-    option httpchk GET /readyz
-    http-check expect status 200
-    http-response set-header X-Server %[srv_name]
-{servers}
-"""
-SERVER = "    server {name} 127.0.0.1:{port} check inter {inter}ms fall 1 rise 2"
-
-
-@dataclass
-class Balancer:
-    haproxy: HAProxy
-    url: str
-
-    def status(self) -> dict[str, str]:
-        """Server name -> UP / DOWN / ... from ``show stat``."""
-        return self.haproxy.api.status()
-
-
 StartBalancer = Callable[[dict[str, int]], Balancer]
 
 
 @pytest.fixture
 def haproxy(tmp_path: Path) -> Iterator[StartBalancer]:
-    started: list[HAProxy] = []
+    """The toolkit's balancer (the shipped config's shedding, checks every 0.5 s)."""
+    started: list[Balancer] = []
 
     def start(servers: dict[str, int]) -> Balancer:
-        port = free_port()
-        sock = tmp_path / "haproxy.sock"
-        lines = [
-            SERVER.format(name=n, port=p, inter=int(CHECK_INTER * 1000)) for n, p in servers.items()
-        ]
-        config = CONFIG.format(socket=sock, port=port, servers="\n".join(lines))
-        proxy = HAProxy.start(config, tmp_path / "haproxy", str(sock), "replicas")
-        started.append(proxy)
-        proxy.wait_up(*servers, timeout=10)
-        return Balancer(proxy, f"http://127.0.0.1:{port}")
+        balancer = Balancer.start(tmp_path / f"haproxy-{len(started)}", servers, CHECK_INTER)
+        started.append(balancer)
+        return balancer
 
     yield start
-    for proxy in started:
-        proxy.stop()
+    for balancer in started:
+        balancer.stop()
 
 
 def test_sigterm_under_load_loses_nothing(

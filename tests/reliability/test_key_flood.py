@@ -20,7 +20,7 @@ from pingpong_toolkit.redis import RedisServer
 from pingpong_toolkit.waiting import wait_until
 from tests import REPO
 
-from .helpers import Background, report, rss_kib
+from .helpers import Background, assert_shed_counted, report, rss_kib
 
 
 def flood_in_process(keys: int, max_keys: int) -> dict[str, int]:
@@ -119,7 +119,7 @@ def test_redis_keys_of_a_flood_have_ttls_and_expire(
             await asyncio.gather(*(worker(i) for i in range(64)))
             return answers
 
-    asyncio.run(flood(5000))  # so that the measured RSS is past the pools' warm-up
+    warm = asyncio.run(flood(5000))  # so that the measured RSS is past the pools' warm-up
     redis_server.cli("FLUSHALL")
     rss_before = rss_kib(pid)
     with Background([server.url], 120, 2, ["192.0.2.1"]) as real:
@@ -127,7 +127,8 @@ def test_redis_keys_of_a_flood_have_ttls_and_expire(
         answers = asyncio.run(flood())
         elapsed = time.monotonic() - started
     rss_after = rss_kib(pid)
-    assert {status for status, _ in answers} == {200}  # one request each: all within limit
+    # One request each: all within limit (or shed, each counted: then no key).
+    assert {status for status, _ in answers} - {503} == {200}
 
     client = redis.Redis(port=redis_server.port)
 
@@ -140,7 +141,9 @@ def test_redis_keys_of_a_flood_have_ttls_and_expire(
     # A key lives T = 10 s from its request: every client answered within the 9 s
     # before the scan ended (1 s for the request's own latency) must still have one.
     scan_end = time.monotonic()
-    recent = sum(1 for _, when in answers if when > scan_end - (period / rate - 1))
+    recent = sum(
+        1 for status, when in answers if status == 200 and when > scan_end - (period / rate - 1)
+    )
     assert recent > 0
     assert len(names) >= recent, (len(names), recent)
     pipe = client.pipeline(transaction=False)
@@ -156,7 +159,9 @@ def test_redis_keys_of_a_flood_have_ttls_and_expire(
 
     admitted = sum(s.status == 200 for s in real.samples)
     span = real.samples[-1].end - real.samples[0].start
-    assert {s.status for s in real.samples} == {200, 429}
+    assert {s.status for s in real.samples} - {503} == {200, 429}
+    flooded = [status for status, _ in warm + answers]
+    shed = assert_shed_counted(flooded + [s.status for s in real.samples], [server.url])
     assert admitted <= rate + int(span / (period / rate)), (admitted, span)
     growth_mib = (rss_after - rss_before) / 1024
     assert growth_mib < 8, (rss_before, rss_after)
@@ -170,4 +175,5 @@ def test_redis_keys_of_a_flood_have_ttls_and_expire(
         server_rss_kib=(rss_before, rss_after),
         real_client_admitted=admitted,
         real_client_requests=len(real.samples),
+        shed=shed,
     )

@@ -82,7 +82,7 @@ api_keys:
     assert statuses.count(200) == 5 + 2 * 2 and statuses.count(429) == 11
     wait_until(lambda: server.output().count('"pingpong.access"') >= 20)
     check = subprocess.run(
-        [sys.executable, "-m", "pingpong.cli", "check-config", str(config)],
+        [sys.executable, "-m", "pingpong", "check-config", str(config)],
         capture_output=True,
         text=True,
         check=False,
@@ -117,7 +117,7 @@ def test_redis_password_never_printed(pingpong: PingpongFactory, tmp_path: Path)
     config = tmp_path / "pingpong.yaml"
     config.write_text(f"storage: {url}\n")
     check = subprocess.run(
-        [sys.executable, "-m", "pingpong.cli", "check-config", str(config)],
+        [sys.executable, "-m", "pingpong", "check-config", str(config)],
         capture_output=True,
         text=True,
         check=False,

@@ -134,7 +134,7 @@ api_keys:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pingpong.cli", *args], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "pingpong", *args], capture_output=True, text=True, timeout=30
     )
 
 
