@@ -199,6 +199,7 @@ def cold_run(name: str, seconds: float, workdir: Path) -> dict[str, Any]:
                     )
                 )  # fmt: skip
             fallbacks = fleet.metric("pingpong_storage_fallbacks_total")
+            errors = dict(fleet.storage_errors())
         finally:
             fleet.stop()
             os.sched_setaffinity(0, set(cpus))
@@ -211,6 +212,8 @@ def cold_run(name: str, seconds: float, workdir: Path) -> dict[str, Any]:
         "bound": bound,
         "fallbacks": fallbacks,
         "shed": statuses.get(503, 0),
+        "storage_errors": errors,
+        "load_average": round(os.getloadavg()[0], 1),
         "within": max(admitted[k] for k in COLD_KEYS) <= bound and fallbacks == 0,
     }
 

@@ -21,6 +21,7 @@ class Check(NamedTuple):
 
 
 OVERLOAD = "overload"  # the error kind of a wait lost in this replica's own loop
+TIMEOUT = "timeout"  # the storage took its budget without answering
 
 
 class StorageError(Exception):
