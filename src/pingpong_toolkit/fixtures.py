@@ -24,7 +24,7 @@ import pytest
 from pingpong_toolkit.faultproxy import FaultProxy
 from pingpong_toolkit.fleet import Fleet, Place, start_fleet
 from pingpong_toolkit.pingpong import Pingpong
-from pingpong_toolkit.redis import RedisServer, terraform_access
+from pingpong_toolkit.redis import SERVICE_USER, RedisServer, terraform_users
 from pingpong_toolkit.redis_cluster import RedisCluster
 from pingpong_toolkit.redis_sentinel import RedisSentinel
 from pingpong_toolkit.tls import make_certificates
@@ -114,16 +114,12 @@ def storage_rediss(tmp_path: Path) -> Iterator[RedisTopology]:
     ``pingpong``, and a test that made it run a command or touch a key outside
     its rules fails here, with Redis' ACL LOG."""
     certificates = make_certificates(tmp_path / "tls")
-    users = {
-        "pingpong": (REDISS_PASSWORD, terraform_access("service")),
-        "pingpong-exporter": (EXPORTER_PASSWORD, terraform_access("exporter")),
-    }
     server = RedisServer(
         workdir=tmp_path / "redis",
         tls=certificates,
-        username="pingpong",
+        username=SERVICE_USER,
         password=REDISS_PASSWORD,
-        acl_users=users,
+        acl_users=terraform_users(REDISS_PASSWORD, EXPORTER_PASSWORD),
     ).start()
     topology = RedisTopology(server, FaultProxy(server.port).start())
     yield topology

@@ -15,7 +15,8 @@ from typing import NamedTuple
 from pingpong.core.algorithms import Limit, Outcome, new
 from pingpong.core.denycache import DenyCache
 from pingpong.core.heavy_hitters import HeavyHitters
-from pingpong.core.overrides import Override, OverrideLimits, override_limits
+from pingpong.core.override_table import OverrideTable
+from pingpong.core.overrides import Override
 from pingpong.core.policy import (
     API_KEY,
     CLIENT_IP,
@@ -149,8 +150,9 @@ class Limiter:
         self._deny = DenyCache(DENY_CACHE_SIZE) if storage.shared else None
         # Operators' per-key limits, and what the limiter looks up per check
         # (empty almost always).
-        self._overrides: dict[str, Override] = {}
-        self._override_limits: OverrideLimits = {}
+        self._overrides = OverrideTable()
+        self._overrides.bind(rules.all_policies)
+        self._override_limits = self._overrides.limits
 
     def check_now(self, path: str, method: str, client: str) -> Decision | None:
         """The decision without a coroutine, in the common case (``Rules.only``,
@@ -201,8 +203,8 @@ class Limiter:
         """Decide by ``rules`` from now on. The deny cache is dropped (the new
         limits may free a throttled client at once); the overrides stay, as
         limits of the new policies."""
-        limits = override_limits(self._overrides.values(), rules.all_policies)
-        self.rules, self._override_limits = rules, limits
+        self.rules = rules
+        self._overrides.bind(rules.all_policies)
         self.forget_all()
 
     def forget(self, keys: Iterable[str]) -> None:
@@ -223,41 +225,34 @@ class Limiter:
     def set_overrides(self, overrides: Iterable[Override]) -> None:
         """The operators' per-key limits now in force (replaced whole); a key
         whose override changed is asked of the storage again."""
-        old = self._override_limits
-        self._overrides = {o.full_key: o for o in overrides}
-        self._override_limits = override_limits(self._overrides.values(), self.rules.all_policies)
-        new = self._override_limits
-        self.forget(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+        self.forget(self._overrides.replace(overrides))
 
     def put_override(self, override: Override) -> None:
         """Add or replace one override (the others are left as they are)."""
-        self.drop_override(override.full_key)
-        self._overrides[override.full_key] = override
-        self._override_limits.update(override_limits([override], self.rules.all_policies))
+        self._overrides.put(override)
+        self.forget([override.full_key])
 
     def drop_override(self, full_key: str) -> None:
-        self._overrides.pop(full_key, None)
-        self._override_limits.pop(full_key, None)
+        self._overrides.drop(full_key)
         self.forget([full_key])
 
     def drop_expired(self, now: float) -> None:
         """Forget the overrides that have expired (they no longer apply anyway)."""
-        for full_key in [k for k, o in self._overrides.items() if o.expires_at <= now]:
+        for full_key in self._overrides.expired(now):
             self.drop_override(full_key)
 
     def limit_for(self, policy: Policy, key: str) -> Limit:
         """The limit ``policy`` applies to client ``key`` right now."""
-        found = self._override_limits.get(policy.name + ":" + key)
-        return found[0] if found is not None and found[1] > time.time() else policy.limit
+        return self._overrides.limit(policy.name + ":" + key, time.time()) or policy.limit
 
     def _overridden(self, checks: list[Check]) -> list[Check]:
         """Overridden keys take their override's limit until it expires (each
         replica enforces the expiry itself, to the second)."""
-        limits, now, out = self._override_limits, time.time(), []
+        overrides, now, out = self._overrides, time.time(), []
         for check in checks:
-            found = limits.get(check.key)
-            if found is not None and found[1] > now:
-                check = Check(check.key, found[0], check.shadow)
+            limit = overrides.limit(check.key, now)
+            if limit is not None:
+                check = Check(check.key, limit, check.shadow)
             out.append(check)
         return out
 
