@@ -39,6 +39,7 @@ SCRIPT = lua_script("decide")
 FLEET_SCRIPT = lua_script("fleet")
 FLEET_KEY = "pp:{pp-admin}:fleet"  # beside the control plane's keys
 MAX_BATCH = 256
+WARM_SECONDS = 5.0  # a slow storage's time to open the pool before serving
 
 Pending = tuple[Sequence[Check], "asyncio.Future[list[Outcome]]"]
 
@@ -171,8 +172,9 @@ class RedisStorage:
         """Open the pool (``connections``, each verified by a PING) and load the
         scripts, so that the first burst of decisions (and the first heartbeat)
         pays for no connection setup or extra round trip: the server listens
-        only after this."""
-        async with answer_within(max(self._timeout, 1.0)):
+        only after this. A storage that refuses fails at once; a slow one gets
+        WARM_SECONDS of its own time, then the replica serves anyway."""
+        async with answer_within(max(self._timeout, WARM_SECONDS)):
             await self._open_pool()
             await self.client.script_load(SCRIPT)
             await self.client.script_load(FLEET_SCRIPT)
