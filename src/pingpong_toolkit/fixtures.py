@@ -4,6 +4,8 @@
 - ``pingpong``: a factory, ``pingpong("--limit", "5/minute", env={...})`` -> a
   started ``Pingpong``, stopped after the test.
 - ``pingpong_shared``: one server per module, for read-only contract tests.
+- ``fleet``: a factory, ``fleet(3, storage_url, env={...}, place=pin)`` -> a
+  started ``Fleet`` of replicas on one storage, stopped after the test.
 - One fixture per storage topology, each a ``Topology`` (``url`` and faults):
   ``storage_memory``, ``storage_redis`` and ``storage_rediss`` (through a
   ``FaultProxy``: ``.proxy``), ``storage_sentinel``, ``storage_cluster``; and
@@ -20,6 +22,7 @@ from typing import Protocol
 import pytest
 
 from pingpong_toolkit.faultproxy import FaultProxy
+from pingpong_toolkit.fleet import Fleet, Place, start_fleet
 from pingpong_toolkit.pingpong import Pingpong
 from pingpong_toolkit.redis import SERVICE_USER, RedisServer, terraform_users
 from pingpong_toolkit.redis_cluster import RedisCluster
@@ -58,6 +61,29 @@ def pingpong(tmp_path: Path) -> Iterator[PingpongFactory]:
     yield start
     for server in started:
         server.stop()
+
+
+class FleetFactory(Protocol):
+    def __call__(
+        self, count: int, storage_url: str, env: Mapping[str, str], place: Place | None = None
+    ) -> Fleet: ...
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[FleetFactory]:
+    """Factory: fleet(count, storage_url, env, place) starts replicas, stopped afterwards."""
+    started: list[Fleet] = []
+
+    def start(
+        count: int, storage_url: str, env: Mapping[str, str], place: Place | None = None
+    ) -> Fleet:
+        replicas = start_fleet(count, storage_url, {**TEST_ENV, **env}, tmp_path, place)
+        started.append(replicas)
+        return replicas
+
+    yield start
+    for replicas in started:
+        replicas.stop()
 
 
 @pytest.fixture(scope="module")
