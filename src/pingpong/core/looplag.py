@@ -5,7 +5,7 @@ those delays is time the loop spent on something else (other requests, a
 CPU-starved process, a blocking call): time a request waited in this replica,
 not in the storage. Two users:
 
-- the storage budget (``storage_deadline``): a decision may wait
+- the storage budget (``core.storage.deadline``): a decision may wait
   ``storage_timeout`` for the storage itself; the time the loop's thread was
   busy or starved of a CPU during the wait is not charged to the storage, so
   an overloaded replica never blames Redis (and never opens its breaker) for
@@ -27,22 +27,10 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 INTERVAL = 0.01  # seconds between ticks: lag shorter than this goes unseen
 GRAIN = 0.001  # uvloop's timers fire to the millisecond: lateness below is no lag
-# A wait is given up after this long whatever the loop did. Short of it, a
-# command already sent is waited for as long as this replica is the one busy:
-# its answer has spent quota in the storage, and deciding it again alone would
-# admit what the storage may have refused. (A loop busy that long is making
-# progress, so the storage answers; a storage that does not leaves the loop
-# idle, and the budget runs out.)
-OVERLOAD_SECONDS = 5.0
-# Loop turns a spent budget waits before it expires: an answer that arrived by
-# the deadline is read (uvloop runs due timers before it polls the sockets, so
-# a busy loop sees the deadline before the answer that came with it).
-GRACE_TURNS = 3
 
 
 class LoopLag:
@@ -137,53 +125,9 @@ class LoopLag:
 LOOP_LAG = LoopLag()
 
 
-class Overloaded(TimeoutError):
-    """The wait ran past its wall-clock cap, mostly in this replica's loop:
-    no evidence against the storage."""
-
-
 def _open_schedstat() -> int | None:
     """This thread's scheduler statistics (Linux), kept open: a pread costs ~5 us."""
     try:
         return os.open(f"/proc/self/task/{threading.get_native_id()}/schedstat", os.O_RDONLY)
     except OSError:
         return None
-
-
-@asynccontextmanager
-async def storage_deadline(budget: float, lag: LoopLag = LOOP_LAG) -> AsyncIterator[None]:
-    """Like ``asyncio.timeout(budget)``, except that the time the loop lagged
-    during the wait is not charged to the budget: it raises TimeoutError once
-    ``budget`` seconds passed with the loop healthy and the loop has since
-    had ``GRACE_TURNS`` turns to read an answer, and ``Overloaded`` once the
-    wall-clock wait passes ``OVERLOAD_SECONDS`` first."""
-    lag.ensure_started()
-    loop = asyncio.get_running_loop()
-    started, mark = loop.time(), lag.mark()
-    cap = started + max(OVERLOAD_SECONDS, budget)
-    overloaded = False
-    handle: asyncio.Handle | None = None
-    try:
-        async with asyncio.timeout(None) as timeout:
-
-            def check(turns: int = 0) -> None:
-                nonlocal handle, overloaded
-                now = loop.time()
-                spent = now - started - lag.replica_since(mark)
-                if spent < budget and now < cap:
-                    handle = loop.call_at(min(now + budget - spent, cap), check)
-                elif turns < GRACE_TURNS:  # let the loop read what arrived meanwhile
-                    handle = loop.call_soon(check, turns + 1)
-                else:
-                    overloaded = spent < budget
-                    timeout.reschedule(now)
-
-            handle = loop.call_at(started + budget, check)
-            try:
-                yield
-            finally:
-                handle.cancel()
-    except TimeoutError:
-        if overloaded:
-            raise Overloaded(f"waited {loop.time() - started:.3f} s, mostly in this loop") from None
-        raise

@@ -21,8 +21,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from pingpong.core.looplag import Overloaded, storage_deadline
 from pingpong.core.storage.base import OVERLOAD, TIMEOUT, StorageError, StorageOptions
+from pingpong.core.storage.deadline import Overloaded, storage_deadline
 
 
 def lua_script(name: str) -> str:

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from pingpong.core.looplag import OVERLOAD_SECONDS, LoopLag, Overloaded, storage_deadline
+from pingpong.core.looplag import LoopLag
+from pingpong.core.storage.deadline import OVERLOAD_SECONDS, Overloaded, storage_deadline
 
 
 def block_loop(seconds: float) -> None:
