@@ -33,6 +33,19 @@ SHELL ["/bin/sh", "-eu", "-c"]
 WORKDIR /build
 RUN python3 -m venv /opt/venv
 
+# A C compiler and Python's headers for the hot path mypyc compiles (setup.py), in this
+# stage only: the final image gets the built venv, no compiler. Debian bookworm's
+# current packages: their exact versions change with point releases, and a pinned one
+# would vanish from the mirror (the Python packages below are pinned by hash). The
+# official python image has its headers; Debian's python3 (the local base) needs
+# python3-dev.
+# hadolint ignore=DL3008
+RUN headers="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"; \
+    dev=""; if [ ! -f "$headers/Python.h" ]; then dev="python3-dev"; fi; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends gcc libc6-dev $dev; \
+    rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, in their own layer: it is rebuilt only when the lock changes, not
 # on every source edit. requirements-image.txt is pyproject.toml's dependencies at the
 # versions of constraints.txt, each with the SHA-256 of its wheel
@@ -46,14 +59,19 @@ RUN --mount=type=secret,id=ca \
     /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-deps -r requirements-image.txt
 
 # Then pingpong itself: a regular (not editable) install from the source tree, built
-# with the hashed setuptools above and nothing downloaded. pip and setuptools leave the
-# venv afterwards: the runtime image installs nothing.
-COPY pyproject.toml README.md ./
+# with the hashed setuptools and mypy above and nothing downloaded; the modules of
+# mypyc-modules.txt must come out compiled. The build's own tools (pip, setuptools,
+# mypy and what only mypy needs) leave the venv afterwards: the runtime image
+# installs nothing.
+COPY pyproject.toml setup.py mypyc.ini mypyc-modules.txt README.md ./
 COPY src ./src
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation --no-index .; \
     /opt/venv/bin/pip check; \
+    /opt/venv/bin/python -c "import pingpong.core.limiter as m; assert m.__file__.endswith('.so'), m.__file__"; \
     /opt/venv/bin/pingpong --help > /dev/null; \
-    /opt/venv/bin/python -m pip uninstall --yes --quiet pip setuptools
+    /opt/venv/bin/python -m pip uninstall --yes --quiet mypy mypy_extensions pathspec librt ast_serialize; \
+    /opt/venv/bin/python -m pip uninstall --yes --quiet pip setuptools; \
+    /opt/venv/bin/pingpong --help > /dev/null
 
 # --- final: the base image, the venv, nothing else -----------------------------------
 FROM ${BASE_IMAGE}:${BASE_TAG}

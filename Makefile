@@ -12,7 +12,14 @@ empty :=
 space := $(empty) $(empty)
 export PATH := $(CURDIR)/$(TOOLS)/bin:$(subst $(space),:,$(strip $(NPM_BINS))):$(PATH)
 
-.PHONY: run test lint unit tools system-deps bench lock clean
+# The hot path is compiled by mypyc (setup.py, mypyc-modules.txt): the install is
+# redone (the build is what takes time) when a listed module changes, and
+# tests/conftest.py refuses a compiled module older than its source.
+COMPILED := $(shell grep -v '^\#' mypyc-modules.txt)
+# pip's isolated build environment (setup.py's mypy and its dependencies) pinned too.
+INSTALL := PIP_CONSTRAINT=constraints.txt $(BIN)/pip install --quiet -c constraints.txt
+
+.PHONY: run test lint unit compile tools system-deps bench lock clean
 
 run: $(VENV)/.installed
 	$(BIN)/pingpong serve $(ARGS)
@@ -30,10 +37,13 @@ lint: $(VENV)/.installed
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+compile: $(VENV)/.installed
+
+# An editable install builds the compiled modules next to their sources.
+$(VENV)/.installed: pyproject.toml constraints.txt setup.py mypyc.ini mypyc-modules.txt $(COMPILED)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(INSTALL) -e '.[dev]'
 	touch $@
 
 tools: $(if $(wildcard tools/requirements.txt),$(TOOLS)/.installed) \
@@ -65,4 +75,5 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) $(TOOLS) tools/*/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) tools/*/node_modules .pytest_cache .mypy_cache .ruff_cache build
+	find src -name '*.so' -delete

@@ -1,11 +1,15 @@
 """``python -m bench.control_plane``: what operator activity costs the other replicas.
 
 Two replicas (A and B) share one redis-server. First 10,000 overrides are
-bulk-loaded through A's admin API (concurrent PUTs). Then B serves a steady,
-paced /ping load while A either rests (baseline) or takes 100 admin operations
-a second (override replacements and resets, each announced to B); the phases
-alternate, so the machine's noise falls on both alike. Printed: the bulk-load
-time and B's /ping p99 in each phase (the medians over the rounds).
+bulk-loaded through A's admin API by ``pingpong admin import`` (batches), then
+each replaced by a PUT of its own (16 in flight): both timed. Then B serves a
+steady, paced /ping load while nobody takes admin operations (baseline), or a
+third replica C on another redis-server takes 100 a second (elsewhere: the
+machine as busy, none of it B's work), or A does (operations: override
+replacements and resets, each announced to B). Each round runs the three
+phases, in turn going first, so the machine's noise falls on all alike.
+Printed: the load times, B's /ping p99 in each phase (medians over the rounds)
+and each round's own ratio and difference, operations against elsewhere.
 
 ``--sync`` measures instead what the wall clock of a shared machine cannot:
 B's Redis commands, bytes read, CPU time and longest event-loop step per
@@ -20,6 +24,8 @@ import json
 import multiprocessing
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
@@ -68,8 +74,25 @@ async def paced(
     return len(failures)
 
 
+def import_file(admin: str, count: int, logs: Path) -> float:
+    """Seconds for ``pingpong admin import FILE`` to load ``count`` overrides
+    (batches of MAX_BATCH, one after the other): what an operator types."""
+    source = logs / "overrides.jsonl"
+    line = {"policy": "default", "rate": "1000/minute", "burst": 100, "expires_in": 3600,
+            "reason": "bulk"}  # fmt: skip
+    source.write_text("".join(json.dumps({**line, "key": key(i)}) + "\n" for i in range(count)))
+    base = admin.removesuffix("/admin/v1")
+    command = [sys.executable, "-m", "pingpong", "admin", "import", str(source),
+               "--url", base, "--token", TOKEN, "--timeout", "60"]  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    return seconds
+
+
 async def bulk_load(admin: str, count: int) -> float:
-    """Seconds to PUT ``count`` overrides, 16 requests in flight."""
+    """Seconds to PUT ``count`` overrides one by one, 16 requests in flight."""
     body = {"rate": "1000/minute", "burst": 100, "expires_in": 3600, "reason": "bulk"}
     queue = iter(range(count))
     async with aiohttp.ClientSession(headers=AUTH) as session:
@@ -102,10 +125,16 @@ async def operate(admin: str, count: int, ops: float, seconds: float) -> int:
         return await paced(ops, seconds, one)
 
 
-def drive_admin(admin: str, count: int, ops: float, seconds: float, failed: Any) -> None:
+def drive_admin(
+    admin: str, count: int, ops: float, seconds: float, failed: Any, ready: Any, go: Any
+) -> None:
     """In its own process, so that the client measuring B shares no event loop
     (nor GIL) with the one driving A; ``failed`` (a shared int) counts the
-    operations that did not answer 200."""
+    operations that did not answer 200. It says ``ready`` once started (a
+    spawned interpreter's imports are a second of CPU that must fall outside
+    the measurement) and begins on ``go``."""
+    ready.set()
+    go.wait()
     failed.value = asyncio.run(operate(admin, count, ops, seconds))
 
 
@@ -140,17 +169,20 @@ def cpu_seconds(server: Pingpong) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def phase(a_admin: str, b: Pingpong, args: argparse.Namespace, busy: bool) -> dict[str, float]:
-    """B's /ping latencies while A rests, or (``busy``) takes the operations,
-    and B's CPU time per second of it."""
-    cpu_before = cpu_seconds(b)
+def phase(admin: str | None, b: Pingpong, args: argparse.Namespace) -> dict[str, float]:
+    """B's /ping latencies, and B's CPU time per second, while ``admin`` (a
+    replica's admin API) takes the operations, or nobody does (None)."""
     context = multiprocessing.get_context("spawn")
-    failed = context.Value("i", 0)
+    failed, ready, go = context.Value("i", 0), context.Event(), context.Event()
     driver = None
-    if busy:
-        driver_args = (a_admin, args.overrides, args.ops, args.seconds, failed)
+    if admin is not None:
+        driver_args = (admin, args.overrides, args.ops, args.seconds, failed, ready, go)
         driver = context.Process(target=drive_admin, args=driver_args)
         driver.start()
+        assert ready.wait(60), "the admin driver did not start"
+        time.sleep(1.0)  # the end of its start-up is no one's measurement
+    cpu_before = cpu_seconds(b)
+    go.set()
     try:
         latencies = asyncio.run(ping_phase(b.url + "/ping", args.ping_rate, args.seconds))
         cpu = 1000 * (cpu_seconds(b) - cpu_before) / args.seconds
@@ -161,18 +193,37 @@ def phase(a_admin: str, b: Pingpong, args: argparse.Namespace, busy: bool) -> di
     return {**latencies, "b_cpu_ms_per_s": cpu, "admin_failed": failed.value}
 
 
-def measure(a_admin: str, b: Pingpong, args: argparse.Namespace) -> dict[str, Any]:
-    load_seconds = asyncio.run(bulk_load(a_admin, args.overrides))
-    rounds: dict[str, list[dict[str, float]]] = {"baseline": [], "operations": []}
-    for _ in range(args.rounds):
-        for name in rounds:
-            rounds[name].append(phase(a_admin, b, args, name == "operations"))
+PHASES = ("baseline", "elsewhere", "operations")
+
+
+def measure(
+    a_admin: str, b: Pingpong, c_admin: str, args: argparse.Namespace, logs: Path
+) -> dict[str, Any]:
+    """``elsewhere``: the same operations on C, which shares nothing with B: the
+    machine as busy as with ``operations`` on A, none of it B's work."""
+    import_seconds = import_file(a_admin, args.overrides, logs)
+    put_seconds = asyncio.run(bulk_load(a_admin, args.overrides))  # each replaces one
+    import_file(c_admin, args.overrides, logs)
+    target = {"baseline": None, "elsewhere": c_admin, "operations": a_admin}
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in PHASES}
+    for r in range(args.rounds):  # rotated: each phase goes first in turn
+        for name in PHASES[r % 3 :] + PHASES[: r % 3]:
+            rounds[name].append(phase(target[name], b, args))
     summary = {
         name: {m: statistics.median(r[m] for r in results) for m in results[0]}
         for name, results in rounds.items()
     }
-    return {"bulk_load_seconds": load_seconds, "overrides": args.overrides, "summary": summary,
-            "rounds": rounds}  # fmt: skip
+    pairs = list(zip(rounds["elsewhere"], rounds["operations"], strict=True))
+    return {
+        "import_seconds": import_seconds,
+        "put_seconds": put_seconds,
+        "overrides": args.overrides,
+        "summary": summary,
+        # Each round's own comparison: the machine's drift between rounds cancels.
+        "p99_ratio_per_round": [o["p99_ms"] / e["p99_ms"] for e, o in pairs],
+        "p99_added_ms_per_round": [o["p99_ms"] - e["p99_ms"] for e, o in pairs],
+        "rounds": rounds,
+    }
 
 
 def sync_costs(overrides: int, changes: int) -> int:
@@ -188,7 +239,11 @@ def sync_costs(overrides: int, changes: int) -> int:
         f"from Redis, {result['cpu_us_per_sync']:.0f} us CPU; longest step "
         f"{result['longest_step_cpu_us']:.0f} us CPU ({result['longest_step_wall_us']:.0f} us "
         f"wall), garbage collection at most {result['longest_collection_in_a_step_us']:.0f} us "
-        f"in a step; 100 changes/s = {100 * result['core_share_at_100_per_s']:.1f} % of a core"
+        f"in a step; 100 changes/s = {100 * result['core_share_at_100_per_s']:.1f} % of a core\n"
+        f"a full collection: {result['full_collection_us_before_load']:.0f} us CPU before the "
+        f"load, {result['full_collection_us_loaded']:.0f} us with two replicas holding "
+        f"{overrides} overrides each; {result['tracked_objects_per_override']:.3f} objects "
+        f"tracked per override and replica"
     )
     return 0
 
@@ -199,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ops", type=float, default=100.0, help="admin operations a second on A")
     parser.add_argument("--ping-rate", type=float, default=200.0, help="/ping a second on B")
     parser.add_argument("--seconds", type=float, default=8.0, help="each phase")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="each runs the three phases")
     parser.add_argument("--sync", action="store_true", help="B's cost per change, in process")
     parser.add_argument("--changes", type=int, default=1000, help="with --sync: changes on A")
     args = parser.parse_args(argv)
@@ -207,25 +262,37 @@ def main(argv: list[str] | None = None) -> int:
         return sync_costs(args.overrides, args.changes)
     logs = Path(tempfile.mkdtemp(prefix="bench-control-plane-"))
     redis = RedisServer(workdir=logs / "redis").start()
+    other_redis = RedisServer(workdir=logs / "redis-c").start()
     servers: list[Pingpong] = []
     try:
-        a, a_admin = replica(redis, logs, "replica-a")
-        servers.append(a)
-        b, _ = replica(redis, logs, "replica-b")
-        servers.append(b)
-        result = measure(a_admin, b, args)
+        admins = []
+        for server_redis, name in ((redis, "replica-a"), (redis, "replica-b"),
+                                   (other_redis, "replica-c")):  # fmt: skip
+            server, admin = replica(server_redis, logs, name)
+            servers.append(server)
+            admins.append(admin)
+        result = measure(admins[0], servers[1], admins[2], args, logs)
     finally:
         for server in servers:
             server.stop()
         redis.stop()
-    base, busy = result["summary"]["baseline"], result["summary"]["operations"]
+        other_redis.stop()
+    summary = result["summary"]
+    base, elsewhere, busy = (summary[name] for name in PHASES)
     print(json.dumps(result))
+    ratios, added = result["p99_ratio_per_round"], result["p99_added_ms_per_round"]
     print(
-        f"bulk load of {args.overrides} overrides: {result['bulk_load_seconds']:.1f} s\n"
-        f"B /ping p99: {base['p99_ms']:.2f} ms at rest, {busy['p99_ms']:.2f} ms with "
-        f"{args.ops:g} admin operations/s on A (+{busy['p99_ms'] - base['p99_ms']:.2f} ms); "
-        f"p50 {base['p50_ms']:.2f} / {busy['p50_ms']:.2f} ms; B's CPU "
-        f"{base['b_cpu_ms_per_s']:.0f} / {busy['b_cpu_ms_per_s']:.0f} ms a second; "
+        f"{args.overrides} overrides: pingpong admin import {result['import_seconds']:.1f} s; "
+        f"one PUT each, 16 in flight, {result['put_seconds']:.1f} s\n"
+        f"B /ping p99 (medians): {base['p99_ms']:.2f} ms at rest, {elsewhere['p99_ms']:.2f} ms "
+        f"with {args.ops:g} admin operations/s on C (another Redis), {busy['p99_ms']:.2f} ms "
+        f"with them on A; per round, A / C "
+        f"{' '.join(f'{x:.2f}' for x in ratios)} (median {statistics.median(ratios):.2f}), "
+        f"added {' '.join(f'{x:+.2f}' for x in added)} ms (median "
+        f"{statistics.median(added):+.2f}); "
+        f"p50 {base['p50_ms']:.2f} / {elsewhere['p50_ms']:.2f} / {busy['p50_ms']:.2f} ms; "
+        f"B's CPU {base['b_cpu_ms_per_s']:.0f} / {elsewhere['b_cpu_ms_per_s']:.0f} / "
+        f"{busy['b_cpu_ms_per_s']:.0f} ms a second; "
         f"load average {os.getloadavg()[0]:.1f}; logs in {logs}"
     )
     return 0

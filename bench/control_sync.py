@@ -19,6 +19,11 @@ apply to its limiter). Counted on B's syncs only:
 
 With ``cpu_per_sync`` and 100 changes a second, B spends ``100 * cpu_per_sync``
 a second (a share of a core) and no request waits more than the longest step.
+
+And what the stored overrides add to every full garbage collection (which
+pauses the replica's event loop whoever triggers it): the objects the
+collector tracks per override and replica (``gc.get_objects()``), and the
+CPU time of a full collection before the load and after it, in the same run.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from pingpong_toolkit.redis import RedisServer
 
 ACTOR = Actor("bench", "bench-1")
 LOAD_IN_FLIGHT = 64
+FULL_COLLECTIONS = 5  # timed, the median reported
 
 
 def key(i: int) -> str:
@@ -162,18 +168,38 @@ async def follow(
     }
 
 
+def full_collection() -> tuple[int, float]:
+    """The objects the collector tracks, and the median CPU time of a full
+    collection (from ``gc.callbacks``: the collector's own time)."""
+    times = []
+    for _ in range(FULL_COLLECTIONS):
+        before = COLLECTIONS.seconds
+        gc.collect()
+        times.append(COLLECTIONS.seconds - before)
+    return len(gc.get_objects()), statistics.median(times)
+
+
 async def measure_async(url: str, redis: RedisServer, count: int, changes: int) -> dict[str, Any]:
     settings = Settings(storage=url, limit="100000000/second")
     a, b = Service(settings), Service(settings)
     gc.callbacks.append(COLLECTIONS)
     try:
+        tracked_before, empty = full_collection()
         load_seconds = await load(a, count)
         result = await follow(a, b, redis, count, changes)
+        tracked_after, loaded = full_collection()
     finally:
         gc.callbacks.remove(COLLECTIONS)
         for service in (a, b):
             await service.storage.aclose()
-    return {**result, "in_process_load_seconds": load_seconds}
+    return {
+        **result,
+        "in_process_load_seconds": load_seconds,
+        # Both replicas hold every override.
+        "tracked_objects_per_override": (tracked_after - tracked_before) / (2 * max(count, 1)),
+        "full_collection_us_before_load": 1e6 * empty,
+        "full_collection_us_loaded": 1e6 * loaded,
+    }
 
 
 def measure(redis: RedisServer, count: int, changes: int) -> dict[str, Any]:

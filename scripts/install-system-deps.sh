@@ -10,7 +10,7 @@ packages=(
   prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager
   amtool:prometheus-alertmanager prometheus-blackbox-exporter:prometheus-blackbox-exporter
   dockerd:docker.io debootstrap:debootstrap docker-compose:docker-compose
-  valgrind:valgrind callgrind_control:valgrind
+  valgrind:valgrind callgrind_control:valgrind gcc:gcc
   docker-registry:docker-registry skopeo:skopeo
 )
 PATH="$PATH:/usr/sbin:/sbin"

@@ -33,7 +33,6 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 overlay="$here/overlays/prod"
 render_only=false
-namespace=pingpong
 name=pingpong
 timeout=${ROLLOUT_TIMEOUT:-1800}
 interval=${ROLLOUT_POLL_SECONDS:-10}
@@ -118,6 +117,8 @@ awk -v workload="$work/workload.yaml" -v rest="$work/rest.yaml" '
   END { flush() }
 ' "$work/rendered.yaml"
 [ -s "$work/workload.yaml" ] || { echo "no pingpong workload in $overlay" >&2; exit 2; }
+# The overlay's namespace (pingpong; dev: pingpong-dev), as rendered.
+namespace=$(sed -n 's/^  namespace: //p' "$work/workload.yaml" | head -n 1)
 
 selector='app.kubernetes.io/component!=bootstrap'
 if ! kubectl apply --dry-run=server --selector "$selector" -f "$work/rest.yaml" -f "$work/workload.yaml"; then

@@ -4,6 +4,41 @@
 # deploy/monitoring/kube-prometheus-stack use; tests/deploy checks that they
 # agree.
 
+# One Pod Identity role per add-on service account that calls AWS, each with
+# the policy document below (modules/pod-identity-role: trusted for exactly
+# that cluster, namespace and service account).
+locals {
+  pod_identities = {
+    argo-rollouts = {
+      namespace       = "argo-rollouts"
+      service_account = "argo-rollouts"
+      policy_json     = data.aws_iam_policy_document.argo_rollouts.json
+    }
+    alertmanager = {
+      namespace       = "monitoring"
+      service_account = "alertmanager"
+      policy_json     = data.aws_iam_policy_document.alertmanager.json
+    }
+    kyverno = {
+      namespace       = "kyverno"
+      service_account = "kyverno-admission-controller"
+      policy_json     = data.aws_iam_policy_document.kyverno.json
+    }
+  }
+}
+
+module "pod_identity" {
+  source   = "./modules/pod-identity-role"
+  for_each = local.pod_identities
+
+  name            = "${local.name}-${each.key}"
+  cluster_name    = module.eks.cluster_name
+  cluster_arn     = module.eks.cluster_arn
+  namespace       = each.value.namespace
+  service_account = each.value.service_account
+  policy_json     = each.value.policy_json
+}
+
 # Argo Rollouts with --aws-verify-target-group (argo-rollouts
 # docs/features/traffic-management/alb.md, "Zero-Downtime Updates with AWS
 # TargetGroup Verification"): before it scales the old version down or moves
@@ -26,15 +61,6 @@ data "aws_iam_policy_document" "argo_rollouts" {
   }
 }
 
-module "argo_rollouts_pod_identity" {
-  source = "./modules/pod-identity-role"
-
-  name            = "${local.name}-argo-rollouts"
-  cluster_name    = module.eks.cluster_name
-  namespace       = "argo-rollouts"
-  service_account = "argo-rollouts"
-  policy_json     = data.aws_iam_policy_document.argo_rollouts.json
-}
 
 # Alertmanager publishes pages to the alarm topic (sns_configs). The topic is
 # KMS-encrypted, so the publisher also needs the key: SNS calls
@@ -55,42 +81,6 @@ data "aws_iam_policy_document" "alertmanager" {
   }
 }
 
-module "alertmanager_pod_identity" {
-  source = "./modules/pod-identity-role"
-
-  name            = "${local.name}-alertmanager"
-  cluster_name    = module.eks.cluster_name
-  namespace       = "monitoring"
-  service_account = "alertmanager"
-  policy_json     = data.aws_iam_policy_document.alertmanager.json
-}
-
-# External Secrets Operator reads the Redis URL secret (secrets.tf) for the
-# ExternalSecret pingpong-storage and the redis_exporter's password, and the
-# admin token digests for pingpong-admin-tokens.
-data "aws_iam_policy_document" "external_secrets" {
-  statement {
-    sid       = "ReadThePingpongSecrets"
-    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-    resources = [aws_secretsmanager_secret.redis.arn, aws_secretsmanager_secret.redis_exporter.arn, aws_secretsmanager_secret.admin_tokens.arn]
-  }
-
-  statement {
-    sid       = "DecryptTheRedisSecret"
-    actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.secrets.arn]
-  }
-}
-
-module "external_secrets_pod_identity" {
-  source = "./modules/pod-identity-role"
-
-  name            = "${local.name}-external-secrets"
-  cluster_name    = module.eks.cluster_name
-  namespace       = "external-secrets"
-  service_account = "external-secrets"
-  policy_json     = data.aws_iam_policy_document.external_secrets.json
-}
 
 # Kyverno verifies the pingpong images' signatures and SBOM attestations
 # (deploy/k8s/policies/verify-images.yaml): it reads them from ECR and the
@@ -109,7 +99,7 @@ data "aws_iam_policy_document" "kyverno" {
   statement {
     sid       = "ReadSignaturesAndAttestations"
     actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:DescribeImages", "ecr:ListImages"]
-    resources = [aws_ecr_repository.app.arn]
+    resources = [aws_ecr_repository.this["app"].arn]
   }
 
   statement {
@@ -125,14 +115,24 @@ data "aws_iam_policy_document" "kyverno" {
   }
 }
 
-module "kyverno_pod_identity" {
-  source = "./modules/pod-identity-role"
 
-  name            = "${local.name}-kyverno"
-  cluster_name    = module.eks.cluster_name
-  namespace       = "kyverno"
-  service_account = "kyverno-admission-controller"
-  policy_json     = data.aws_iam_policy_document.kyverno.json
+# The roles registry modules make (Karpenter's controller, the AWS Load
+# Balancer Controller, the EBS CSI driver) get the same trust as ours.
+locals {
+  registry_pod_identities = {
+    karpenter         = { namespace = "kube-system", service_account = "karpenter" }
+    aws-lb-controller = { namespace = "kube-system", service_account = "aws-load-balancer-controller" }
+    ebs-csi           = { namespace = "kube-system", service_account = "ebs-csi-controller-sa" }
+  }
+}
+
+module "pod_identity_trust" {
+  source   = "./modules/pod-identity-trust"
+  for_each = local.registry_pod_identities
+
+  cluster_arn     = module.eks.cluster_arn
+  namespace       = each.value.namespace
+  service_account = each.value.service_account
 }
 
 # Karpenter adds nodes when pods are Pending, in the zone they need: a
@@ -146,8 +146,13 @@ module "karpenter" {
   #checkov:skip=CKV_TF_1:registry module pinned to one major version by its version constraint; commit pins apply to git sources only
 
   cluster_name    = module.eks.cluster_name
-  namespace       = "kube-system"
-  service_account = "karpenter"
+  namespace       = module.pod_identity_trust["karpenter"].namespace
+  service_account = module.pod_identity_trust["karpenter"].service_account
+  # The module trusts pods.eks.amazonaws.com with no condition at all; this
+  # replaces its "PodIdentity" statement (override_policy_documents replace
+  # statements of the same sid) with this account, cluster and service
+  # account only (modules/pod-identity-trust).
+  iam_role_override_assume_policy_documents = [module.pod_identity_trust["karpenter"].json]
 
   # A fixed name: the EC2NodeClass (deploy/k8s/addons/karpenter) names it.
   node_iam_role_name            = "${local.name}-karpenter-node"
@@ -183,6 +188,7 @@ module "ebs_csi_pod_identity" {
 
   name                      = "${var.name}-ebs-csi"
   attach_aws_ebs_csi_policy = true
+  trust_policy_conditions   = module.pod_identity_trust["ebs-csi"].conditions
 }
 
 resource "aws_eks_addon" "ebs_csi" {
@@ -193,4 +199,20 @@ resource "aws_eks_addon" "ebs_csi" {
     role_arn        = module.ebs_csi_pod_identity.iam_role_arn
     service_account = "ebs-csi-controller-sa"
   }
+}
+
+# The per-add-on module blocks became one for_each: the same roles, kept.
+moved {
+  from = module.argo_rollouts_pod_identity
+  to   = module.pod_identity["argo-rollouts"]
+}
+
+moved {
+  from = module.alertmanager_pod_identity
+  to   = module.pod_identity["alertmanager"]
+}
+
+moved {
+  from = module.kyverno_pod_identity
+  to   = module.pod_identity["kyverno"]
 }

@@ -10,10 +10,21 @@ resource "aws_kms_alias" "ecr" {
   target_key_id = aws_kms_key.ecr.key_id
 }
 
-# Tags are immutable: a tag (the commit SHA) always means the same image,
-# so what was tested is what runs. Every push is scanned.
-resource "aws_ecr_repository" "app" {
-  name                 = local.name
+# The release image (the commit SHA its tag) and the deploy job's runner image
+# (deploy/k8s/addons/deploy-runner: GitHub's runner plus the aws CLI and
+# kubectl, pushed once by an operator). Tags are immutable: a tag always means
+# the same image, so what was tested is what runs. Every push is scanned.
+locals {
+  ecr_repositories = {
+    app           = local.name
+    deploy_runner = "${local.name}-deploy-runner"
+  }
+}
+
+resource "aws_ecr_repository" "this" {
+  for_each = local.ecr_repositories
+
+  name                 = each.value
   image_tag_mutability = "IMMUTABLE"
 
   image_scanning_configuration {
@@ -26,13 +37,23 @@ resource "aws_ecr_repository" "app" {
   }
 }
 
+moved {
+  from = aws_ecr_repository.app
+  to   = aws_ecr_repository.this["app"]
+}
+
+moved {
+  from = aws_ecr_repository.deploy_runner
+  to   = aws_ecr_repository.this["deploy_runner"]
+}
+
 # Counts release images only (tagged with their commit): signatures and
 # attestations are untagged OCI 1.1 referrers of an image (scripts/ci-push-attest.sh),
 # so they neither count against the 100 nor are expired on their own; ECR
 # removes an image's referrers together with the image ("Amazon ECR lifecycle
 # policies", subject and referrers).
 resource "aws_ecr_lifecycle_policy" "app" {
-  repository = aws_ecr_repository.app.name
+  repository = aws_ecr_repository.this["app"].name
 
   policy = jsonencode({
     rules = [{
@@ -66,21 +87,5 @@ data "aws_iam_policy_document" "kms_account_admin" {
       type        = "AWS"
       identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
     }
-  }
-}
-
-# The deploy job's runner image (deploy/k8s/addons/deploy-runner): GitHub's
-# runner plus the aws CLI and kubectl, pushed once by an operator.
-resource "aws_ecr_repository" "deploy_runner" {
-  name                 = "${local.name}-deploy-runner"
-  image_tag_mutability = "IMMUTABLE"
-
-  image_scanning_configuration {
-    scan_on_push = true
-  }
-
-  encryption_configuration {
-    encryption_type = "KMS"
-    kms_key         = aws_kms_key.ecr.arn
   }
 }

@@ -20,6 +20,10 @@ module "eks" {
   endpoint_public_access_cidrs = var.cluster_endpoint_public_access_cidrs
   endpoint_private_access      = true
 
+  # The IAM OIDC provider of the cluster: each namespace's SecretStore
+  # assumes its role with a service account token (secrets.tf).
+  enable_irsa = true
+
   authentication_mode                      = "API"
   enable_cluster_creator_admin_permissions = true
   enabled_log_types                        = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
@@ -37,6 +41,10 @@ module "eks" {
     eks-pod-identity-agent = { before_compute = true }
     # Resource metrics for the HorizontalPodAutoscaler.
     metrics-server = {}
+    # Node health conditions (kernel, networking, storage, container runtime)
+    # that node auto repair acts on (EKS user guide, "Detect node health
+    # issues with the EKS node monitoring agent").
+    eks-node-monitoring-agent = {}
   }
 
   eks_managed_node_groups = {
@@ -47,6 +55,11 @@ module "eks" {
       min_size     = var.node_min_size
       max_size     = local.node_max_size
       desired_size = var.node_min_size
+
+      # EKS replaces (or reboots) a node that stays unhealthy (EKS user
+      # guide, "Automatically repair nodes in EKS clusters"); its pods wait
+      # Pending for Karpenter meanwhile. No scaling policy grows the group.
+      node_repair_config = { enabled = true }
 
       # Nodes pull the pingpong image (and nothing else) from ECR.
       iam_role_additional_policies = {
@@ -80,18 +93,14 @@ module "aws_lb_controller_pod_identity" {
 
   name                            = "${local.name}-aws-lb-controller"
   attach_aws_lb_controller_policy = true
-  # Confused-deputy guard, as in modules/pod-identity-role.
-  trust_policy_conditions = [{
-    test     = "StringEquals"
-    variable = "aws:SourceAccount"
-    values   = [data.aws_caller_identity.current.account_id]
-  }]
+  # This account, cluster and service account only (modules/pod-identity-trust).
+  trust_policy_conditions = module.pod_identity_trust["aws-lb-controller"].conditions
 
   associations = {
     this = {
       cluster_name    = module.eks.cluster_name
-      namespace       = "kube-system"
-      service_account = "aws-load-balancer-controller"
+      namespace       = module.pod_identity_trust["aws-lb-controller"].namespace
+      service_account = module.pod_identity_trust["aws-lb-controller"].service_account
     }
   }
 }

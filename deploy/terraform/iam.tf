@@ -33,43 +33,22 @@ locals {
   github_oidc_provider_arn = var.create_github_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : data.aws_iam_openid_connect_provider.github[0].arn
 }
 
-data "aws_iam_policy_document" "ci_push_trust" {
-  statement {
-    sid     = "GitHubActionsMainBranch"
-    actions = ["sts:AssumeRoleWithWebIdentity"]
-
-    principals {
-      type        = "Federated"
-      identifiers = [local.github_oidc_provider_arn]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${local.github_repo}:ref:refs/heads/main"]
-    }
-
-    # And only the release workflow: another workflow file pushed to main
-    # cannot take the role (AWS STS validates GitHub's job_workflow_ref
-    # claim, "AWS STS supports validation of identity provider claims",
-    # aws.amazon.com/about-aws/whats-new/2026/01/aws-sts-supports-validation-identity-provider-claims/).
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:job_workflow_ref"
-      values   = [local.release_workflow_ref]
-    }
+# The sub claim each role trusts: the push role any job of a push to main,
+# the deploy role only jobs in the environment (whose required reviewers
+# GitHub enforces before the job gets a token), so a job on main without the
+# environment's approval cannot deploy.
+locals {
+  ci_subjects = {
+    push   = "repo:${local.github_repo}:ref:refs/heads/main"
+    deploy = "repo:${local.github_repo}:environment:${var.github_deploy_environment}"
   }
 }
 
-data "aws_iam_policy_document" "ci_deploy_trust" {
+data "aws_iam_policy_document" "ci_trust" {
+  for_each = local.ci_subjects
+
   statement {
-    sid     = "GitHubActionsProductionEnvironment"
+    sid     = "GitHubActionsReleaseWorkflow"
     actions = ["sts:AssumeRoleWithWebIdentity"]
 
     principals {
@@ -83,14 +62,17 @@ data "aws_iam_policy_document" "ci_deploy_trust" {
       values   = ["sts.amazonaws.com"]
     }
 
-    # The environment only: a job on main without the environment (and its
-    # approval) cannot deploy.
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${local.github_repo}:environment:${var.github_deploy_environment}"]
+      values   = [each.value]
     }
 
+    # And only the release workflow: another workflow file on main (or in
+    # the environment) cannot take the role (AWS STS validates GitHub's
+    # job_workflow_ref claim, "AWS STS supports validation of identity
+    # provider claims",
+    # aws.amazon.com/about-aws/whats-new/2026/01/aws-sts-supports-validation-identity-provider-claims/).
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:job_workflow_ref"
@@ -102,14 +84,14 @@ data "aws_iam_policy_document" "ci_deploy_trust" {
 resource "aws_iam_role" "ci_push" {
   name                 = "${local.name}-ci-push"
   description          = "GitHub Actions (OIDC), pushes to main of ${local.github_repo}: build, push and sign images"
-  assume_role_policy   = data.aws_iam_policy_document.ci_push_trust.json
+  assume_role_policy   = data.aws_iam_policy_document.ci_trust["push"].json
   max_session_duration = 3600
 }
 
 resource "aws_iam_role" "ci_deploy" {
   name                 = "${local.name}-ci-deploy"
   description          = "GitHub Actions (OIDC), environment ${var.github_deploy_environment} of ${local.github_repo}: deploy the Rollout"
-  assume_role_policy   = data.aws_iam_policy_document.ci_deploy_trust.json
+  assume_role_policy   = data.aws_iam_policy_document.ci_trust["deploy"].json
   max_session_duration = 3600
 }
 
@@ -135,7 +117,7 @@ data "aws_iam_policy_document" "ci_push" {
       "ecr:PutImage",
       "ecr:UploadLayerPart",
     ]
-    resources = [aws_ecr_repository.app.arn]
+    resources = [aws_ecr_repository.this["app"].arn]
   }
 
   # cosign sign --key awskms:///alias/<name>-cosign (Jenkins).

@@ -20,7 +20,7 @@ output "vpc_id" {
 
 output "ecr_repository_url" {
   description = "Where CI pushes the image; the prod overlay's images.newName."
-  value       = aws_ecr_repository.app.repository_url
+  value       = aws_ecr_repository.this["app"].repository_url
 }
 
 output "ci_push_role_arn" {
@@ -55,7 +55,7 @@ output "redis_primary_endpoint" {
 
 output "redis_secret_name" {
   description = "Secrets Manager secret with the Redis URL (ExternalSecret remoteRef key)."
-  value       = aws_secretsmanager_secret.redis.name
+  value       = aws_secretsmanager_secret.this["redis-url"].name
 }
 
 output "node_asg_names" {
@@ -75,17 +75,17 @@ output "alarm_topic_arn" {
 
 output "alertmanager_role_arn" {
   description = "IAM role of Alertmanager (Pod Identity, monitoring/alertmanager): publish to the alarm topic."
-  value       = module.alertmanager_pod_identity.iam_role_arn
+  value       = module.pod_identity["alertmanager"].iam_role_arn
 }
 
 output "argo_rollouts_role_arn" {
   description = "IAM role of the Argo Rollouts controller (Pod Identity): target-group verification."
-  value       = module.argo_rollouts_pod_identity.iam_role_arn
+  value       = module.pod_identity["argo-rollouts"].iam_role_arn
 }
 
-output "external_secrets_role_arn" {
-  description = "IAM role of External Secrets Operator (Pod Identity): read the Redis secret."
-  value       = module.external_secrets_pod_identity.iam_role_arn
+output "secret_reader_role_arns" {
+  description = "IAM role of each namespace's SecretStore (IRSA, its own service account): read that namespace's secrets."
+  value       = { for k, m in module.secret_reader : k => m.iam_role_arn }
 }
 
 output "karpenter_queue_name" {
@@ -100,10 +100,10 @@ output "node_group_max_size" {
 
 output "kyverno_role_arn" {
   description = "IAM role of Kyverno's admission controller (Pod Identity): read signatures from ECR, the signing key from KMS."
-  value       = module.kyverno_pod_identity.iam_role_arn
+  value       = module.pod_identity["kyverno"].iam_role_arn
 }
 
 output "deploy_runner_repository_url" {
   description = "ECR repository of the deploy job's runner image (deploy/k8s/addons/deploy-runner)."
-  value       = aws_ecr_repository.deploy_runner.repository_url
+  value       = aws_ecr_repository.this["deploy_runner"].repository_url
 }

@@ -155,6 +155,13 @@ class Settings(BaseModel):
     storage_timeout: float = Field(
         0.05, gt=0, le=5, description="seconds a decision may wait for Redis"
     )
+    storage_connections: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="connections to each Redis node opened and verified before serving: "
+        "the decision batches a burst keeps in flight at once",
+    )
     on_storage_error: FailureMode = Field(
         FailureMode.LOCAL, description="allow | deny | local, while the storage fails"
     )
@@ -166,6 +173,13 @@ class Settings(BaseModel):
     )
     memory_max_keys: int = Field(
         1_000_000, ge=1000, le=10**9, description="bound of the in-memory table"
+    )
+    fleet_min_replicas: int = Field(
+        1,
+        ge=1,
+        le=10_000,
+        description="the fewest replicas an outage divides each limit by (local mode); "
+        "the autoscaler's maximum covers replicas that start during an outage",
     )
     limit: RateField = Field(Rate(100, 60), description="default rate, e.g. 100/minute or 5/10s")
     burst: int | None = Field(None, ge=1, le=MAX_COUNT, description="GCRA burst (default: N)")
@@ -304,7 +318,8 @@ class Settings(BaseModel):
 
 # What a reload cannot change (the listeners, the processes, the storage itself).
 RESTART_ONLY = (
-    "storage", "host", "port", "workers", "metrics_port", "admin_port", "admin_host",
+    "storage", "storage_connections", "host", "port", "workers", "metrics_port", "admin_port",
+    "admin_host",
 )  # fmt: skip
 
 

@@ -4,6 +4,8 @@
 - ``pingpong``: a factory, ``pingpong("--limit", "5/minute", env={...})`` -> a
   started ``Pingpong``, stopped after the test.
 - ``pingpong_shared``: one server per module, for read-only contract tests.
+- ``fleet``: a factory, ``fleet(3, storage_url, env={...}, place=pin)`` -> a
+  started ``Fleet`` of replicas on one storage, stopped after the test.
 - One fixture per storage topology, each a ``Topology`` (``url`` and faults):
   ``storage_memory``, ``storage_redis`` and ``storage_rediss`` (through a
   ``FaultProxy``: ``.proxy``), ``storage_sentinel``, ``storage_cluster``; and
@@ -20,8 +22,9 @@ from typing import Protocol
 import pytest
 
 from pingpong_toolkit.faultproxy import FaultProxy
+from pingpong_toolkit.fleet import Fleet, Place, start_fleet
 from pingpong_toolkit.pingpong import Pingpong
-from pingpong_toolkit.redis import RedisServer, terraform_access
+from pingpong_toolkit.redis import SERVICE_USER, RedisServer, terraform_users
 from pingpong_toolkit.redis_cluster import RedisCluster
 from pingpong_toolkit.redis_sentinel import RedisSentinel
 from pingpong_toolkit.tls import make_certificates
@@ -60,6 +63,29 @@ def pingpong(tmp_path: Path) -> Iterator[PingpongFactory]:
         server.stop()
 
 
+class FleetFactory(Protocol):
+    def __call__(
+        self, count: int, storage_url: str, env: Mapping[str, str], place: Place | None = None
+    ) -> Fleet: ...
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[FleetFactory]:
+    """Factory: fleet(count, storage_url, env, place) starts replicas, stopped afterwards."""
+    started: list[Fleet] = []
+
+    def start(
+        count: int, storage_url: str, env: Mapping[str, str], place: Place | None = None
+    ) -> Fleet:
+        replicas = start_fleet(count, storage_url, {**TEST_ENV, **env}, tmp_path, place)
+        started.append(replicas)
+        return replicas
+
+    yield start
+    for replicas in started:
+        replicas.stop()
+
+
 @pytest.fixture(scope="module")
 def pingpong_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pingpong]:
     server = Pingpong(["--limit", "1000/second"], TEST_ENV)
@@ -88,16 +114,12 @@ def storage_rediss(tmp_path: Path) -> Iterator[RedisTopology]:
     ``pingpong``, and a test that made it run a command or touch a key outside
     its rules fails here, with Redis' ACL LOG."""
     certificates = make_certificates(tmp_path / "tls")
-    users = {
-        "pingpong": (REDISS_PASSWORD, terraform_access("service")),
-        "pingpong-exporter": (EXPORTER_PASSWORD, terraform_access("exporter")),
-    }
     server = RedisServer(
         workdir=tmp_path / "redis",
         tls=certificates,
-        username="pingpong",
+        username=SERVICE_USER,
         password=REDISS_PASSWORD,
-        acl_users=users,
+        acl_users=terraform_users(REDISS_PASSWORD, EXPORTER_PASSWORD),
     ).start()
     topology = RedisTopology(server, FaultProxy(server.port).start())
     yield topology

@@ -38,6 +38,20 @@ def terraform_access(name: str) -> list[str]:
     return path.read_text().split()
 
 
+SERVICE_USER, EXPORTER_USER = "pingpong", "pingpong-exporter"  # elasticache.tf's user names
+
+
+def terraform_users(
+    service_password: str, exporter_password: str
+) -> dict[str, tuple[str, list[str]]]:
+    """The users terraform gives ElastiCache, for ``RedisServer(acl_users=...)``:
+    the service's and redis_exporter's, each with its access string."""
+    return {
+        SERVICE_USER: (service_password, terraform_access("service")),
+        EXPORTER_USER: (exporter_password, terraform_access("exporter")),
+    }
+
+
 class RedisServer:
     """``RedisServer(...).start()``; ``url`` is what ``pingpong serve --storage`` takes."""
 

@@ -22,7 +22,13 @@ import yaml
 
 from pingpong_toolkit.commands import run
 
-from .helpers import REPO, blocks, environment, resources, terraform_name
+from .helpers import (
+    REPO,
+    environment,
+    pod_identities,
+    secret_readers,
+    secrets_manager,
+)
 
 GUIDE = REPO / "docs" / "deploy.md"
 MONITORING_RENDERER = "deploy/monitoring/kube-prometheus-stack/generate.py"
@@ -43,9 +49,10 @@ class Chart:
 # Karpenter (NodePool, EC2NodeClass; calls EC2), argo-rollouts (Rollout,
 # AnalysisTemplate, AnalysisRun CRDs; ELB Describe* with
 # --aws-verify-target-group), external-secrets (installCRDs: ExternalSecret,
-# SecretStore; Secrets Manager), kyverno (Policy, ClusterPolicy; ECR and KMS
-# for verifyImages), kube-prometheus-stack (Prometheus Operator CRDs;
-# Alertmanager publishes to SNS), the ARC controller (AutoscalingRunnerSet).
+# SecretStore; Secrets Manager as each store's service account), kyverno
+# (Policy, ClusterPolicy; ECR and KMS for verifyImages), kube-prometheus-stack
+# (Prometheus Operator CRDs; Alertmanager publishes to SNS), the ARC
+# controller (AutoscalingRunnerSet).
 CHARTS = {
     "eks/aws-load-balancer-controller": Chart(
         frozenset({"TargetGroupBinding"}),
@@ -60,10 +67,9 @@ CHARTS = {
         frozenset({"Rollout", "AnalysisTemplate", "AnalysisRun", "Experiment"}),
         aws_identity=("argo-rollouts", "argo-rollouts"),
     ),
-    "external-secrets/external-secrets": Chart(
-        frozenset({"ExternalSecret", "SecretStore", "ClusterSecretStore"}),
-        aws_identity=("external-secrets", "external-secrets"),
-    ),
+    # No AWS identity and no cluster-wide kinds (its values turn them off):
+    # each SecretStore brings its own service account (store_identity).
+    "external-secrets/external-secrets": Chart(frozenset({"ExternalSecret", "SecretStore"})),
     "kyverno/kyverno": Chart(
         frozenset({"Policy", "ClusterPolicy"}),
         aws_identity=("kyverno", "kyverno-admission-controller"),
@@ -117,6 +123,8 @@ class World:
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     aws_identities: set[tuple[str, str]] = field(default_factory=set)
     aws_secrets_with_value: set[str] = field(default_factory=set)
+    # IRSA roles of the SecretStores: role name -> namespace, service account, secrets.
+    secret_readers: dict[str, dict[str, Any]] = field(default_factory=dict)
     signed_repositories: set[str] = field(default_factory=set)
     enforced_patterns: list[str] = field(default_factory=list)
     # Namespaces an Enforce verifyImages policy guards (Kyverno Policy: its own).
@@ -143,7 +151,7 @@ def commands(guide: Path = GUIDE) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     section = ""
     text = guide.read_text()
-    for match in re.finditer(r"^## ([^\n]*)$|^```sh\n(.*?)^```", text, re.M | re.S):
+    for match in re.finditer(r"^## ([^\n]*)$|^ *```sh\n(.*?)^ *```", text, re.M | re.S):
         if match.group(1):
             section = match.group(1)
             continue
@@ -156,18 +164,10 @@ def commands(guide: Path = GUIDE) -> list[tuple[str, str]]:
 
 
 def terraform_apply(world: World, hcl: dict[str, dict[str, Any]]) -> None:
-    for module in blocks(hcl, "module").values():
-        if "service_account" in module:
-            world.aws_identities.add((module["namespace"], module["service_account"]))
-        for assoc in (
-            (module.get("associations") or [{}])[0].values() if module.get("associations") else []
-        ):
-            world.aws_identities.add((assoc["namespace"], assoc["service_account"]))
-    secrets = resources(hcl, "aws_secretsmanager_secret")
-    given = {v["secret_id"] for v in resources(hcl, "aws_secretsmanager_secret_version").values()}
-    for key, secret in secrets.items():
-        if f"${{aws_secretsmanager_secret.{key}.id}}" in given:
-            world.aws_secrets_with_value.add(terraform_name(secret["name"]))
+    for identity in pod_identities(hcl).values():
+        world.aws_identities.add((identity["namespace"], identity["service_account"]))
+    world.secret_readers = secret_readers(hcl)
+    world.aws_secrets_with_value |= set(secrets_manager(hcl))
 
 
 def helm_install(world: World, argv: list[str]) -> None:
@@ -243,6 +243,8 @@ def check_references(world: World, doc: dict[str, Any], where: str) -> None:
         if not isinstance(node, dict):
             return
         for key, value in node.items():
+            if key == "pattern":  # a Kyverno validate pattern describes objects
+                continue
             if key in ("canaryService", "pingService", "pongService", "rootService"):
                 need(world.has("Service", ns, value), f"Service {value}")
             elif key == "templateName":
@@ -261,6 +263,11 @@ def check_references(world: World, doc: dict[str, Any], where: str) -> None:
                 need((ns, name) in secrets_made or world.has("Secret", ns, name), f"Secret {name}")
             elif key == "configMap" and isinstance(value, dict) and "name" in value:
                 need(world.has("ConfigMap", ns, value["name"]), f"ConfigMap {value['name']}")
+            elif key == "serviceAccountRef":
+                need(
+                    world.has("ServiceAccount", ns, value["name"]),
+                    f"ServiceAccount {value['name']}",
+                )
             elif key == "serviceAccountName":
                 need(
                     value == "default" or world.has("ServiceAccount", ns, value),
@@ -284,6 +291,41 @@ def check_references(world: World, doc: dict[str, Any], where: str) -> None:
             walk(value)
 
     walk(doc.get("spec", {}))
+    if doc["kind"] == "SecretStore":
+        store_identity(world, doc, label)
+    if doc["kind"] == "ExternalSecret":
+        ref = doc["spec"]["secretStoreRef"]
+        store = world.objects.get((ref["kind"], ns, ref["name"]))
+        readable = store_identity(world, store, label) if store else set()  # else: need() above
+        for data in doc["spec"].get("data", []):
+            if data["remoteRef"]["key"] not in readable:
+                world.problems.append(
+                    f"{label}: its store's role may not read {data['remoteRef']['key']}"
+                )
+
+
+def store_identity(world: World, store: dict[str, Any], label: str) -> set[str]:
+    """The secrets a SecretStore can read: as the service account it names,
+    whose eks.amazonaws.com/role-arn must be a role trusted for exactly that
+    namespace and service account (ESO "AWS Access", serviceAccountRef). A
+    store without auth would use ESO's controller credentials, which
+    nothing may rely on."""
+    ns = store["metadata"].get("namespace", "")
+    auth = store["spec"]["provider"].get("aws", {}).get("auth", {})
+    sa_name = auth.get("jwt", {}).get("serviceAccountRef", {}).get("name")
+    if not sa_name:
+        world.problems.append(
+            f"{label}: SecretStore {store['metadata']['name']} has no AWS identity of its own"
+        )
+        return set()
+    sa = world.objects.get(("ServiceAccount", ns, sa_name), {"metadata": {}})
+    arn = sa["metadata"].get("annotations", {}).get("eks.amazonaws.com/role-arn", "no role-arn")
+    reader = world.secret_readers.get(arn.rpartition(":role/")[2])
+    if not reader or (reader["namespace"], reader["service_account"]) != (ns, sa_name):
+        world.problems.append(f"{label}: ServiceAccount {ns}/{sa_name} has no role for it ({arn})")
+        return set()
+    secrets: set[str] = reader["secrets"]
+    return secrets
 
 
 KNOWN_NON_REFERENCES = {"ingressClassName", "containerName", "clusterName", "jobName"}
@@ -318,13 +360,19 @@ def sign(world: World) -> None:
     )
 
 
-def deploy(world: World) -> list[dict[str, Any]]:
+def deploy(world: World, argv: list[str]) -> list[dict[str, Any]]:
+    """deploy.sh --render-only with the guide's --overlay, if any, and a
+    signed image of our repository."""
     env = environment()
     image = (
         f"{env['AWS_ACCOUNT_ID']}.dkr.ecr.{env['AWS_REGION']}.amazonaws.com/{env['STACK_NAME']}:walk@sha256:"
         + "0" * 64
     )
-    text = run([str(REPO / "deploy/k8s/deploy.sh"), "--render-only", image]).stdout
+    overlay = (
+        argv[argv.index("--overlay") : argv.index("--overlay") + 2] if "--overlay" in argv else []
+    )
+    overlay = [o if o.startswith("-") else str(REPO / o) for o in overlay]
+    text = run([str(REPO / "deploy/k8s/deploy.sh"), *overlay, "--render-only", image]).stdout
     return [d for d in yaml.safe_load_all(text) if d]
 
 

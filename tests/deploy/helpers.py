@@ -30,6 +30,8 @@ TF = REPO / "deploy" / "terraform"
 ADDONS = K8S / "addons"
 MONITORING = REPO / "deploy" / "monitoring"
 OVERLAYS = ("dev", "prod", "prod-bluegreen")
+# Dev runs beside prod, out of the namespace the image policy guards.
+NAMESPACES = {"dev": "pingpong-dev", "prod": "pingpong", "prod-bluegreen": "pingpong"}
 
 
 def captured(pattern: str, text: str, flags: int = 0) -> str:
@@ -123,6 +125,14 @@ def blocks(hcl: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
     return found
 
 
+def pod_identities(hcl: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every service account that gets an AWS role through EKS Pod Identity,
+    by key: ours (local.pod_identities, with its policy) and the ones
+    registry modules make roles for (local.registry_pod_identities)."""
+    found = blocks(hcl, "locals")
+    return {**one(found["registry_pod_identities"]), **one(found["pod_identities"])}
+
+
 def resources(hcl: dict[str, dict[str, Any]], rtype: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for doc in hcl.values():
@@ -191,3 +201,40 @@ def ecr_image(tag: str) -> str:
     env = environment()
     registry = f"{env['AWS_ACCOUNT_ID']}.dkr.ecr.{env['AWS_REGION']}.amazonaws.com"
     return f"{registry}/{env['STACK_NAME']}:{tag}"
+
+
+def secrets_manager(hcl: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The stack's Secrets Manager secrets (local.secrets), by name as
+    applied, each with its value expression; only those that also get a
+    version from the same map (aws_secretsmanager_secret_version) count."""
+    secret = resources(hcl, "aws_secretsmanager_secret")["this"]
+    version = resources(hcl, "aws_secretsmanager_secret_version")["this"]
+    assert secret["for_each"] == version["for_each"] == "${local.secrets}"
+    assert version == {
+        "for_each": "${local.secrets}",
+        "secret_id": "${aws_secretsmanager_secret.this[each.key].id}",
+        "secret_string": "${each.value.value}",
+    }
+    return {
+        terraform_name(secret["name"].replace("${each.key}", key)): value
+        for key, value in one(blocks(hcl, "locals")["secrets"]).items()
+    }
+
+
+def secret_readers(hcl: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The IRSA roles that read Secrets Manager for one namespace's
+    SecretStore (local.secret_readers, module secret_reader), by role name as
+    applied: namespace, service account and the secret names it may read."""
+    name = blocks(hcl, "module")["secret_reader"]["name"]
+    found: dict[str, dict[str, Any]] = {}
+    for key, reader in one(blocks(hcl, "locals")["secret_readers"]).items():
+        listed = reader["secrets"]  # norm() unwraps a list of one
+        found[terraform_name(name.replace("${each.key}", key))] = {
+            "namespace": reader["namespace"],
+            "service_account": reader["service_account"],
+            "secrets": {
+                terraform_name(f"${{local.name}}/{s}")
+                for s in ([listed] if isinstance(listed, str) else listed)
+            },
+        }
+    return found

@@ -22,7 +22,8 @@ from .helpers import (
     parse_tf,
     policy_docs,
     resources,
-    terraform_name,
+    secret_readers,
+    secrets_manager,
     workload,
 )
 
@@ -74,18 +75,16 @@ def test_push_and_deploy_roles_are_split(hcl: dict[str, dict[str, Any]]) -> None
     repo:ORG/REPO:ref:refs/heads/main. Trusting the ref lets any job on main
     skip the environment's required reviewers."""
     docs = policy_docs(hcl)
-
-    def subjects(name: str) -> list[str]:
-        statement = one(docs[name]["statement"])
-        cond = {c["variable"]: c for c in statement["condition"]}
-        sub = cond["token.actions.githubusercontent.com:sub"]
-        assert sub["test"] == "StringEquals"
-        return list(sub["values"])
-
-    assert subjects("ci_deploy_trust") == [
-        "repo:${local.github_repo}:environment:${var.github_deploy_environment}"
+    statement = one(docs["ci_trust"]["statement"])
+    sub = {c["variable"]: c for c in statement["condition"]}[
+        "token.actions.githubusercontent.com:sub"
     ]
-    assert subjects("ci_push_trust") == ["repo:${local.github_repo}:ref:refs/heads/main"]
+    assert docs["ci_trust"]["for_each"] == "${local.ci_subjects}"
+    assert sub["test"] == "StringEquals" and sub["values"] == ["${each.value}"]
+    assert one(blocks(hcl, "locals")["ci_subjects"]) == {
+        "deploy": "repo:${local.github_repo}:environment:${var.github_deploy_environment}",
+        "push": "repo:${local.github_repo}:ref:refs/heads/main",
+    }
     assert not any(a.startswith("ecr:") for a in actions(docs["ci_deploy"]))
     assert not any(a.startswith("eks:") for a in actions(docs["ci_push"]))
     eks = blocks(hcl, "module")["eks"]
@@ -94,7 +93,7 @@ def test_push_and_deploy_roles_are_split(hcl: dict[str, dict[str, Any]]) -> None
     roles = resources(hcl, "aws_iam_role")
     assert (
         roles["ci_deploy"]["assume_role_policy"]
-        == "${data.aws_iam_policy_document.ci_deploy_trust.json}"
+        == '${data.aws_iam_policy_document.ci_trust["deploy"].json}'
     )
 
 
@@ -118,17 +117,16 @@ def test_redis_url_comes_from_secrets_manager(
         es = find(docs, "ExternalSecret", ref["name"])
         assert es["spec"]["target"]["name"] == ref["name"]
         (data,) = [d for d in es["spec"]["data"] if d["secretKey"] == ref["key"]]
-        secret = resources(hcl, "aws_secretsmanager_secret")["redis"]
-        assert data["remoteRef"]["key"] == terraform_name(secret["name"])
+        assert data["remoteRef"]["key"] == "pingpong/redis-url"
+        assert data["remoteRef"]["key"] in secrets_manager(hcl)
         assert data["remoteRef"]["property"] == "url"
         assert es["spec"]["refreshInterval"]
         find(docs, "SecretStore", es["spec"]["secretStoreRef"]["name"])
     assert not [o for o in blocks(hcl, "output") if "password" in o or "token" in o]
     password = resources(hcl, "random_password")["redis"]
     assert "var.redis_auth_token_version" in json.dumps(password["keepers"])
-    assert {"secretsmanager:GetSecretValue", "kms:Decrypt"} <= actions(
-        policy_docs(hcl)["external_secrets"]
-    )
+    # The role of the pingpong namespace's store reads it (test_secret_stores.py).
+    assert "pingpong/redis-url" in secret_readers(hcl)["pingpong-secrets-pingpong"]["secrets"]
     assert "Rotating the Redis passwords" in (REPO / "docs" / "deploy.md").read_text()
 
 

@@ -59,13 +59,16 @@ def test_every_consumer_takes_the_values_from_the_file(tmp_path: Path) -> None:
         docs = render(root / "deploy/k8s/overlays" / overlay)
         store = find(docs, "SecretStore", "aws-secrets-manager")
         assert store["spec"]["provider"]["aws"]["region"] == OTHER["AWS_REGION"]
+        sa = find(docs, "ServiceAccount", "pingpong-secrets")["metadata"]["annotations"]
+        role = f"arn:aws:iam::{OTHER['AWS_ACCOUNT_ID']}:role/pingpong-secrets-pingpong"
+        assert sa["eks.amazonaws.com/role-arn"] == role
         ingress = find(docs, "Ingress", "pingpong")["spec"]
         assert ingress["rules"][0]["host"] == OTHER["PUBLIC_HOST"]
         assert ingress["tls"][0]["hosts"] == [OTHER["PUBLIC_HOST"]]
         image = workload(docs)["spec"]["template"]["spec"]["containers"][0]["image"]
         assert image.startswith(f"{registry}/pingpong:")
         assert not find_all_config(docs), "the environment ConfigMap is local-config only"
-    (policy,) = render(root / "deploy/k8s/policies")
+    policy = find(render(root / "deploy/k8s/policies"), "Policy", "verify-pingpong-images")
     verify = policy["spec"]["rules"][0]["verifyImages"][0]
     assert verify["imageReferences"] == ["*"]  # every image, whatever its registry
     subject = verify["attestors"][0]["entries"][0]["keyless"]["subject"]
@@ -113,7 +116,13 @@ def monitoring_takes_the_values(root: Path) -> str:
     assert find(docs, "SecretStore", "aws-secrets-manager")["spec"]["provider"]["aws"] == {
         "service": "SecretsManager",
         "region": region,
+        "auth": {"jwt": {"serviceAccountRef": {"name": "redis-exporter-secrets"}}},
     }
+    sa = find(docs, "ServiceAccount", "redis-exporter-secrets")["metadata"]["annotations"]
+    assert (
+        sa["eks.amazonaws.com/role-arn"]
+        == f"arn:aws:iam::{account}:role/pingpong-secrets-monitoring"
+    )
     runbooks = [
         rule["annotations"]["runbook_url"]
         for d in docs

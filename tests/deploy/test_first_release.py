@@ -89,7 +89,7 @@ def step(world: World, hcl: dict[str, dict[str, Any]], command: str, where: str)
         apply(world, render(world, argv), where)
         return
     if head == "deploy/k8s/deploy.sh":
-        apply(world, bootstrap(deploy(world), False), where)
+        apply(world, bootstrap(deploy(world, argv), False), where)
         return
     if head == "scripts/ci-push-attest.sh":
         sign(world)
@@ -118,6 +118,8 @@ def test_the_first_release_finds_everything_it_needs(walked: World) -> None:
     assert not mine, "\n".join(mine)
     # It got to the end: the workload was applied, signed and admitted.
     assert ("Rollout", "pingpong", "pingpong") in walked.objects
+    # And the dev overlay of section 12, in its own namespace.
+    assert ("Deployment", "pingpong-dev", "pingpong-redis") in walked.objects
     assert walked.enforced_patterns and walked.signed_repositories
 
 

@@ -16,7 +16,17 @@ import yaml
 
 from pingpong_toolkit.commands import run
 
-from .helpers import K8S, OVERLAYS, REPO, app_container, captured, find, find_all, workload
+from .helpers import (
+    K8S,
+    NAMESPACES,
+    OVERLAYS,
+    REPO,
+    app_container,
+    captured,
+    find,
+    find_all,
+    workload,
+)
 
 PROD_OVERLAYS = ("prod", "prod-bluegreen")
 VALIDATE_CRDS = REPO / "tools" / "k8s" / "validate-crds.mjs"
@@ -69,7 +79,7 @@ def test_overlay_renders(rendered: dict[str, list[dict[str, Any]]], overlay: str
     assert expected <= kinds, f"missing kinds: {expected - kinds}"
     for d in rendered[overlay]:
         if d["kind"] not in ("Namespace", "ClusterRole"):  # cluster-scoped
-            assert d["metadata"].get("namespace") == "pingpong", (
+            assert d["metadata"].get("namespace") == NAMESPACES[overlay], (
                 f"{d['kind']}/{d['metadata']['name']}"
             )
 
@@ -111,7 +121,8 @@ def test_namespace_enforces_restricted_pod_security(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
     for overlay in OVERLAYS:
-        labels = find(rendered[overlay], "Namespace", "pingpong")["metadata"]["labels"]
+        namespace = find(rendered[overlay], "Namespace", NAMESPACES[overlay])
+        labels = namespace["metadata"]["labels"]
         for mode in ("enforce", "audit", "warn"):
             assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
         # AWS Load Balancer Controller readiness gates.

@@ -24,6 +24,7 @@ from .helpers import (
     find_all,
     one,
     parse_tf,
+    pod_identities,
     policy_docs,
 )
 
@@ -113,7 +114,7 @@ def test_alertmanager_pages_the_terraform_topic(
     assert arn[4] == "${AWS_ACCOUNT_ID}"
     policy = policy_docs(hcl)["alertmanager"]
     assert {"sns:Publish", "kms:GenerateDataKey*", "kms:Decrypt"} <= actions(policy)
-    module = blocks(hcl, "module")["alertmanager_pod_identity"]
+    module = pod_identities(hcl)["alertmanager"]
     kps = yaml.safe_load((KPS / "values.yaml").read_text())
     assert (module["namespace"], module["service_account"]) == (
         "monitoring",

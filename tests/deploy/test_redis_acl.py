@@ -27,45 +27,36 @@ import redis
 
 from pingpong_toolkit.ports import free_port, wait_for_port
 from pingpong_toolkit.processes import Process
-from pingpong_toolkit.redis import RedisServer
+from pingpong_toolkit.redis import EXPORTER_USER, SERVICE_USER, RedisServer, terraform_users
 from pingpong_toolkit.waiting import wait_until
 
-from .helpers import TF
-
-ACL = TF / "redis-acl"
 TOKEN = "acl-test-token-0123456789"  # noqa: S105 - a test token
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PASSWORDS = {"service": "service-pw-0123456789", "exporter": "exporter-pw-0123456789"}
-INSPECTOR = "inspector-pw-0123456789"
-
-
-def access(name: str) -> list[str]:
-    return (ACL / f"{name}.acl").read_text().split()
 
 
 @pytest.fixture
 def acl_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """Default user off (as elasticache.tf), the two users of terraform, and
-    RedisServer's own user (pp:* keys, all commands) for the test's reads."""
-    users = [
-        "--user", "pingpong", f">{PASSWORDS['service']}", *access("service"),
-        "--user", "pingpong-exporter", f">{PASSWORDS['exporter']}", *access("exporter"),
-    ]  # fmt: skip
-    server = RedisServer(args=users, password=INSPECTOR, username="inspector", workdir=tmp_path)
+    """Default user off (as elasticache.tf), the two users of terraform (the
+    toolkit's, as the suite's TLS topology runs them), the service's the
+    client's; ``cli()`` is the toolkit's unrestricted user, for ACL LOG."""
+    users = terraform_users(PASSWORDS["service"], PASSWORDS["exporter"])
+    server = RedisServer(username=SERVICE_USER, password=PASSWORDS["service"], acl_users=users,
+                         workdir=tmp_path)  # fmt: skip
     server.start()
     yield server
     server.stop()
 
 
 def as_user(server: RedisServer, name: str) -> redis.Redis:
-    user = "pingpong" if name == "service" else "pingpong-exporter"
+    user = SERVICE_USER if name == "service" else EXPORTER_USER
     return server.client(username=user, password=PASSWORDS[name])
 
 
 def test_the_service_user_runs_the_service_and_nothing_else(
     acl_redis: RedisServer, pingpong: Any
 ) -> None:
-    url = f"redis://pingpong:{PASSWORDS['service']}@127.0.0.1:{acl_redis.port}/0"
+    url = acl_redis.url
     ports = [free_port(), free_port()]
     env = {"PINGPONG_ADMIN_TOKEN": TOKEN, "PINGPONG_LOG_FORMAT": "text"}
     flags = ["--storage", url, "--limit", "3/minute", "--trusted-proxy", "127.0.0.0/8"]
@@ -87,9 +78,9 @@ def test_the_service_user_runs_the_service_and_nothing_else(
     )
     assert httpx.get(f"{admin}/overrides", headers=AUTH).json()["overrides"]
     time.sleep(1.5)  # the top counts' once-a-second merge runs at least once
-    denied = acl_redis.client().acl_log()
-    assert denied == [], f"commands or keys the service needs but may not use: {denied}"
-    assert acl_redis.client().keys("pp:*")  # the service did write its keys
+    denied = acl_redis.acl_log()
+    assert denied == "", f"commands or keys the service needs but may not use: {denied}"
+    assert acl_redis.cli("KEYS", "pp:*")  # the service did write its keys
     service = as_user(acl_redis, "service")
     for forbidden in (lambda: service.get("other-app:key"), service.flushall,
                       lambda: service.config_get("*"), lambda: service.keys("*")):  # fmt: skip
@@ -102,7 +93,7 @@ def test_the_exporter_user_reads_statistics_never_keys(
 ) -> None:
     binary = shutil.which("prometheus-redis-exporter")
     assert binary, "prometheus-redis-exporter is not installed (scripts/install-system-deps.sh)"
-    acl_redis.client().set("pp:{default:203.0.113.9}", "tat")
+    as_user(acl_redis, "service").set("pp:{default:203.0.113.9}", "tat")
     port = free_port()
     exporter = Process.start(
         "redis-exporter",

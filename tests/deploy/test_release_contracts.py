@@ -29,6 +29,7 @@ from .helpers import (
     find,
     find_all,
     one,
+    pod_identities,
     policy_docs,
     terraform_name,
     workload,
@@ -73,7 +74,7 @@ def test_alb_release_uses_ping_pong_and_verified_target_groups(
         r"(\w+)\s+`elasticloadbalancing:Describe\*`", (K8S / "README.md").read_text()
     )
     assert len(granted) == NUMBERS[promised], (promised, sorted(granted))
-    module = blocks(hcl, "module")["argo_rollouts_pod_identity"]
+    module = pod_identities(hcl)["argo-rollouts"]
     sa = addon_values("argo-rollouts-values.yaml")["serviceAccount"]["name"]
     assert (module["namespace"], module["service_account"]) == ("argo-rollouts", sa)
     docs = (REPO / "docs" / "deploy.md").read_text()

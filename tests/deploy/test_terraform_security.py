@@ -18,8 +18,10 @@ from .helpers import (
     blocks,
     one,
     parse_tf,
+    pod_identities,
     policy_docs,
     resources,
+    secrets_manager,
 )
 
 
@@ -37,29 +39,75 @@ def test_ci_roles_trust_only_the_release_workflow(hcl: dict[str, dict[str, Any]]
     ref = blocks(hcl, "locals")["release_workflow_ref"]
     assert ref == "${local.github_repo}/.github/workflows/main.yaml@refs/heads/main"
     assert (REPO / ".github" / "workflows" / "main.yaml").exists()
-    for trust in ("ci_push_trust", "ci_deploy_trust"):
-        claim = conditions(one(docs[trust]["statement"]))[
-            "token.actions.githubusercontent.com:job_workflow_ref"
-        ]
-        assert claim["test"] == "StringEquals" and claim["values"] == [
-            "${local.release_workflow_ref}"
-        ]
+    claim = conditions(one(docs["ci_trust"]["statement"]))[
+        "token.actions.githubusercontent.com:job_workflow_ref"
+    ]
+    assert claim["test"] == "StringEquals" and claim["values"] == ["${local.release_workflow_ref}"]
+    roles = resources(hcl, "aws_iam_role")
+    for role in ("push", "deploy"):
+        trust = f'${{data.aws_iam_policy_document.ci_trust["{role}"].json}}'
+        assert roles[f"ci_{role}"]["assume_role_policy"] == trust
 
 
-def test_pod_identity_roles_trust_this_account_only(
+def test_pod_identity_roles_trust_one_service_account_of_this_cluster(
     hcl: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
-    """EKS user guide, "Create the EKS Pod Identity role": the
-    pods.eks.amazonaws.com principal, scoped with aws:SourceAccount (and
-    aws:SourceArn) against the confused deputy."""
-    module = parse_tf(TF / "modules" / "pod-identity-role" / "main.tf", tmp_path)
-    docs = {k: v for d in module["data"] for k, v in d.get("aws_iam_policy_document", {}).items()}
-    trust = one(docs["trust"]["statement"])
-    assert one(trust["principals"])["identifiers"] == ["pods.eks.amazonaws.com"]
-    source = conditions(trust)["aws:SourceAccount"]
-    assert source["values"] == ["${data.aws_caller_identity.current.account_id}"]
-    lbc = blocks(hcl, "module")["aws_lb_controller_pod_identity"]
-    assert any(c["variable"] == "aws:SourceAccount" for c in lbc["trust_policy_conditions"])
+    """EKS user guide, "Create IAM role with trust policy required by EKS Pod
+    Identity" ("Setting Conditions"): the pods.eks.amazonaws.com principal,
+    restricted by the session tags Pod Identity sets (eks-cluster-arn,
+    kubernetes-namespace, kubernetes-service-account); aws:SourceAccount
+    against the confused deputy (IAM user guide). Without the tags any
+    association in the account may take any of these roles. The Karpenter
+    module's controller trust has no condition at all
+    (terraform-aws-eks modules/karpenter/main.tf, controller_assume_role, sid
+    "PodIdentity"): our statement of that sid replaces it
+    (iam_role_override_assume_policy_documents; aws_iam_policy_document
+    override_policy_documents replace statements of the same sid)."""
+    trust = parse_tf(TF / "modules" / "pod-identity-trust" / "main.tf", tmp_path)
+    (doc,) = [
+        d["aws_iam_policy_document"]["this"]
+        for d in trust["data"]
+        if "aws_iam_policy_document" in d
+    ]
+    statement = one(doc["statement"])
+    assert statement["sid"] == "PodIdentity"
+    assert one(statement["principals"])["identifiers"] == ["pods.eks.amazonaws.com"]
+    assert set(statement["actions"]) == {"sts:AssumeRole", "sts:TagSession"}
+    wanted = {
+        "aws:SourceAccount": "${data.aws_caller_identity.current.account_id}",
+        "aws:RequestTag/eks-cluster-arn": "${var.cluster_arn}",
+        "aws:RequestTag/kubernetes-namespace": "${var.namespace}",
+        "aws:RequestTag/kubernetes-service-account": "${var.service_account}",
+    }
+    given = {c["variable"]: c for c in one(blocks({"main.tf": trust}, "locals")["conditions"])}
+    assert {k: (c["test"], c["values"]) for k, c in given.items()} == {
+        k: ("StringEquals", v) for k, v in wanted.items()
+    }
+    role = (TF / "modules" / "pod-identity-role" / "main.tf").read_text()
+    assert 'source = "../pod-identity-trust"' in role
+    assert "assume_role_policy = module.trust.json" in role
+    modules = blocks(hcl, "module")
+    assert modules["pod_identity"]["cluster_arn"] == "${module.eks.cluster_arn}"
+    assert modules["pod_identity"]["for_each"] == "${local.pod_identities}"
+    assert modules["pod_identity_trust"]["for_each"] == "${local.registry_pod_identities}"
+    karpenter = modules["karpenter"]
+    assert karpenter["iam_role_override_assume_policy_documents"] == [
+        '${module.pod_identity_trust["karpenter"].json}'
+    ]
+    assert (
+        karpenter["service_account"] == '${module.pod_identity_trust["karpenter"].service_account}'
+    )
+    for key, module in (
+        ("aws-lb-controller", modules["aws_lb_controller_pod_identity"]),
+        ("ebs-csi", modules["ebs_csi_pod_identity"]),
+    ):
+        assert (
+            module["trust_policy_conditions"]
+            == f'${{module.pod_identity_trust["{key}"].conditions}}'
+        )
+    assert set(pod_identities(hcl)) >= {"karpenter", "aws-lb-controller", "ebs-csi"}
+    addon = one(resources(hcl, "aws_eks_addon")["ebs_csi"]["pod_identity_association"])
+    assert addon["service_account"] == pod_identities(hcl)["ebs-csi"]["service_account"]
 
 
 def test_kyverno_can_read_what_it_verifies(hcl: dict[str, dict[str, Any]]) -> None:
@@ -68,7 +116,7 @@ def test_kyverno_can_read_what_it_verifies(hcl: dict[str, dict[str, Any]]) -> No
     "Verify Images", private registries; the amazon credential helper uses
     the AWS SDK chain, which includes EKS Pod Identity) and, for a KMS key
     attestor, calls kms:GetPublicKey. The nodes give pods no instance role."""
-    module = blocks(hcl, "module")["kyverno_pod_identity"]
+    module = pod_identities(hcl)["kyverno"]
     sa = addon_values("kyverno-values.yaml")["admissionController"]["rbac"]["serviceAccount"]
     assert (module["namespace"], module["service_account"]) == ("kyverno", sa["name"])
     granted = actions(policy_docs(hcl)["kyverno"])
@@ -97,11 +145,15 @@ def test_every_secret_has_a_value_from_the_first_apply(hcl: dict[str, dict[str, 
     """External Secrets, AWS provider: a secret without a version fails the
     sync (ResourceNotFoundException), the target Secret never appears and a
     pod mounting it never starts."""
-    secrets = resources(hcl, "aws_secretsmanager_secret")
-    versions = resources(hcl, "aws_secretsmanager_secret_version")
-    given = {v["secret_id"] for v in versions.values()}
-    for name in secrets:
-        assert f"${{aws_secretsmanager_secret.{name}.id}}" in given, name
+    # One secret and one version per entry of local.secrets (secrets_manager
+    # checks the two for_each agree), a value for each.
+    assert set(secrets_manager(hcl)) == {
+        "pingpong/redis-url",
+        "pingpong/redis-exporter",
+        "pingpong/admin-tokens",
+    }
+    assert all(s["value"] for s in secrets_manager(hcl).values())
+    assert set(resources(hcl, "aws_secretsmanager_secret")) == {"this"}
     digests = blocks(hcl, "variable")["admin_token_digests"]
     assert "default" not in digests  # asked for at the first apply
     assert "sha256" in json.dumps(digests["validation"])
@@ -139,7 +191,7 @@ def test_redis_users_replace_the_shared_token(hcl: dict[str, dict[str, Any]]) ->
     users = one(blocks(hcl, "locals")["redis_users"])
     for name in ("service", "exporter"):
         assert f"redis-acl/{name}.acl" in users[name]["access"]
-    url = json.dumps(resources(hcl, "aws_secretsmanager_secret_version")["redis"])
+    url = json.dumps(secrets_manager(hcl)["pingpong/redis-url"])
     assert (
         "local.redis_users.service.user_name" in url
         and 'random_password.redis[\\"service\\"]' in url
@@ -149,5 +201,4 @@ def test_redis_users_replace_the_shared_token(hcl: dict[str, dict[str, Any]]) ->
     )
     secret = next(d for d in exporter if d and d["kind"] == "ExternalSecret")
     keys = {d["remoteRef"]["key"] for d in secret["spec"]["data"]}
-    name = resources(hcl, "aws_secretsmanager_secret")["redis_exporter"]["name"]
-    assert keys == {name.replace("${local.name}", "pingpong")}
+    assert keys == {"pingpong/redis-exporter"} and keys <= set(secrets_manager(hcl))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from redis.exceptions import ResponseError
 
 from pingpong.core.storage.redis.admin import LOG, OVERRIDES, SEQ
+from pingpong.service.override_request import MAX_BATCH
 from pingpong_toolkit.redis import RedisServer
 from pingpong_toolkit.redis_cluster import RedisCluster
 from pingpong_toolkit.redis_sentinel import RedisSentinel
@@ -156,3 +158,39 @@ def test_the_list_comes_a_page_at_a_time(
         )
     shown = admin_cli(admin_a, "overrides")
     assert shown.returncode == 0 and all(key in shown.stdout for key in keys)
+
+
+@pytest.mark.parametrize("topology", ["memory", *SHARED])
+def test_an_import_is_stored_in_batches_and_followed_by_every_replica(
+    pingpong: Any, request: pytest.FixtureRequest, topology: str, tmp_path: Path
+) -> None:
+    storage: Topology = request.getfixturevalue(f"storage_{topology}")
+    servers = [replica(pingpong, storage.url) for _ in range(1 if topology == "memory" else 2)]
+    admin_a = servers[0][1]
+    keys = [f"198.51.{i // 250}.{i % 250}" for i in range(MAX_BATCH + 50)]  # two batches
+    lines = [{"policy": "default", "key": k, "rate": "100/minute", "burst": 50,
+              "expires_in": 30, "reason": f"import {i}"} for i, k in enumerate(keys)]  # fmt: skip
+    source = tmp_path / "overrides.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    shown = admin_cli(admin_a, "import", str(source))
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == f"imported {len(keys)} overrides (0 of them replaced)"
+
+    def enforced_everywhere() -> bool:  # the first and the last, on every replica
+        headers = [ping(server, {"X-Forwarded-For": key}).headers for server, _ in servers
+                   for key in (keys[0], keys[-1])]  # fmt: skip
+        return all(h["ratelimit-policy"] == POLICY_50 for h in headers)
+
+    assert seconds_until(enforced_everywhere) < 2.0
+    listed = admin_cli(admin_a, "overrides", "--json")
+    assert sorted(o["key"] for o in json.loads(listed.stdout)["overrides"]) == sorted(keys)
+    # A bad line refuses its batch, names its line, and stores nothing of it.
+    lines[MAX_BATCH + 7]["rate"] = "10/fortnight"
+    source.write_text("".join(json.dumps({**line, "burst": 10}) + "\n" for line in lines))
+    refused = admin_cli(admin_a, "import", str(source))
+    assert refused.returncode == 2
+    assert f"line {MAX_BATCH + 8}: rate: invalid rate" in refused.stderr, refused.stderr
+    assert f"{MAX_BATCH} imported before it" in refused.stderr
+    listed = json.loads(admin_cli(admin_a, "overrides", "--json").stdout)["overrides"]
+    bursts = {o["key"]: o["burst"] for o in listed}
+    assert bursts == {k: 10 if i < MAX_BATCH else 50 for i, k in enumerate(keys)}

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import httpx
+import pytest
+from redis.crc import key_slot
 
+from pingpong.core.algorithms import Algorithm, Limit
+from pingpong.core.rates import Rate
+from pingpong.core.storage import Check, StorageOptions
+from pingpong.core.storage.redis.cluster import RedisClusterStorage
+from pingpong.core.storage.redis.standalone import redis_key
 from pingpong_toolkit.fixtures import PingpongFactory
 from pingpong_toolkit.pingpong import Pingpong
 from pingpong_toolkit.redis_cluster import RedisCluster
@@ -70,3 +78,33 @@ def test_sentinel_follows_the_new_primary(
     wait_until(on_new_primary, 15)
     assert time.monotonic() - started < 10
     assert "Traceback" not in server.output()
+
+
+@pytest.mark.asyncio
+async def test_cluster_batches_concurrent_decisions_per_slot(
+    storage_cluster: RedisCluster,
+) -> None:
+    """Concurrent decisions on one slot cost one EVALSHA, as on one server: a
+    round trip per decision through the cluster client's Python routing is what
+    starved a replica on a busy core."""
+    storage = RedisClusterStorage.from_url(storage_cluster.url, StorageOptions(timeout=1.0))
+    limit = Limit(Algorithm.GCRA, Rate(1000, 1), 1000)
+    keys = [f"batch:198.51.100.{n}" for n in range(1, 5)]  # on different slots
+    try:
+        await storage.ping()
+        decided = await asyncio.gather(
+            *(storage.acquire([Check(keys[i % 4], limit, False)]) for i in range(200))
+        )
+    finally:
+        await storage.aclose()
+    assert all(outcome.admitted for (outcome,) in decided)
+    calls = sum(
+        node_calls(node.cli("INFO", "commandstats"), "evalsha") for node in storage_cluster.nodes
+    )
+    slots = len({key_slot(redis_key(key).encode()) for key in keys})
+    assert calls <= slots, f"{calls} EVALSHA for 200 decisions on {slots} slots"
+
+
+def node_calls(commandstats: str, command: str) -> int:
+    line = next((x for x in commandstats.splitlines() if x.startswith(f"cmdstat_{command}:")), "")
+    return int(line.split("calls=")[1].split(",")[0]) if line else 0

@@ -38,10 +38,17 @@ PROOFS = {
     "workers": "tests.integration.test_shared_limits::test_workers_share_limits_and_metrics",
     "storage": "tests.integration.test_shared_limits::test_workers_share_limits_and_metrics",
     "storage_timeout": "test_storage_timeout_bounds_each_decision",
+    "storage_connections": (
+        "tests.reliability.test_cold_start::test_a_cold_replica_opens_its_pool_before_it_serves"
+    ),
     "on_storage_error": "test_on_storage_error_decides_while_redis_is_down",
     "circuit_failures": "test_circuit_failures_and_reset_drive_the_breaker",
     "circuit_reset": "test_circuit_failures_and_reset_drive_the_breaker",
     "memory_max_keys": "test_memory_max_keys_bounds_the_table",
+    "fleet_min_replicas": (
+        "tests.reliability.test_fleet_outage::"
+        "test_replicas_that_start_during_an_outage_divide_by_the_floor"
+    ),
     "limit": "test_limit_burst_and_algorithm_shape_the_quota",
     "burst": "test_limit_burst_and_algorithm_shape_the_quota",
     "algorithm": "test_limit_burst_and_algorithm_shape_the_quota",
@@ -73,10 +80,12 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "workers": ("3", 3),
     "storage": ("redis://127.0.0.1:6390/2", "redis://127.0.0.1:6390/2"),
     "storage_timeout": ("0.25", 0.25),
+    "storage_connections": ("32", 32),
     "on_storage_error": ("deny", "deny"),
     "circuit_failures": ("9", 9),
     "circuit_reset": ("3.5", 3.5),
     "memory_max_keys": ("5000", 5000),
+    "fleet_min_replicas": ("4", 4),
     "limit": ("7/minute", "7/minute"),
     "burst": ("11", 11),
     "algorithm": ("fixed-window", "fixed-window"),

@@ -81,6 +81,14 @@ def loop_lag(
     ]
 
 
+def serving(version: str, ok_per_minute: int, failed_per_minute: int) -> list[tuple[str, str]]:
+    """A version answering 200 and 500 at these rates."""
+    return [
+        requests(version, 200, ok_per_minute),
+        requests(version, 500, failed_per_minute),
+    ]
+
+
 @dataclass(frozen=True)
 class Case:
     """What the new version ("new") and the stable one ("old") serve, each
@@ -111,9 +119,7 @@ SUCCESS_RATE = {
         "IIII",
         "pause",
     ),
-    "low traffic, bad (50 % 5xx)": Case(
-        [*STABLE_GOOD, requests("new", 200, 6), requests("new", 500, 6)], "F", "abort"
-    ),
+    "low traffic, bad (50 % 5xx)": Case([*STABLE_GOOD, *serving("new", 6, 6)], "F", "abort"),
     "1.5 req/s, good (429s count as success)": Case(
         [*STABLE_GOOD, requests("new", 200, 60), requests("new", 429, 30)],
         "IIISSSSSSS",
@@ -124,29 +130,17 @@ SUCCESS_RATE = {
         "SSSSSSSSSS",
         "continue",
     ),
-    "busy, bad (1 % 5xx)": Case(
-        [*STABLE_GOOD, requests("new", 200, 2970), requests("new", 500, 30)], "F", "abort"
-    ),
+    "busy, bad (1 % 5xx)": Case([*STABLE_GOOD, *serving("new", 2970, 30)], "F", "abort"),
     "busy, bad (1 % 5xx), blue-green post-promotion": Case(
-        [requests("new", 200, 2970), requests("new", 500, 30)], "F", "abort", stable="none"
+        [*serving("new", 2970, 30)], "F", "abort", stable="none"
     ),
     "both versions 2 % 5xx (a shared cause)": Case(
-        [
-            requests("old", 200, 5880),
-            requests("old", 500, 120),
-            requests("new", 200, 2940),
-            requests("new", 500, 60),
-        ],
+        [*serving("old", 5880, 120), *serving("new", 2940, 60)],
         "IIII",
         "pause",
     ),
     "worse than a failing stable (10 % vs 2 %)": Case(
-        [
-            requests("old", 200, 5880),
-            requests("old", 500, 120),
-            requests("new", 200, 2700),
-            requests("new", 500, 300),
-        ],
+        [*serving("old", 5880, 120), *serving("new", 2700, 300)],
         "F",
         "abort",
     ),

@@ -57,7 +57,7 @@ def test_module_inputs() -> None:
     assert re.search(r"type\s*=\s*list\(string\)", found["node_asg_names"])
 
 
-def test_alb_node_and_elasticache_alarms_with_a_node_surge_policy() -> None:
+def test_alb_node_and_elasticache_alarms() -> None:
     text = module_text()
     for metric in (
         "HTTPCode_Target_5XX_Count",
@@ -77,7 +77,6 @@ def test_alb_node_and_elasticache_alarms_with_a_node_surge_policy() -> None:
     healthy = found.group(1)
     assert re.search(r'treat_missing_data\s*=\s*"breaching"', healthy)
     assert re.search(r'comparison_operator\s*=\s*"LessThanThreshold"', healthy)
-    assert 'resource "aws_autoscaling_policy" "node_surge"' in text
     assert re.search(r"kms_master_key_id\s*=\s*aws_kms_key\.alarms\.arn", text)
     alarms = re.findall(
         r'^resource "aws_cloudwatch_metric_alarm" "(\w+)" \{(.*?)^\}',
@@ -89,6 +88,28 @@ def test_alb_node_and_elasticache_alarms_with_a_node_surge_policy() -> None:
     assert len(alarms) == 6
     for name, body in alarms:
         assert "alarm_actions" in body and "ok_actions" in body, name
+
+
+def test_a_failed_node_is_replaced_and_nothing_is_left_to_scale_in() -> None:
+    """No Auto Scaling policy grows the node group: nothing would shrink it
+    again (no cluster-autoscaler; Karpenter only removes the nodes it
+    launched, karpenter.sh docs "Disruption": it acts on NodeClaims). Pods
+    of a failed node go Pending and Karpenter adds a node for them
+    (karpenter.sh "Concepts": it watches unschedulable pods), while EKS node
+    auto repair replaces the failed node in the managed group (EKS user guide,
+    "Automatically repair nodes in EKS clusters": node_repair_config on the
+    group, health from the eks-node-monitoring-agent add-on). The status
+    check alarm only pages."""
+    text = module_text()
+    assert "aws_autoscaling_policy" not in text
+    assert "node_surge" not in text
+    alarm = mh.CLOUDWATCH_MODULE / "nodes.tf"
+    actions = re.search(r"alarm_actions\s*=\s*(\S+)", alarm.read_text())
+    assert actions and actions.group(1) == "local.alarm_topic"
+    eks = (mh.CLOUDWATCH_MODULE.parents[1] / "eks.tf").read_text()
+    group = eks[eks.index("eks_managed_node_groups") :]
+    assert re.search(r"node_repair_config\s*=\s*\{\s*enabled\s*=\s*true", group)
+    assert re.search(r"eks-node-monitoring-agent\s*=", eks[: eks.index("eks_managed_node_groups")])
 
 
 def test_checkov_skips_carry_a_reason() -> None:

@@ -13,16 +13,15 @@ import asyncio
 import os
 from collections import Counter
 
-import httpx
 import pytest
 
-from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.fixtures import FleetFactory
+from pingpong_toolkit.fleet import as_another_machine, storage_reach, storage_servers
 from pingpong_toolkit.hog import CpuHogs
-from pingpong_toolkit.redis_cluster import RedisCluster
-from pingpong_toolkit.redis_sentinel import RedisSentinel
-from pingpong_toolkit.topologies import RedisTopology, Topology
+from pingpong_toolkit.redis import RedisServer
+from pingpong_toolkit.topologies import Topology
 from pingpong_toolkit.waiting import eventually
-from tests.reliability.helpers import Pin, Sample, metric, report, timed_load
+from tests.reliability.helpers import Pin, Sample, report, timed_load
 
 pytestmark = pytest.mark.slow
 
@@ -34,21 +33,6 @@ SECONDS = 4.0
 HOGS = 2
 
 
-def storage_processes(topology: Topology) -> tuple[str, list[int]]:
-    """The storage's URL around any fault proxy (a thread of this process: it
-    would share the load generator's core and GIL), and its processes' PIDs."""
-    if isinstance(topology, RedisTopology):
-        servers, url = [topology.server], topology.server.url
-    elif isinstance(topology, RedisCluster):
-        servers, url = topology.nodes, topology.url
-    else:
-        assert isinstance(topology, RedisSentinel)
-        servers, url = topology.servers, topology.url
-        pids = [p.pid for p in topology.sentinels]
-        return url, pids + [s.process.pid for s in servers if s.process]
-    return url, [s.process.pid for s in servers if s.process]
-
-
 def admitted_within_bound(samples: list[Sample]) -> dict[str, tuple[int, int]]:
     """Per key: (admitted, B + floor(L/T)) over the span the load covered."""
     span = max(s.end for s in samples) - min(s.start for s in samples)
@@ -57,51 +41,50 @@ def admitted_within_bound(samples: list[Sample]) -> dict[str, tuple[int, int]]:
     return {key: (counts[key], bound) for key in KEYS}
 
 
+# Every topology, and each failure mode on some: while Redis answers, the mode
+# must never come into play (a decision taken alone in ``allow`` admits without
+# counting, in ``deny`` answers 503), so one mode per topology proves it for all.
 @pytest.mark.parametrize(
-    ("storage", "workers"),
-    [("redis", 1), ("rediss", 1), ("sentinel", 1), ("redis", 2)],
+    ("storage", "workers", "mode"),
+    [
+        ("redis", 1, "allow"),
+        ("rediss", 1, "deny"),
+        ("sentinel", 1, "local"),
+        ("cluster", 1, "allow"),
+        ("redis", 2, "local"),
+    ],
     indirect=["storage"],
 )
 def test_cold_replicas_under_cpu_pressure_admit_the_shared_bound(
-    storage: Topology, workers: int, pingpong: PingpongFactory, pin: Pin
+    storage: Topology, workers: int, mode: str, fleet: FleetFactory, pin: Pin
 ) -> None:
     env = {
         "PINGPONG_LIMIT": f"{RATE}/second",
         "PINGPONG_BURST": str(BURST),
         "PINGPONG_TRUSTED_PROXY": "127.0.0.1/32",
-        "PINGPONG_ON_STORAGE_ERROR": "local",
+        "PINGPONG_ON_STORAGE_ERROR": mode,
         "PINGPONG_WORKERS": str(workers),
     }
     cpus = sorted(os.sched_getaffinity(0))
-    url, storage_pids = storage_processes(storage)
-    for pid in storage_pids:  # the storage is another machine: not under the hogs
-        os.sched_setaffinity(pid, {cpus[-1]})
-    servers = [pingpong("--storage", url, env=env) for _ in range(REPLICAS)]
-    for server in servers:  # cold: started, never loaded
-        assert server.process is not None
-        pin(server.process.pid)
+    url, storage_pids = storage_reach(storage)
+    as_another_machine(storage_pids, {cpus[-1]})  # not under the hogs
+    replicas = fleet(REPLICAS, url, env, place=pin)  # cold: started, never loaded
     with CpuHogs(HOGS, set(cpus[:-1]) or set(cpus)):
         samples = asyncio.run(
-            timed_load([s.url for s in servers], SECONDS, REPLICAS * CONNECTIONS, clients=KEYS)
+            timed_load(replicas.urls, SECONDS, REPLICAS * CONNECTIONS, clients=KEYS)
         )
-    fallbacks = sum(metric(s.url, "pingpong_storage_fallbacks_total") for s in servers)
+    fallbacks = replicas.metric("pingpong_storage_fallbacks_total")
     refused = sum(s.status == 503 for s in samples)
-
-    def shed_counted() -> float:
-        return sum(metric(s.url, "pingpong_http_requests_shed_total") for s in servers)
-
-    eventually(lambda: shed_counted() == refused, 3.0)  # workers publish once a second
-    shed = shed_counted()
-    errors = Counter[str]()
-    for server in servers:
-        for line in httpx.get(server.url + "/metrics").text.splitlines():
-            if line.startswith("pingpong_storage_errors_total{"):
-                errors[line.split('error="')[1].split('"')[0]] += int(float(line.split()[-1]))
+    # workers publish once a second
+    eventually(lambda: replicas.metric("pingpong_http_requests_shed_total") == refused, 3.0)
+    shed = replicas.metric("pingpong_http_requests_shed_total")
+    errors = replicas.storage_errors()
     per_key = admitted_within_bound(samples)
     report(
         "cold_start",
         topology=storage.url.split(":")[0],
         workers=workers,
+        mode=mode,
         answers=len(samples),
         admitted={k: a for k, (a, _) in per_key.items()},
         bound=next(iter(per_key.values()))[1],
@@ -114,7 +97,44 @@ def test_cold_replicas_under_cpu_pressure_admit_the_shared_bound(
     assert {s.status for s in samples} <= {200, 429, 503}
     assert refused == shed
     assert all(admitted <= bound for admitted, bound in per_key.values()), per_key
-    # The storage's processes share their core with the load generator (and, on
-    # CI, with whatever else runs): a wait there is the storage's, and may time
-    # out. Before, the replicas' own queueing made 30-40 % of decisions local.
-    assert fallbacks <= 0.02 * len(samples), f"{fallbacks} of {len(samples)} decided alone"
+    # Redis answers throughout: no decision is taken without it, and no breaker
+    # opens (the replicas' own queueing made 30-40 % of decisions local before).
+    assert fallbacks == 0, f"{fallbacks} of {len(samples)} decided alone: {dict(errors)}"
+    assert not errors, errors  # not even an answer waited for past its budget
+    assert replicas.each("pingpong_storage_circuit_open") == [0] * REPLICAS
+
+
+def connections_received(servers: list[RedisServer]) -> int:
+    """Connections the storage's servers ever accepted (this call's own included)."""
+    stats = [server.cli("INFO", "stats") for server in servers]
+    return sum(int(x.split("total_connections_received:")[1].split()[0]) for x in stats)
+
+
+@pytest.mark.parametrize("storage", ["redis", "cluster"], indirect=True)
+def test_a_cold_replica_opens_its_pool_before_it_serves(
+    storage: Topology, fleet: FleetFactory, pin: Pin
+) -> None:
+    """A replica listens once its pool is open and verified, sized for the
+    burst (``storage_connections``, per node): loaded at once by 48
+    connections beside the hogs, it opens no connection to Redis (opening one
+    costs a round trip or two, and a TLS handshake, when the budget is tightest)."""
+    env = {
+        "PINGPONG_LIMIT": f"{RATE}/second",
+        "PINGPONG_BURST": str(BURST),
+        "PINGPONG_TRUSTED_PROXY": "127.0.0.1/32",
+    }
+    cpus = sorted(os.sched_getaffinity(0))
+    url, pids = storage_reach(storage)
+    as_another_machine(pids, {cpus[-1]})
+    replica = fleet(1, url, env, place=pin)
+    servers = storage_servers(storage)
+    before = connections_received(servers)
+    with CpuHogs(HOGS, set(cpus[:-1]) or set(cpus)):
+        samples = asyncio.run(timed_load(replica.urls, 2.0, CONNECTIONS, clients=KEYS))
+    opened = connections_received(servers) - before - len(servers)  # less redis-cli's
+    report(
+        "cold_pool", topology=url.split(":")[0], answers=len(samples), opened=opened, before=before
+    )
+    assert sum(s.status == 200 for s in samples) > 0
+    assert replica.metric("pingpong_storage_fallbacks_total") == 0
+    assert opened == 0, f"{opened} connections opened under the burst ({before} before it)"

@@ -99,13 +99,26 @@ FAULTS: dict[str, Fault] = {
 }
 # Faults after which some decisions must have failed (the breaker must open).
 MUST_FAIL = {"down_at_start", "killed", "paused", "latency", "stall", "node_lost"}
+# A covering subset: every fault on plain Redis; on TLS the faults whose
+# recovery goes through new connections (the handshake and the ACL login are
+# redone: down at start, killed, reset) and no more, because a paused or
+# restarted server, latency and a stall reach the client as the same timeouts
+# and connection errors over TLS as in the clear (the same driver code past the
+# socket); Sentinel and Cluster each with their own faults and the process faults
+# (their clients rediscover nodes their own way).
 CASES = [
     ("memory", "none"),
-    *[(t, f) for t in ("redis", "rediss") for f in
+    *[("redis", f) for f in
       ("down_at_start", "killed", "paused", "restarted", "latency", "stall", "reset")],
+    *[("rediss", f) for f in ("down_at_start", "killed", "reset")],
     *[("sentinel", f) for f in ("down_at_start", "killed", "paused", "failover")],
     *[("cluster", f) for f in ("down_at_start", "killed", "paused", "restarted", "node_lost")],
 ]  # fmt: skip
+# Faults that lose what Redis counted (no persistence; a promoted replica may
+# lack the last writes): Redis hands each key its burst afresh once.
+LOSES_STATE = {"down_at_start", "killed", "restarted", "node_lost", "failover"}
+HOT = "198.51.100.250"  # one client pushed far past its limit on every server
+HOT_CONNECTIONS = 2  # per server, beside the four spread over CLIENTS
 
 
 @dataclass
@@ -114,6 +127,7 @@ class Seen:
 
     statuses: Counter[int] = field(default_factory=Counter)
     admitted: Counter[str] = field(default_factory=Counter)  # 200s per client
+    sent: Counter[str] = field(default_factory=Counter)  # requests per client
     without_request_id: int = 0
     circuit: list[tuple[float, float]] = field(default_factory=list)  # (time, open)
     storage_decisions: list[tuple[float, float]] = field(default_factory=list)
@@ -123,11 +137,14 @@ def metric_sum(text: str, prefix: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
 
 
-async def load(session: aiohttp.ClientSession, server: Pingpong, seen: Seen, until: float) -> None:
+async def load(
+    session: aiohttp.ClientSession, server: Pingpong, seen: Seen, done: asyncio.Event, hot: bool
+) -> None:
     client = 0
-    while time.monotonic() < until:
+    while not done.is_set():
         client += 1
-        headers = {"X-Forwarded-For": f"198.51.100.{client % CLIENTS + 1}"}
+        headers = {"X-Forwarded-For": HOT if hot else f"198.51.100.{client % CLIENTS + 1}"}
+        seen.sent[headers["X-Forwarded-For"]] += 1
         try:
             async with session.get(server.url + "/ping", headers=headers) as answer:
                 await answer.read()
@@ -139,8 +156,10 @@ async def load(session: aiohttp.ClientSession, server: Pingpong, seen: Seen, unt
             seen.statuses[0] += 1  # no HTTP answer at all
 
 
-async def watch(session: aiohttp.ClientSession, server: Pingpong, seen: Seen, until: float) -> None:
-    while time.monotonic() < until:
+async def watch(
+    session: aiohttp.ClientSession, server: Pingpong, seen: Seen, done: asyncio.Event
+) -> None:
+    while not done.is_set():
         async with session.get(server.url + "/metrics") as answer:
             text = await answer.text()
         now = time.monotonic()
@@ -157,18 +176,22 @@ async def run_case(
     heal: Callable[[], None],
     down_at_start: bool,
 ) -> tuple[dict[str, Seen], float, float, float]:
+    """Load, fault, heal; the load stops once every server is back on the
+    storage and has stayed there a second (or RECOVERY_SECONDS after the heal)."""
     seen = {mode: Seen() for mode in servers}
+    done = asyncio.Event()
     start = time.monotonic()
-    until = start + 1.0 + HOLD_SECONDS + RECOVERY_SECONDS
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         tasks = [
-            asyncio.create_task(load(session, server, seen[mode], until))
+            asyncio.create_task(
+                load(session, server, seen[mode], done, hot=index < HOT_CONNECTIONS)
+            )
             for mode, server in servers.items()
-            for _ in range(4)
+            for index in range(HOT_CONNECTIONS + 4)
         ]
         tasks += [
-            asyncio.create_task(watch(session, server, seen[mode], until))
+            asyncio.create_task(watch(session, server, seen[mode], done))
             for mode, server in servers.items()
         ]
         await asyncio.sleep(1.0)
@@ -178,6 +201,12 @@ async def run_case(
         await asyncio.sleep(HOLD_SECONDS)
         await asyncio.to_thread(heal)
         healed = time.monotonic()
+        while time.monotonic() < healed + RECOVERY_SECONDS:
+            back = [recovered_at(row, healed) for row in seen.values()]
+            if all(t is not None and time.monotonic() > t + 1.0 for t in back):
+                break
+            await asyncio.sleep(0.1)
+        done.set()
         await asyncio.gather(*tasks)
     return seen, injected, healed, time.monotonic() - start
 
@@ -223,7 +252,7 @@ def test_fault_matrix(
         for mode in MODES
     }
     seen, injected, healed, span = asyncio.run(run_case(servers, inject, heal, down_at_start))
-    assert_admitted_within_the_guarantee(seen, span, shared=topology != "memory")
+    assert_admitted_within_the_guarantee(seen, span, topology, fault)
     for mode, server in servers.items():
         row = seen[mode]
         opened = breaker_opened_at(row, 0 if down_at_start else injected)
@@ -248,22 +277,33 @@ def test_fault_matrix(
         assert_counted(server, row)
 
 
-def assert_admitted_within_the_guarantee(seen: dict[str, Seen], span: float, shared: bool) -> None:
-    """Per client, GCRA ``B + floor(L/T)`` (B = 20, T = 50 ms) over the run. On a
-    shared storage the deny and local servers decide by it together while it
-    answers; during the fault deny admits nothing and local its share of the
-    fleet (1/3), and a fault that loses Redis' data (killed, restarted) hands out
-    one burst afresh: together at most the bound plus one burst. ``allow`` is
-    bounded by nothing. memory://: each server alone, the bound each."""
+def assert_admitted_within_the_guarantee(
+    seen: dict[str, Seen], span: float, topology: str, fault: str
+) -> None:
+    """Per client, GCRA ``B + floor(L/T)`` (B = 20, T = 50 ms) over the run,
+    the hot client pushed past it many times over. On a shared storage the
+    deny and local servers decide by it together while it answers; during the
+    fault deny admits nothing and local its share of the fleet it saw (1/3 of
+    the rate, ``floor(B/3)`` of the burst afresh at the outage's start; all of
+    it when Redis was down from the start and it never saw the fleet, while
+    deny admits nothing); a fault that loses Redis' counts hands each key its
+    burst once more. ``allow`` is bounded by nothing. memory://: each server
+    alone, the bound each."""
     bound = RATE + int(span * RATE)
-    if not shared:
+    if topology == "memory":
         for mode, row in seen.items():
             assert max(row.admitted.values()) <= bound, (mode, max(row.admitted.values()), bound)
         return
+    allowed = bound + RATE // 3 + (RATE if fault in LOSES_STATE else 0)
     together = seen["deny"].admitted + seen["local"].admitted
+    pushed = seen["deny"].sent[HOT] + seen["local"].sent[HOT]
     worst = max(together.values())
-    report("fault_matrix_admitted", worst_client=worst, bound=bound, allowed=bound + RATE)
-    assert worst <= bound + RATE, (worst, bound)
+    report(
+        "fault_matrix_admitted", topology=topology, fault=fault, hot_sent=pushed,
+        hot_admitted=together[HOT], worst_client=worst, bound=bound, allowed=allowed,
+    )  # fmt: skip
+    assert pushed >= 4 * bound, f"the hot client sent {pushed}: not far past its {bound}"
+    assert worst <= allowed, (worst, bound, allowed)
 
 
 def shed_only(server: Pingpong, row: Seen) -> set[int]:

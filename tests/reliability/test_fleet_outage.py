@@ -16,21 +16,22 @@ import time
 
 import pytest
 
-from pingpong_toolkit.fixtures import PingpongFactory
+from pingpong_toolkit.fixtures import FleetFactory
 from pingpong_toolkit.redis import RedisServer
 from pingpong_toolkit.waiting import wait_until
-from tests.reliability.helpers import Pin, metric, report, timed_load
+from tests.reliability.helpers import Pin, report, timed_load
 
 pytestmark = pytest.mark.slow
 
 RATE, BURST = 20, 20
 SECONDS = 4.0
 KILL_AFTER = 1.0
+CLIENT = "198.51.100.7"
 
 
-@pytest.mark.parametrize("replicas", [2, 3, 5])
+@pytest.mark.parametrize("count", [2, 3, 5])
 def test_an_outage_keeps_the_fleets_limit(
-    replicas: int, redis_server: RedisServer, pingpong: PingpongFactory, pin: Pin
+    count: int, redis_server: RedisServer, fleet: FleetFactory, pin: Pin
 ) -> None:
     env = {
         "PINGPONG_LIMIT": f"{RATE}/second",
@@ -39,28 +40,20 @@ def test_an_outage_keeps_the_fleets_limit(
         "PINGPONG_CIRCUIT_FAILURES": "3",
         "PINGPONG_TRUSTED_PROXY": "127.0.0.1/32",
     }
-    servers = [pingpong("--storage", redis_server.url, env=env) for _ in range(replicas)]
-    for server in servers:
-        assert server.process is not None
-        pin(server.process.pid)
-
-    def fleet_counted() -> bool:
-        return all(metric(s.url, "pingpong_fleet_replicas") == replicas for s in servers)
-
-    wait_until(fleet_counted, 10)  # every replica has counted the whole fleet
+    replicas = fleet(count, redis_server.url, env, place=pin)
+    # every replica has counted the whole fleet
+    wait_until(lambda: replicas.each("pingpong_fleet_replicas") == [count] * count, 10)
     threading.Timer(KILL_AFTER, redis_server.kill).start()
     started = time.monotonic()
-    samples = asyncio.run(
-        timed_load([s.url for s in servers], SECONDS, 8 * replicas, clients=["198.51.100.7"])
-    )
+    samples = asyncio.run(timed_load(replicas.urls, SECONDS, 8 * count, clients=[CLIENT]))
     span = max(s.end for s in samples) - min(s.start for s in samples)
     admitted = sum(s.status == 200 for s in samples)
     bound = BURST + int(span * RATE)
-    fallbacks = sum(metric(s.url, "pingpong_storage_fallbacks_total") for s in servers)
-    shed = sum(metric(s.url, "pingpong_http_requests_shed_total") for s in servers)
+    fallbacks = replicas.metric("pingpong_storage_fallbacks_total")
+    shed = replicas.metric("pingpong_http_requests_shed_total")
     report(
         "fleet_outage",
-        replicas=replicas,
+        replicas=count,
         admitted=admitted,
         bound=bound,
         answers=len(samples),
@@ -74,3 +67,31 @@ def test_an_outage_keeps_the_fleets_limit(
     assert sum(s.status == 503 for s in samples) == shed
     assert fallbacks > 0  # the outage was decided locally
     assert admitted <= 1.1 * bound + BURST, (admitted, bound)
+
+
+def test_replicas_that_start_during_an_outage_divide_by_the_floor(
+    redis_server: RedisServer, fleet: FleetFactory, pin: Pin
+) -> None:
+    """A scale-up while Redis is down: no replica ever saw the fleet, so each
+    would enforce the whole limit alone. ``fleet_min_replicas`` is the count
+    they divide by instead: three replicas with a floor of three admit
+    together about one limit (the floor's guarantee, nothing admitted before)."""
+    redis_server.kill()
+    count = 3
+    env = {
+        "PINGPONG_LIMIT": f"{RATE}/second",
+        "PINGPONG_BURST": str(BURST),
+        "PINGPONG_ON_STORAGE_ERROR": "local",
+        "PINGPONG_FLEET_MIN_REPLICAS": str(count),
+        "PINGPONG_TRUSTED_PROXY": "127.0.0.1/32",
+    }
+    replicas = fleet(count, redis_server.url, env, place=pin)
+    assert replicas.each("pingpong_fleet_replicas") == [count] * count
+    samples = asyncio.run(timed_load(replicas.urls, SECONDS, 8 * count, clients=[CLIENT]))
+    span = max(s.end for s in samples) - min(s.start for s in samples)
+    admitted = sum(s.status == 200 for s in samples)
+    # each: floor(B/n) + floor(L/(n·T)); together at most B + floor(L/T)
+    bound = BURST + int(span * RATE)
+    report("fleet_outage_floor", replicas=count, admitted=admitted, bound=bound)
+    assert replicas.metric("pingpong_storage_fallbacks_total") > 0  # decided locally
+    assert admitted <= 1.1 * bound, (admitted, bound)

@@ -46,7 +46,7 @@ def test_tier_lookup_is_by_sha256_digest() -> None:
     async def tiers_of(tier: Tier, key: str) -> list[str]:
         limiter = Limiter(Rules(policies, tiers=[tier]), MemoryStorage())
         decision = await limiter.check("/ping", "GET", "192.0.2.1", {"x-api-key": key})
-        return [policy.name for policy, _, _ in decision.reported]
+        return [reported.policy.name for reported in decision.reported]
 
     assert asyncio.run(tiers_of(by_digest, API_KEY)) == ["gold"]
     assert asyncio.run(tiers_of(by_digest, WRONG_KEY)) == ["per-client"]

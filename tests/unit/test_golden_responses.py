@@ -16,7 +16,6 @@ from tests.unit.rsgi import FakeHeaders, FakeScope
 
 Raw = tuple[int, list[tuple[str, str]], bytes]
 RID = ("x-request-id", "golden-1")  # a caller's id is echoed: no random part
-NO_SERVER = ("server", "")  # empty: granian sends no Server header at all
 TEXT = ("content-type", "text/plain; charset=utf-8")
 PROBLEM = ("content-type", "application/problem+json")
 NO_SERVER = ("server", "")  # granian's own "server: granian" would go in its place

@@ -64,8 +64,8 @@ def test_a_full_key_is_a_policy_and_a_client_key(text: str) -> None:
 async def test_the_memory_store_lists_a_page_at_a_time_in_key_order() -> None:
     store = MemoryAdminStore()
     for i in (3, 1, 4, 0, 2):
-        await store.put_override(Override("p", f"10.0.0.{i}", Rate(1, 1), None, 100.0), 0.0, 10)
-    await store.put_override(Override("p", "10.0.0.9", Rate(1, 1), None, 5.0), 0.0, 10)
+        await store.put_overrides([Override("p", f"10.0.0.{i}", Rate(1, 1), None, 100.0)], 0.0, 10)
+    await store.put_overrides([Override("p", "10.0.0.9", Rate(1, 1), None, 5.0)], 0.0, 10)
     seen, cursor, pages = [], "", 0
     while True:
         page = await store.page(cursor, 2, now=10.0)  # 10.0.0.9 has expired

@@ -6,6 +6,8 @@ refused at once), so every failure goes through the real error translation.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from pingpong.core.algorithms import Algorithm, Limit
@@ -79,6 +81,18 @@ async def test_reload_applies_mode_and_breaker_in_place() -> None:
     assert storage.circuit_open  # two failures in all now open it
 
 
+async def test_a_reload_moves_the_fleets_floor_in_place() -> None:
+    """Redis down from the start: the replica never saw the fleet, so it divides
+    by ``fleet_min_replicas``, which a reload changes without a restart."""
+    storage, _ = down(FailureMode.LOCAL)
+    assert storage.fleet.count == 1
+    storage.configure(Resilience(FailureMode.LOCAL, 3, 60.0, 4), StorageOptions(timeout=0.5))
+    assert storage.fleet.count == 4
+    checks = [Check("p:f", Limit(Algorithm.GCRA, Rate(8, 60), 8), False)]
+    admitted = [(await storage.acquire(checks))[0].admitted for _ in range(8)]
+    assert admitted.count(True) == 2  # a quarter of the burst of 8
+
+
 class Overloaded:
     """A primary whose every call was lost in the replica's own loop."""
 
@@ -99,3 +113,35 @@ async def test_an_overloaded_replica_never_opens_the_breaker() -> None:
         await storage.acquire(CHECKS)
     assert not storage.circuit_open
     assert counters.storage_errors[("redis", "overload")] == 10
+
+
+class OneSlowBatch:
+    """A primary whose concurrent decisions were one call (one batch) that
+    timed out: every request gets the same error."""
+
+    name, shared = "redis", True
+
+    def __init__(self) -> None:
+        self.error = StorageError("redis: no answer within 0.05s", "timeout")
+
+    async def acquire(self, checks: object) -> list[object]:
+        raise self.error
+
+
+async def test_one_failed_call_is_one_failure_however_many_it_decided() -> None:
+    """Nineteen requests batched into one EVALSHA that timed out are one piece
+    of evidence against the storage, not nineteen: the breaker (3) stays closed
+    until three calls failed."""
+    primary = OneSlowBatch()
+    storage = ResilientStorage(
+        primary,  # type: ignore[arg-type]
+        Resilience(FailureMode.LOCAL, 3, 60.0),
+    )
+    await asyncio.gather(*(storage.acquire(CHECKS) for _ in range(19)))
+    assert not storage.circuit_open
+    primary.error = StorageError("redis: no answer within 0.05s", "timeout")
+    await storage.acquire(CHECKS)
+    assert not storage.circuit_open
+    primary.error = StorageError("redis: no answer within 0.05s", "timeout")
+    await storage.acquire(CHECKS)
+    assert storage.circuit_open

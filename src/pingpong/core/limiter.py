@@ -3,19 +3,21 @@
 This is the hot path, so the per-(path, method, tier) policy lists are computed
 once per set of rules, the common case (one client-address policy on a local
 storage) skips the general loop, the in-memory storage is called without a
-coroutine, and the per-request tuples are built with ``new`` (see algorithms.py).
+coroutine, and the per-request objects are cheap to build (compiled classes, and
+``new`` for the tuples: see algorithms.py).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import final
 
 from pingpong.core.algorithms import Limit, Outcome, new
 from pingpong.core.denycache import DenyCache
 from pingpong.core.heavy_hitters import HeavyHitters
-from pingpong.core.overrides import Override, OverrideLimits, override_limits
+from pingpong.core.override_table import OverrideTable
+from pingpong.core.overrides import Override
 from pingpong.core.policy import (
     API_KEY,
     CLIENT_IP,
@@ -35,20 +37,25 @@ DENY_CACHE_SIZE = 100_000
 NEVER = 2**62  # a deny-cache entry's bound when no override limits it
 
 
-class Reported(NamedTuple):
-    """One policy's verdict as the response reports it."""
+@final
+class Reported:
+    """One policy's verdict as the response reports it. A plain class, not a
+    NamedTuple: compiled (mypyc), building one is a C call."""
 
-    policy: Policy
-    limit: Limit
-    outcome: Outcome
+    def __init__(self, policy: Policy, limit: Limit, outcome: Outcome) -> None:
+        self.policy = policy
+        self.limit = limit
+        self.outcome = outcome
 
 
-class Decision(NamedTuple):
+@final
+class Decision:
     """``reported``: what the response describes, i.e. every enforced policy
     when admitted, and only the rejecting ones when not."""
 
-    admitted: bool
-    reported: Sequence[Reported]
+    def __init__(self, admitted: bool, reported: Sequence[Reported]) -> None:
+        self.admitted = admitted
+        self.reported = reported
 
     @property
     def retry_us(self) -> int:
@@ -149,8 +156,9 @@ class Limiter:
         self._deny = DenyCache(DENY_CACHE_SIZE) if storage.shared else None
         # Operators' per-key limits, and what the limiter looks up per check
         # (empty almost always).
-        self._overrides: dict[str, Override] = {}
-        self._override_limits: OverrideLimits = {}
+        self._overrides = OverrideTable()
+        self._overrides.bind(rules.all_policies)
+        self._override_limits = self._overrides.limits
 
     def check_now(self, path: str, method: str, client: str) -> Decision | None:
         """The decision without a coroutine, in the common case (``Rules.only``,
@@ -162,13 +170,13 @@ class Limiter:
             return ADMIT_ALL
         key = only.name + ":" + client
         outcome = self._acquire_one_now(key, only.limit)
-        reported = (new(Reported, (only, only.limit, outcome)),)
+        reported = (Reported(only, only.limit, outcome),)
         if outcome.admitted:
             self._stats.decided(only.name, "allowed")
-            return new(Decision, (True, reported))
+            return Decision(True, reported)
         self.rejections.add(key)
         self._stats.decided(only.name, "limited")
-        return new(Decision, (False, reported))
+        return Decision(False, reported)
 
     async def check(self, path: str, method: str, client: str, headers: Headers) -> Decision:
         decided = self.check_now(path, method, client)
@@ -201,8 +209,8 @@ class Limiter:
         """Decide by ``rules`` from now on. The deny cache is dropped (the new
         limits may free a throttled client at once); the overrides stay, as
         limits of the new policies."""
-        limits = override_limits(self._overrides.values(), rules.all_policies)
-        self.rules, self._override_limits = rules, limits
+        self.rules = rules
+        self._overrides.bind(rules.all_policies)
         self.forget_all()
 
     def forget(self, keys: Iterable[str]) -> None:
@@ -223,41 +231,34 @@ class Limiter:
     def set_overrides(self, overrides: Iterable[Override]) -> None:
         """The operators' per-key limits now in force (replaced whole); a key
         whose override changed is asked of the storage again."""
-        old = self._override_limits
-        self._overrides = {o.full_key: o for o in overrides}
-        self._override_limits = override_limits(self._overrides.values(), self.rules.all_policies)
-        new = self._override_limits
-        self.forget(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+        self.forget(self._overrides.replace(overrides))
 
     def put_override(self, override: Override) -> None:
         """Add or replace one override (the others are left as they are)."""
-        self.drop_override(override.full_key)
-        self._overrides[override.full_key] = override
-        self._override_limits.update(override_limits([override], self.rules.all_policies))
+        self._overrides.put(override)
+        self.forget([override.full_key])
 
     def drop_override(self, full_key: str) -> None:
-        self._overrides.pop(full_key, None)
-        self._override_limits.pop(full_key, None)
+        self._overrides.drop(full_key)
         self.forget([full_key])
 
     def drop_expired(self, now: float) -> None:
         """Forget the overrides that have expired (they no longer apply anyway)."""
-        for full_key in [k for k, o in self._overrides.items() if o.expires_at <= now]:
+        for full_key in self._overrides.expired(now):
             self.drop_override(full_key)
 
     def limit_for(self, policy: Policy, key: str) -> Limit:
         """The limit ``policy`` applies to client ``key`` right now."""
-        found = self._override_limits.get(policy.name + ":" + key)
-        return found[0] if found is not None and found[1] > time.time() else policy.limit
+        return self._overrides.limit(policy.name + ":" + key, time.time()) or policy.limit
 
     def _overridden(self, checks: list[Check]) -> list[Check]:
         """Overridden keys take their override's limit until it expires (each
         replica enforces the expiry itself, to the second)."""
-        limits, now, out = self._override_limits, time.time(), []
+        overrides, now, out = self._overrides, time.time(), []
         for check in checks:
-            found = limits.get(check.key)
-            if found is not None and found[1] > now:
-                check = Check(check.key, found[0], check.shadow)
+            limit = overrides.limit(check.key, now)
+            if limit is not None:
+                check = Check(check.key, limit, check.shadow)
             out.append(check)
         return out
 
@@ -271,19 +272,19 @@ class Limiter:
             if policy.shadow:
                 continue
             if outcome.admitted:
-                admitted.append(new(Reported, (policy, check.limit, outcome)))
+                admitted.append(Reported(policy, check.limit, outcome))
             else:
-                rejected.append(new(Reported, (policy, check.limit, outcome)))
+                rejected.append(Reported(policy, check.limit, outcome))
                 if self._deny is not None:
                     self._remember_denial(check.key, outcome)
                 self.rejections.add(check.key)
         if rejected:
             for reported in rejected:
                 stats.decided(reported.policy.name, "limited")
-            return new(Decision, (False, rejected))
+            return Decision(False, rejected)
         for policy, outcome in zip(policies, outcomes, strict=True):
             stats.decided(policy.name, "allowed" if outcome.admitted else "shadow_limited")
-        return new(Decision, (True, admitted))
+        return Decision(True, admitted)
 
     def _denied(self, policies: Sequence[Policy], checks: Sequence[Check]) -> Decision | None:
         deny = self._deny
@@ -298,7 +299,7 @@ class Limiter:
                 self._stats.decided(policy.name, "limited")
                 self.rejections.add(check.key)
                 outcome = new(Outcome, (False, 0, until[1] - now, until[0] - now))
-                return new(Decision, (False, [new(Reported, (policy, check.limit, outcome))]))
+                return Decision(False, [Reported(policy, check.limit, outcome)])
         return None
 
     def _remember_denial(self, key: str, outcome: Outcome) -> None:

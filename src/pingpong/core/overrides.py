@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pingpong.core.algorithms import Limit
-from pingpong.core.policy import NAME, Policy
+from pingpong.core.policy import NAME
 from pingpong.core.rates import MAX_COUNT, MAX_PERIOD, Rate, parse_rate
 
 MAX_OVERRIDES = 10_000  # overrides kept in the storage at once
@@ -149,23 +149,3 @@ def _text(
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise ValueError(f"{field}: missing or malformed")
     return value
-
-
-# What the limiter looks up per check: full key -> (limit, expires at).
-OverrideLimits = dict[str, tuple[Limit, float]]
-
-
-def override_limits(overrides: Iterable[Override], policies: Iterable[Policy]) -> OverrideLimits:
-    """The limits of the overrides whose policy is running (the others wait for
-    a reload that brings their policy back)."""
-    by_name = {p.name: p for p in policies}
-    limits: OverrideLimits = {}
-    for override in overrides:
-        policy = by_name.get(override.policy)
-        if policy is None:
-            continue
-        try:
-            limits[override.full_key] = (override.limit_for(policy.limit), override.expires_at)
-        except ValueError:
-            continue  # refused when it was put; a policy change may make it so
-    return limits

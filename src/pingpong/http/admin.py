@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import parse_qs, unquote
 
 from granian.rsgi import HTTPProtocol, Scope
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pingpong.config import error_message
 from pingpong.core.heavy_hitters import MAX_WINDOW
@@ -42,13 +42,15 @@ from pingpong.service.control import (
     PAGE,
     Actor,
     ControlRequestError,
+    InvalidBatch,
     NoSuchOverride,
     UnknownPolicy,
 )
-from pingpong.service.override_request import OverrideRequest
+from pingpong.service.override_request import MAX_BATCH, OverrideBatch, OverrideRequest
 
 log = logging.getLogger("pingpong.admin")
 MAX_BODY = 4096
+MAX_BATCH_BODY = MAX_BATCH * MAX_BODY // 4  # a batch's items are small (reasons short)
 MAX_TARGET = 2048
 PREFIX = "/admin/v1/"
 
@@ -163,19 +165,18 @@ class AdminApp:
     async def put_override(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
                            actor: Actor) -> Response:  # fmt: skip
         body = await read_body(scope.headers, proto, MAX_BODY)
-        try:
-            request = OverrideRequest.model_validate_json(body)
-        except ValidationError as exc:
-            errors = [
-                {"field": ".".join(map(str, e["loc"])), "message": error_message(e)}
-                for e in exc.errors(include_url=False, include_input=False)
-            ]
-            detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
-            raise Problem(422, detail, errors=errors) from None
+        request = _validated(OverrideRequest, body)
         change = self.service.control.put_override(
             params["policy"], params.get("key", ""), request, actor
         )
         return _json(await _control(change))
+
+    async def put_overrides(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
+                            actor: Actor) -> Response:  # fmt: skip
+        batch = _validated(OverrideBatch, await read_body(scope.headers, proto, MAX_BATCH_BODY))
+        items = [(item.policy, item.key, item) for item in batch.overrides]
+        stored = await _control(self.service.control.put_overrides(items, actor))
+        return _json({"overrides": stored})
 
     async def delete_override(self, scope: Scope, proto: HTTPProtocol, params: dict[str, str],
                               actor: Actor) -> Response:  # fmt: skip
@@ -197,12 +198,30 @@ class AdminApp:
         return _json({"policy": policy, "window": window, "top": rows})
 
 
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _validated(model: type[Model], body: bytes) -> Model:
+    """The body as ``model``, or a 422 naming every field refused and why."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(map(str, e["loc"])), "message": error_message(e)}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors[:5])
+        raise Problem(422, detail, errors=errors[:100]) from None
+
+
 async def _control(call: Awaitable[Any]) -> Any:
     """The control plane's refusals as 4xx answers."""
     try:
         return await call
     except (UnknownPolicy, NoSuchOverride) as exc:
         raise Problem(404, str(exc)) from None
+    except InvalidBatch as exc:
+        raise Problem(422, f"{exc} (nothing was stored)") from None
     except OverrideLimitReached as exc:
         raise Problem(409, f"{exc}: delete some first (GET /admin/v1/overrides)") from None
     except ControlRequestError as exc:
@@ -256,7 +275,10 @@ ROUTES: dict[str, dict[str, tuple[str, Handler, str]]] = {
         "PUT": ("override_put", AdminApp.put_override, WRITE),
         "DELETE": ("override_delete", AdminApp.delete_override, WRITE),
     },
-    "overrides": {"GET": ("overrides_list", AdminApp.list_overrides, READ)},
+    "overrides": {
+        "GET": ("overrides_list", AdminApp.list_overrides, READ),
+        "POST": ("overrides_put", AdminApp.put_overrides, WRITE),
+    },
     "top": {"GET": ("top", AdminApp.top, READ)},
 }
 QUERIES = {

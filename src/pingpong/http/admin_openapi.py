@@ -11,7 +11,12 @@ from typing import Any
 from pingpong.core.heavy_hitters import MAX_WINDOW
 from pingpong.http.openapi import PROBLEM_CONTENT, PROBLEM_SCHEMA
 from pingpong.service.control import MAX_PAGE, PAGE
-from pingpong.service.override_request import OverrideRequest, OverrideView
+from pingpong.service.override_request import (
+    MAX_BATCH,
+    OverrideBatch,
+    OverrideRequest,
+    OverrideView,
+)
 
 MAX_TOP = 100  # rows a top answer holds at most
 _OBJECT = {"type": "object"}
@@ -55,7 +60,7 @@ _ERRORS = {
 }
 
 
-def _schema(model: type[OverrideRequest | OverrideView]) -> dict[str, Any]:
+def _schema(model: type[OverrideRequest | OverrideView | OverrideBatch]) -> dict[str, Any]:
     return model.model_json_schema(
         mode="serialization", ref_template="#/components/schemas/{model}"
     )
@@ -151,8 +156,21 @@ def _override_paths() -> dict[str, Any]:
             "put": put,
             "delete": _operation("Remove an override.", _OBJECT, 400, 401, 403, 404, 503),
         },
-        "/admin/v1/overrides": {"get": page},
+        "/admin/v1/overrides": {"get": page, "post": _batch(stored)},
     }
+
+
+def _batch(stored: dict[str, Any]) -> dict[str, Any]:
+    summary = (
+        f"Up to {MAX_BATCH} overrides at once, all or none: an item refused (422, "
+        "naming overrides[i]) or a batch past the bound (409) stores nothing. Each "
+        "override is audited and announced as a PUT of its own; the answer lists "
+        "them in the request's order."
+    )
+    answer = {"type": "object", "properties": {"overrides": {"type": "array", "items": stored}}}
+    post = _operation(summary, answer, 401, 403, 408, 409, 413, 422, 503)
+    post["requestBody"] = {"required": True, "content": _json(_schema(OverrideBatch))}
+    return post
 
 
 def _top_path() -> dict[str, Any]:

@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from granian.rsgi import Headers, HTTPProtocol, Scope
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from pingpong.core.algorithms import retry_after
 from pingpong.core.limiter import Rules
 from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.looplag import LOOP_LAG
@@ -189,11 +188,8 @@ class App:
         responses = self._policy_responses(rules)
         if decision.admitted:
             return 200, [TEXT, *responses.ratelimit_headers(decision.reported)], b"pong"
-        wait = retry_after(decision.retry_us)
-        headers_out = [PROBLEM, ("retry-after", str(wait))]
-        headers_out += responses.ratelimit_headers(decision.reported)
-        body = responses.too_many_requests(decision.reported[0].policy.name, wait)
-        return 429, headers_out, body
+        retry, body = responses.rejection(decision)
+        return 429, [PROBLEM, retry, *responses.ratelimit_headers(decision.reported)], body
 
     async def _inject_fault(self) -> Response | None:
         """Drill faults (PINGPONG_FAULT_DELAY, PINGPONG_FAULT_ERROR_RATE)."""

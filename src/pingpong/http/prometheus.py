@@ -18,8 +18,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from pingpong.service.counters import BUCKETS, METRICS, Counters, Histogram, label_values
+from pingpong.service.counters import METRICS, Counters, label_values
 from pingpong.service.counters import Metric as Spec
+from pingpong.service.histogram import BUCKETS, Histogram
 
 
 def _labels(key: object) -> list[str]:

@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,10 @@ PAGE, MAX_PAGE = 100, 1000  # overrides listed per page: by default, at most
 class ControlRequestError(Exception):
     """A request the control plane refuses as malformed (a bad key, address or
     window): the caller's mistake, unlike any other exception, which is a bug."""
+
+
+class InvalidBatch(ControlRequestError):
+    """An item of a batch is refused (named by its index): nothing was stored."""
 
 
 class UnknownPolicy(LookupError):
@@ -131,8 +135,31 @@ class ControlPlane:
     async def put_override(
         self, name: str, key: str, request: OverrideRequest, actor: Actor
     ) -> dict[str, Any]:
+        override = self._new_override(name, key, request, actor, self._clock())
+        [stored] = await self._store([override], actor)
+        return stored
+
+    async def put_overrides(
+        self, items: Sequence[tuple[str, str, OverrideRequest]], actor: Actor
+    ) -> list[dict[str, Any]]:
+        """Several ``(policy, key, request)`` at once, all or none: one storage
+        call, one audit line each. InvalidBatch names the first item refused."""
+        now, overrides, seen = self._clock(), [], set()
+        for i, (name, key, request) in enumerate(items):
+            try:
+                override = self._new_override(name, key, request, actor, now)
+            except (UnknownPolicy, ControlRequestError) as exc:
+                raise InvalidBatch(f"overrides[{i}]: {exc}") from None
+            if override.full_key in seen:
+                raise InvalidBatch(f"overrides[{i}]: {override.full_key} is named twice")
+            seen.add(override.full_key)
+            overrides.append(override)
+        return await self._store(overrides, actor)
+
+    def _new_override(
+        self, name: str, key: str, request: OverrideRequest, actor: Actor, now: float
+    ) -> Override:
         policy, key = self.policy(name), _client_key(key)
-        now = self._clock()
         override = Override(name, key, request.rate, request.burst, now + request.expires_in,
                             request.reason, actor.token, now)  # fmt: skip
         try:
@@ -140,11 +167,19 @@ class ControlPlane:
             Override.from_dict(override.to_dict())  # what every replica accepts reading back
         except ValueError as exc:
             raise ControlRequestError(str(exc)) from None
-        old = await self.admin_store.put_override(override, now, MAX_OVERRIDES)
-        self._limiter.put_override(override)
-        await self._changed(override.full_key)
-        self._audit(actor, "override_put", name, key, old and old.to_dict(), override.to_dict())
-        return {"override": override.to_dict(), "previous": old.to_dict() if old else None}
+        return override
+
+    async def _store(self, overrides: list[Override], actor: Actor) -> list[dict[str, Any]]:
+        """Stored and announced in one storage call, then applied here."""
+        olds = await self.admin_store.put_overrides(overrides, self._clock(), MAX_OVERRIDES)
+        stored = []
+        for override, old in zip(overrides, olds, strict=True):
+            self._limiter.put_override(override)
+            new = override.to_dict()
+            self._audit(actor, "override_put", override.policy, override.key,
+                        old and old.to_dict(), new)  # fmt: skip
+            stored.append({"override": new, "previous": old.to_dict() if old else None})
+        return stored
 
     async def delete_override(self, name: str, key: str, actor: Actor) -> dict[str, Any]:
         key = _client_key(key)

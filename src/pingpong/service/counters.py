@@ -18,30 +18,14 @@ status codes, policy and storage names, so cardinality stays fixed.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar, overload
 
-BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+from pingpong.service.histogram import Histogram
+
 V = TypeVar("V")
 K = TypeVar("K")
-
-
-class Histogram:
-    __slots__ = ("counts", "total")
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(BUCKETS) + 1)  # the last one is +Inf
-        self.total = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(BUCKETS, seconds)] += 1
-        self.total += seconds
-
-    def merge(self, counts: list[int], total: float) -> None:
-        self.counts = [a + b for a, b in zip(self.counts, counts, strict=True)]
-        self.total += total
 
 
 def label_values(key: Any) -> tuple[Any, ...]:

@@ -59,6 +59,31 @@ class OverrideRequest(BaseModel):
     reason: Reason = ""
 
 
+MAX_BATCH = 100  # overrides per batch: well under the change log, so replicas follow it key by key
+
+
+class OverrideItem(OverrideRequest):
+    """One override of a batch: the request, and whose it is."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [{"policy": "default", "key": "203.0.113.9", "rate": "1000/minute",
+                          "expires_in": 86400, "reason": "ticket 4711"}]
+        },
+    )  # fmt: skip
+    policy: str = Field(max_length=64, description="the policy's name")
+    key: str = Field(max_length=128, description="the client key as the policy counts it")
+
+
+class OverrideBatch(BaseModel):
+    """The body of ``POST /admin/v1/overrides``: stored all or none."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    overrides: list[OverrideItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+
 class OverrideView(BaseModel):
     """An override as the admin API answers it."""
 

@@ -91,11 +91,18 @@ def config_hash(settings: Settings) -> str:
 
 
 def _options(settings: Settings) -> StorageOptions:
-    return StorageOptions(settings.storage_timeout, settings.memory_max_keys)
+    return StorageOptions(
+        settings.storage_timeout, settings.memory_max_keys, settings.storage_connections
+    )
 
 
 def _resilience(settings: Settings) -> Resilience:
-    return Resilience(settings.on_storage_error, settings.circuit_failures, settings.circuit_reset)
+    return Resilience(
+        settings.on_storage_error,
+        settings.circuit_failures,
+        settings.circuit_reset,
+        settings.fleet_min_replicas,
+    )
 
 
 def _rules(settings: Settings) -> Rules:

@@ -62,44 +62,6 @@ resource "aws_sns_topic" "alarms" {
   tags              = var.tags
 }
 
-resource "aws_sns_topic_policy" "alarms" {
-  arn    = aws_sns_topic.alarms.arn
-  policy = data.aws_iam_policy_document.alarms_topic.json
-}
-
-data "aws_iam_policy_document" "alarms_topic" {
-  statement {
-    sid       = "CloudWatchAlarmsPublish"
-    actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.alarms.arn]
-    principals {
-      type        = "Service"
-      identifiers = ["cloudwatch.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-
-  statement {
-    sid = "AccountOwnerManage"
-    actions = [
-      "sns:GetTopicAttributes",
-      "sns:SetTopicAttributes",
-      "sns:Subscribe",
-      "sns:ListSubscriptionsByTopic",
-      "sns:Publish",
-    ]
-    resources = [aws_sns_topic.alarms.arn]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
-}
-
 resource "aws_sns_topic_subscription" "email" {
   for_each = toset(var.alarm_emails)
 
@@ -127,15 +89,44 @@ resource "aws_sns_topic" "heartbeat" {
   tags              = var.tags
 }
 
-resource "aws_sns_topic_policy" "alertmanager_topics" {
-  for_each = { tickets = aws_sns_topic.tickets.arn, heartbeat = aws_sns_topic.heartbeat.arn }
-
-  arn    = each.value
-  policy = data.aws_iam_policy_document.account_topic[each.key].json
+# One policy per topic: the account administers all three (so IAM policies,
+# Alertmanager's Pod Identity role among them, can grant Publish), and
+# CloudWatch may publish to the alarm topic, for this account's alarms only.
+locals {
+  topics = {
+    alarms    = aws_sns_topic.alarms.arn
+    tickets   = aws_sns_topic.tickets.arn
+    heartbeat = aws_sns_topic.heartbeat.arn
+  }
 }
 
-data "aws_iam_policy_document" "account_topic" {
-  for_each = { tickets = aws_sns_topic.tickets.arn, heartbeat = aws_sns_topic.heartbeat.arn }
+resource "aws_sns_topic_policy" "topic" {
+  for_each = local.topics
+
+  arn    = each.value
+  policy = data.aws_iam_policy_document.topic[each.key].json
+}
+
+data "aws_iam_policy_document" "topic" {
+  for_each = local.topics
+
+  dynamic "statement" {
+    for_each = each.key == "alarms" ? [each.value] : []
+    content {
+      sid       = "CloudWatchAlarmsPublish"
+      actions   = ["sns:Publish"]
+      resources = [statement.value]
+      principals {
+        type        = "Service"
+        identifiers = ["cloudwatch.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
+    }
+  }
 
   statement {
     sid = "AccountOwnerManage"
@@ -152,6 +143,21 @@ data "aws_iam_policy_document" "account_topic" {
       identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
     }
   }
+}
+
+moved {
+  from = aws_sns_topic_policy.alarms
+  to   = aws_sns_topic_policy.topic["alarms"]
+}
+
+moved {
+  from = aws_sns_topic_policy.alertmanager_topics["tickets"]
+  to   = aws_sns_topic_policy.topic["tickets"]
+}
+
+moved {
+  from = aws_sns_topic_policy.alertmanager_topics["heartbeat"]
+  to   = aws_sns_topic_policy.topic["heartbeat"]
 }
 
 resource "aws_sns_topic_subscription" "ticket_email" {

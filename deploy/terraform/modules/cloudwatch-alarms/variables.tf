@@ -65,12 +65,6 @@ variable "min_healthy_hosts" {
   default     = 2
 }
 
-variable "node_surge_enabled" {
-  description = "Add one node to an Auto Scaling group when one of its nodes fails its status checks (see nodes.tf)."
-  type        = bool
-  default     = true
-}
-
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

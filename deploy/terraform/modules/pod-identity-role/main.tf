@@ -1,9 +1,8 @@
 # One IAM role for one Kubernetes service account through EKS Pod Identity:
-# the trust policy of the pods.eks.amazonaws.com service principal
-# (sts:AssumeRole + sts:TagSession, as the EKS user guide "EKS Pod Identity
-# role" prescribes), an inline policy, and the association. Used for the
-# add-ons that call AWS: Argo Rollouts (target-group verification),
-# Alertmanager (SNS), External Secrets (Secrets Manager).
+# the trust of ../pod-identity-trust (this account, this cluster, this
+# namespace and service account only), an inline policy, and the
+# association. Used for the add-ons that call AWS (deploy/terraform/addons.tf,
+# local.pod_identities).
 
 variable "name" {
   description = "Name of the IAM role."
@@ -12,6 +11,11 @@ variable "name" {
 
 variable "cluster_name" {
   description = "EKS cluster of the association."
+  type        = string
+}
+
+variable "cluster_arn" {
+  description = "ARN of that cluster (the trust's eks-cluster-arn session tag)."
   type        = string
 }
 
@@ -30,30 +34,17 @@ variable "policy_json" {
   type        = string
 }
 
-data "aws_caller_identity" "current" {}
+module "trust" {
+  source = "../pod-identity-trust"
 
-# Only EKS Pod Identity acting for this account's clusters: without
-# aws:SourceAccount the service principal could be used on behalf of another
-# account (confused deputy; EKS user guide, "Create IAM role with trust policy
-# required by EKS Pod Identity", condition aws:SourceAccount / aws:SourceArn).
-data "aws_iam_policy_document" "trust" {
-  statement {
-    actions = ["sts:AssumeRole", "sts:TagSession"]
-    principals {
-      type        = "Service"
-      identifiers = ["pods.eks.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
+  cluster_arn     = var.cluster_arn
+  namespace       = var.namespace
+  service_account = var.service_account
 }
 
 resource "aws_iam_role" "this" {
   name               = var.name
-  assume_role_policy = data.aws_iam_policy_document.trust.json
+  assume_role_policy = module.trust.json
 }
 
 resource "aws_iam_role_policy" "this" {

@@ -23,6 +23,7 @@ from typing import NamedTuple, Protocol
 
 from pingpong.core.heavy_hitters import BUCKET_SECONDS, MAX_PER_BUCKET, bucket_of, buckets_for
 from pingpong.core.logthrottle import LogThrottle
+from pingpong.core.override_table import EXPIRES_AT, Packed, pack, unpack
 from pingpong.core.overrides import Override, OverrideLimitReached
 from pingpong.core.stats import Stats
 
@@ -60,9 +61,12 @@ class Changes(NamedTuple):
 
 
 class AdminStore(Protocol):
-    async def put_override(self, override: Override, now: float, bound: int) -> Override | None:
-        """Store ``override``; return the one it replaces. OverrideLimitReached
-        when ``bound`` overrides exist already (expired ones do not count)."""
+    async def put_overrides(
+        self, overrides: Sequence[Override], now: float, bound: int
+    ) -> list[Override | None]:
+        """Store and announce ``overrides`` (distinct keys), all or none; return
+        the ones they replace. OverrideLimitReached when they would make more
+        than ``bound`` (expired ones do not count)."""
 
     async def delete_override(self, full_key: str, now: float) -> Override | None:
         """Remove one; return it (None: there was none)."""
@@ -95,40 +99,52 @@ class AdminStore(Protocol):
 
 
 class MemoryAdminStore:
-    """memory:// : one process is the only replica."""
+    """memory:// : one process is the only replica. Overrides are kept packed,
+    as the limiter keeps them (objects the garbage collector does not walk)."""
 
     def __init__(self) -> None:
-        self._overrides: dict[str, Override] = {}
+        self._overrides: dict[str, Packed] = {}
         self._seq = 0
         self._log: list[tuple[int, str]] = []
         self._buckets: dict[int, dict[str, int]] = {}
 
-    async def put_override(self, override: Override, now: float, bound: int) -> Override | None:
+    def _get(self, full_key: str) -> Override | None:
+        found = self._overrides.get(full_key)
+        return unpack(found) if found is not None else None
+
+    async def put_overrides(
+        self, overrides: Sequence[Override], now: float, bound: int
+    ) -> list[Override | None]:
         self._expire(now)
-        old = self._overrides.get(override.full_key)
-        if old is None and len(self._overrides) >= bound:
+        old = [self._get(o.full_key) for o in overrides]
+        added = old.count(None)
+        if added and len(self._overrides) + added > bound:
             raise OverrideLimitReached(f"at most {bound} overrides")
-        self._overrides[override.full_key] = override
+        for override in overrides:
+            self._overrides[override.full_key] = pack(override)
+        await self.announce([o.full_key for o in overrides])
         return old
 
     async def delete_override(self, full_key: str, now: float) -> Override | None:
         self._expire(now)
-        return self._overrides.pop(full_key, None)
+        old = self._get(full_key)
+        self._overrides.pop(full_key, None)
+        return old
 
     async def overrides(self, now: float) -> list[Override]:
         self._expire(now)
-        return list(self._overrides.values())
+        return [unpack(packed) for packed in self._overrides.values()]
 
     async def overrides_for(self, full_keys: Sequence[str]) -> dict[str, Override | None]:
-        return {key: self._overrides.get(key) for key in full_keys}
+        return {key: self._get(key) for key in full_keys}
 
     async def page(self, cursor: str, limit: int, now: float) -> Page:
         self._expire(now)
         keys = sorted(self._overrides)
-        return page_of(keys[bisect_right(keys, cursor) :], limit, self._overrides.get)
+        return page_of(keys[bisect_right(keys, cursor) :], limit, self._get)
 
     def _expire(self, now: float) -> None:
-        for key in [k for k, o in self._overrides.items() if o.expires_at <= now]:
+        for key in [k for k, packed in self._overrides.items() if packed[EXPIRES_AT] <= now]:
             del self._overrides[key]
 
     async def announce(self, keys: Sequence[str]) -> int:

@@ -21,6 +21,7 @@ class Check(NamedTuple):
 
 
 OVERLOAD = "overload"  # the error kind of a wait lost in this replica's own loop
+TIMEOUT = "timeout"  # the storage took its budget without answering
 
 
 class StorageError(Exception):
@@ -42,6 +43,7 @@ class StorageError(Exception):
 class StorageOptions:
     timeout: float = 0.05  # seconds a decision may wait for a shared storage
     memory_max_keys: int = 1_000_000
+    connections: int = 16  # opened and verified before serving (per Redis node)
 
 
 class FailureMode(enum.StrEnum):
@@ -57,6 +59,7 @@ class Resilience:
     mode: FailureMode = FailureMode.LOCAL
     circuit_failures: int = 5
     circuit_reset: float = 2.0
+    fleet_min_replicas: int = 1  # an outage divides each limit by at least this many
 
 
 class Storage(Protocol):

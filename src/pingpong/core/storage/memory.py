@@ -34,21 +34,21 @@ class LimitIndex:
 
     def __init__(self) -> None:
         self.limits: list[Limit] = []
-        self._index: dict[str, int] = {}
+        self.indexes: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self.limits)
 
     def index(self, limit: Limit) -> int | None:
-        found = self._index.get(limit.tag)
+        found = self.indexes.get(limit.tag)
         if found is None and len(self.limits) < 1 << LIMIT_BITS:
-            found = self._index[limit.tag] = len(self.limits)
+            found = self.indexes[limit.tag] = len(self.limits)
             self.limits.append(limit)
         return found
 
     def known(self, limit: Limit) -> int | None:
         """The index of ``limit`` if a state was ever written under it."""
-        return self._index.get(limit.tag)
+        return self.indexes.get(limit.tag)
 
     def unpack(self, stored: Stored | None) -> State | None:
         if isinstance(stored, int):
@@ -85,6 +85,7 @@ class MemoryStorage:
         self._young: dict[str, Stored] = {}
         self._old: dict[str, Stored] = {}
         self._limits = LimitIndex()
+        self._known = self._limits.indexes  # tag -> index, read per request
         self._generation = max(max_keys // 2, 1)
         self._clock = clock
         self.rotations = 0
@@ -140,7 +141,7 @@ class MemoryStorage:
         tuples (``_take`` and the rotation written out: this runs per request).
         A state written under another limit goes through ``_acquire_all``,
         which translates it."""
-        index = self._limits.known(limit)
+        index = self._known.get(limit.tag)
         young = self._young
         stored = young.get(key)
         if stored is None and self._old:

@@ -14,6 +14,7 @@ from pingpong.core.logthrottle import LogThrottle
 from pingpong.core.stats import NoStats, Stats
 from pingpong.core.storage.base import (
     OVERLOAD,
+    TIMEOUT,
     Check,
     FailureMode,
     Resilience,
@@ -69,7 +70,12 @@ class ResilientStorage:
 
         self._stats.circuit_changed(self.name, False)
         self._log_throttle = LogThrottle(lines=1, period=1.0)
-        self.fleet = Fleet()
+        # One late answer is one failure however many decisions its call
+        # carried (a batch's requests share its error): a timeout is weak
+        # evidence, weighed per call. A refused connection is conclusive, so
+        # each request counts, and a dead storage is left alone sooner.
+        self._last_timeout: StorageError | None = None
+        self.fleet = Fleet(resilience.fleet_min_replicas)
         self._heartbeat: asyncio.Task[None] | None = None
 
     @property
@@ -87,6 +93,7 @@ class ResilientStorage:
         self._mode = resilience.mode
         self._breaker.threshold = resilience.circuit_failures
         self._breaker.reset_after = resilience.circuit_reset
+        self.fleet.floor = max(resilience.fleet_min_replicas, 1)
         self.primary.set_timeout(options.timeout)
         self.fallback.resize(options.memory_max_keys)
 
@@ -98,7 +105,8 @@ class ResilientStorage:
             except StorageError as exc:
                 if exc.kind == OVERLOAD:
                     self._breaker.record_inconclusive()
-                else:
+                elif exc.kind != TIMEOUT or exc is not self._last_timeout:
+                    self._last_timeout = exc if exc.kind == TIMEOUT else None
                     self._breaker.record_failure()
                 self._stats.storage_failed(self.name, exc.kind)
                 self._log_error(exc)

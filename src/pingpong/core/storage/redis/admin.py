@@ -58,13 +58,18 @@ class RedisAdminStore:
             return None
         return found
 
-    async def put_override(self, override: Override, now: float, bound: int) -> Override | None:
-        args = (override.full_key, override.to_json(), override.expires_at, now, bound)
+    async def put_overrides(
+        self, overrides: Sequence[Override], now: float, bound: int
+    ) -> list[Override | None]:
+        args: list[Any] = [now, bound, CHANGE_LOG, CHANNEL]
+        for override in overrides:
+            args += (override.full_key, override.to_json(), override.expires_at)
         async with answer_within(self._timeout):
-            stored, old = await self._put(keys=[OVERRIDES, EXPIRY], args=args)
-        if int(stored) == 0:
+            answer = await self._put(keys=[OVERRIDES, EXPIRY, SEQ, LOG], args=args)
+        if int(answer[0]) == 0:
             raise OverrideLimitReached(f"at most {bound} overrides")
-        return self._override(old, override.full_key)
+        olds = answer[2:]
+        return [self._override(old, o.full_key) for o, old in zip(overrides, olds, strict=True)]
 
     async def delete_override(self, full_key: str, now: float) -> Override | None:
         async with answer_within(self._timeout):

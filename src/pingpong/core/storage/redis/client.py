@@ -22,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pingpong.core.looplag import Overloaded, storage_deadline
-from pingpong.core.storage.base import OVERLOAD, StorageError, StorageOptions
+from pingpong.core.storage.base import OVERLOAD, TIMEOUT, StorageError, StorageOptions
 
 
 def lua_script(name: str) -> str:
@@ -44,7 +44,7 @@ async def answer_within(seconds: float) -> AsyncIterator[None]:
             f"redis: no answer yet, this replica overloaded: {exc}", OVERLOAD
         ) from exc
     except TimeoutError as exc:
-        raise StorageError(f"redis: no answer within {seconds}s", "timeout") from exc
+        raise StorageError(f"redis: no answer within {seconds}s", TIMEOUT) from exc
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise StorageError(f"redis connection: {exc}", "connection") from exc
     except Exception as exc:  # every driver failure is a storage failure

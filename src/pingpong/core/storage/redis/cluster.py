@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from redis.asyncio.cluster import RedisCluster
@@ -11,7 +12,7 @@ from redis.crc import key_slot
 from pingpong.core.algorithms import Outcome
 from pingpong.core.storage.base import Check, StorageOptions
 from pingpong.core.storage.redis.client import client_options
-from pingpong.core.storage.redis.standalone import RedisStorage, redis_key
+from pingpong.core.storage.redis.standalone import Pending, RedisStorage, redis_key
 from pingpong.core.storage.redis.urls import check_cluster_url, cluster_seed_url
 
 
@@ -35,16 +36,15 @@ class RedisClusterStorage(RedisStorage):
         return RedisCluster.from_url(
             cluster_seed_url(url),
             socket_timeout=max(options.timeout, 0.5),
-            cluster_error_retry_attempts=1,
             **client_options(options),
         )
 
     async def acquire(self, checks: Sequence[Check]) -> list[Outcome]:
         groups: dict[int, list[int]] = {}
         for index, check in enumerate(checks):
-            groups.setdefault(key_slot(redis_key(check.key).encode()), []).append(index)
-        if len(groups) == 1:
-            return await self._call("acquire", [checks])
+            groups.setdefault(slot_of(check), []).append(index)
+        if len(groups) == 1:  # batched with the tick's other decisions on its slot
+            return await super().acquire(checks)
         outcomes: list[Outcome] = [Outcome(False, 0, 0, 0)] * len(checks)
         for indexes in groups.values():
             group_outcomes = await self._call("acquire", [[checks[i] for i in indexes]])
@@ -57,6 +57,31 @@ class RedisClusterStorage(RedisStorage):
                     await self._call("refund", [consumed])
         return outcomes
 
+    async def _open_pool(self) -> None:
+        """``connections`` to every primary: a burst's slots spread over them all."""
+        await self.client.initialize()
+        nodes = self.client.get_primaries()
+        await asyncio.gather(
+            *(
+                self.client.ping(target_nodes=node)
+                for node in nodes
+                for _ in range(self._connections)
+            )
+        )
+
+    def _batches(self, pending: list[Pending]) -> Iterator[list[Pending]]:
+        """Per slot (a request here has all its keys on one), then by size."""
+        slots: dict[int, list[Pending]] = {}
+        for request in pending:
+            slots.setdefault(slot_of(request[0][0]), []).append(request)
+        for requests in slots.values():
+            yield from super()._batches(requests)
+
     async def peek(self, checks: Sequence[Check]) -> list[Outcome]:
         timeout = max(self._timeout, 1.0)  # an operator's question, as on one server
         return [(await self._call("peek", [[check]], timeout))[0] for check in checks]
+
+
+def slot_of(check: Check) -> int:
+    """The Cluster slot of ``check``'s key."""
+    return int(key_slot(redis_key(check.key).encode()))

@@ -9,7 +9,7 @@ own TIME, so replicas with skewed clocks still share one timeline.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Self
 
 from redis.asyncio import Redis
@@ -39,7 +39,7 @@ SCRIPT = lua_script("decide")
 FLEET_SCRIPT = lua_script("fleet")
 FLEET_KEY = "pp:{pp-admin}:fleet"  # beside the control plane's keys
 MAX_BATCH = 256
-WARM_CONNECTIONS = 4
+WARM_SECONDS = 5.0  # a slow storage's time to open the pool before serving
 
 Pending = tuple[Sequence[Check], "asyncio.Future[list[Outcome]]"]
 
@@ -58,9 +58,10 @@ class RedisStorage:
     acquire_one_now = None
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss")
 
-    def __init__(self, client: Any, timeout: float) -> None:
+    def __init__(self, client: Any, timeout: float, connections: int = 1) -> None:
         self.client = client
         self._timeout = timeout
+        self._connections = connections
         self._script = client.register_script(SCRIPT)
         self._fleet = client.register_script(FLEET_SCRIPT)
         self._pending: list[Pending] = []
@@ -79,7 +80,7 @@ class RedisStorage:
     @classmethod
     def from_url(cls, url: str, options: StorageOptions) -> Self:
         cls.check_url(url)
-        return cls(cls.connect(url, options), options.timeout)
+        return cls(cls.connect(url, options), options.timeout, options.connections)
 
     @classmethod
     def open(
@@ -120,10 +121,16 @@ class RedisStorage:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        for start in range(0, len(pending), MAX_BATCH):
-            task = asyncio.create_task(self._run(pending[start : start + MAX_BATCH]))
+        for batch in self._batches(pending):
+            task = asyncio.create_task(self._run(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _batches(self, pending: list[Pending]) -> Iterator[list[Pending]]:
+        """One tick's decisions in calls of at most MAX_BATCH (a Cluster splits
+        them by slot too: a call's keys must share one)."""
+        for start in range(0, len(pending), MAX_BATCH):
+            yield pending[start : start + MAX_BATCH]
 
     async def _run(self, batch: list[Pending]) -> None:
         try:
@@ -162,13 +169,19 @@ class RedisStorage:
             return int(await self._fleet(keys=[FLEET_KEY], args=args))
 
     async def ping(self) -> None:
-        """Open a few connections and load the scripts, so that the first burst
-        of decisions (and the first heartbeat) pays for no connection setup or
-        extra round trip."""
-        async with answer_within(max(self._timeout, 1.0)):
-            await asyncio.gather(*(self.client.ping() for _ in range(WARM_CONNECTIONS)))
+        """Open the pool (``connections``, each verified by a PING) and load the
+        scripts, so that the first burst of decisions (and the first heartbeat)
+        pays for no connection setup or extra round trip: the server listens
+        only after this. A storage that refuses fails at once; a slow one gets
+        WARM_SECONDS of its own time, then the replica serves anyway."""
+        async with answer_within(max(self._timeout, WARM_SECONDS)):
+            await self._open_pool()
             await self.client.script_load(SCRIPT)
             await self.client.script_load(FLEET_SCRIPT)
+
+    async def _open_pool(self) -> None:
+        """PINGs at once take a connection each: the pool ends up that large."""
+        await asyncio.gather(*(self.client.ping() for _ in range(self._connections)))
 
     async def aclose(self) -> None:
         try:
