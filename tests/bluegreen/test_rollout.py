@@ -5,7 +5,9 @@ failing step, and a client's quota carries over from blue to green.
 Each test: blue behind HAProxy (shared redis-server), a bounded steady load on
 the frontend, then ``pingpong-rollout run`` starts green and shifts the weights.
 The client's own record of every answer (status, latency, X-Served-By) is
-the evidence, next to the tool's report and HAProxy's runtime state.
+the evidence, next to the tool's report and HAProxy's runtime state. A 503
+passes only as a counted shed: the 503s seen equal what blue's and green's
+shedders and HAProxy's (its metrics) counted.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import itertools
 import re
 import subprocess
 import time
+from collections import Counter
 
 import httpx
 import pytest
 
 from pingpong_rollout.load import Answer, LoadSummary, SteadyLoad
 from pingpong_toolkit.waiting import wait_until
-from tests.bluegreen.conftest import LOAD_KEY, QUOTA, Stack, rollout_command
+from tests.bluegreen.conftest import LOAD_KEY, QUOTA, ShedCounts, Stack, rollout_command
 
 RATE = 200  # requests/s: 20/s reach green at the 10% step, plenty for min-requests 10
 PAUSE = 2.0  # seconds per step (the tests' --pause)
@@ -49,20 +52,42 @@ def describe(summary: LoadSummary) -> str:
     return f"{summary.as_dict()}; failures: {summary.failures()[:5]}"
 
 
+def assert_503s_counted(
+    answers: list[Answer], stack: Stack, sheds: ShedCounts, blue_after: float, green_after: float
+) -> int:
+    """The 503s seen are as many as the shedders counted: blue's and green's (each
+    read after it could get no more /ping: ``*_after``) and HAProxy's own. So a
+    503 of another cause cannot pass for a shed. Returns the 503s."""
+    seen = Counter(a.status for a in answers)[503]
+    blue = sheds.count(stack.blue.url, blue_after)
+    green = sheds.count(stack.green_url, green_after)
+    balancer = stack.balancer.shed()
+    assert seen == blue + green + balancer, (seen, {"blue": blue, "green": green,
+                                                    "haproxy": balancer})  # fmt: skip
+    return seen
+
+
 def test_good_release_moves_all_traffic_with_zero_failed_requests(stack: Stack) -> None:
-    with steady_load(stack) as load:
-        code, report, output = stack.rollout()
-        time.sleep(1)  # the load goes on after the rollout: all of it on green
+    with ShedCounts(stack.blue.url, stack.green_url) as sheds:
+        with steady_load(stack) as load:
+            code, report, output = stack.rollout()
+            time.sleep(1)  # the load goes on after the rollout: all of it on green
+        load_done = time.time()
+        time.sleep(0.3)
     answers = load.summary.answers
 
     assert code == 0, output
     assert report["outcome"] == "promoted"
     assert [s["weights"]["green"] for s in report["steps"]] == [10, 25, 50, 100]
     assert all(s["passed"] for s in report["steps"]), report["steps"]
-    # Zero failed requests: no 5xx, no connection error; no 429 either (the
-    # load's tier is far above what it sends).
-    assert load.summary.failures() == [], describe(load.summary)
-    assert {a.status for a in answers} == {200}, describe(load.summary)
+    # Zero failed requests: no 5xx but counted sheds, no connection error; no 429
+    # either (the load's tier is far above what it sends). Blue is counted once
+    # its weight was 0 (the last step), green once the load was over.
+    blue_idle = report["steps"][-1]["started"] + 0.5
+    shed = assert_503s_counted(answers, stack, sheds, blue_idle, load_done)
+    assert [a for a in load.summary.failures() if a.status != 503] == [], describe(load.summary)
+    assert {a.status for a in answers} <= {200, 503}, describe(load.summary)
+    assert shed <= 0.01 * len(answers), describe(load.summary)  # a healthy stack sheds little
     assert len(answers) > RATE * PAUSE * 4
     # 100% on green once the last step began, and HAProxy agrees.
     last_step = report["steps"][-1]["started"] + 0.2
@@ -77,17 +102,28 @@ def test_good_release_moves_all_traffic_with_zero_failed_requests(stack: Stack) 
     assert "blue (old) pid" in output and "exited" in output
 
 
+# A green that sheds at a share of the load blue carries unshed: one /ping at a
+# time (max_in_flight 1) while each takes 0.1 s, at ~20 req/s. Its own 503s are
+# its answers, counted against it; HAProxy's never reach it (docs/bluegreen.md).
+SHEDS = ["PINGPONG_MAX_IN_FLIGHT=1", "PINGPONG_FAULT_DELAY=0.1"]
+
+
 @pytest.mark.parametrize(
-    ("fault", "reason"),
-    [("PINGPONG_FAULT_ERROR_RATE=0.5", "error ratio"), ("PINGPONG_FAULT_DELAY=1", "p99")],
-    ids=["errors", "latency"],
-)
+    ("faults", "reason"),
+    [(["PINGPONG_FAULT_ERROR_RATE=0.5"], "error ratio"), (["PINGPONG_FAULT_DELAY=1"], "p99"),
+     (SHEDS, "error ratio")],
+    ids=["errors", "latency", "sheds"],
+)  # fmt: skip
 def test_bad_release_rolls_back_at_the_first_failing_step(
-    stack: Stack, fault: str, reason: str
+    stack: Stack, faults: list[str], reason: str
 ) -> None:
-    with steady_load(stack) as load:
-        code, report, output = stack.rollout("--green-env", fault)
-        time.sleep(1)
+    options = [arg for fault in faults for arg in ("--green-env", fault)]
+    with ShedCounts(stack.blue.url, stack.green_url) as sheds:
+        with steady_load(stack) as load:
+            code, report, output = stack.rollout(*options)
+            time.sleep(1)
+        load_done = time.time()
+        time.sleep(0.3)
     answers = load.summary.answers
 
     assert code == 1, output
@@ -106,10 +142,14 @@ def test_bad_release_rolls_back_at_the_first_failing_step(
     # Blast radius: only green's share of the exposure window saw the fault.
     exposed = [a for a in answers if step["started"] <= a.sent <= rolled_back]
     on_green = [a for a in answers if a.served_by == "green"]
-    if "ERROR" in fault:
+    if reason == "error ratio":
         hurt = [a for a in answers if a.failed]
     else:
         hurt = [a for a in answers if a.latency >= 1.0]
+    # Green is counted once it had weight 0 (the rollback), blue once the load was over.
+    shed = assert_503s_counted(answers, stack, sheds, load_done, rolled_back + 0.5)
+    if faults == SHEDS:
+        assert shed == len(hurt) > 0  # the rollback was the shedder's doing, each one counted
     assert hurt, "the fault was never seen: the drill proved nothing"
     assert {a.served_by for a in hurt} == {"green"}
     assert len(on_green) <= 0.10 * len(exposed) * 1.5 + 5, (len(on_green), len(exposed))

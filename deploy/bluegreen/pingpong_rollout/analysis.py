@@ -5,7 +5,10 @@ late, no rule to deploy), as two snapshots of the counters whose difference is
 the window. The SLIs are the contract's (docs/monitoring.md):
 
 - error ratio = 5xx / all answers on route="/ping" (a 429 is the service doing
-  its job: a success);
+  its job: a success). Green's own shed 503s are among them: behind a balancer
+  that bounds each slot below max_in_flight, a slot sheds only when its loop
+  lags, a slow or broken green. HAProxy's sheds never reach green and are not
+  counted: excess load it refuses whichever version runs (docs/bluegreen.md);
 - p99 latency from the pingpong_http_request_duration_seconds buckets, the way
   Prometheus' histogram_quantile() reads them.
 

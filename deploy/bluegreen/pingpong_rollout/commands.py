@@ -106,6 +106,7 @@ def command_render(args: argparse.Namespace) -> int:
             blue_addr=f"127.0.0.1:{args.blue_port}",
             green_addr=f"127.0.0.1:{args.green_port}",
             socket_path=args.socket,
+            metrics_bind=f"{args.bind_host}:{args.metrics_port}",
         ),
         end="",
     )

@@ -53,6 +53,7 @@ class Stack:
             blue_addr=f"127.0.0.1:{blue_port}",
             green_addr=f"127.0.0.1:{green_port}",
             socket_path=sock,
+            metrics_bind=f"127.0.0.1:{free_port()}",
         )
         try:
             self.haproxy = HAProxy.start(config, self.workdir, sock, "pingpong")
